@@ -1,0 +1,1 @@
+"""Offline training package: tutorial CNNs -> versioned SavedModels in a model repository."""

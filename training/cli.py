@@ -1,0 +1,138 @@
+"""``python -m training {train,evaluate,list}``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ chatter out of the CLI
+
+from service.layout import METADATA_FILE, list_models, list_versions
+from training import architectures, config, data
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model and export a new version")
+    t.add_argument("dataset", choices=data.DATASETS)
+    t.add_argument("--arch", default="best", choices=architectures.names())
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--optimizer", choices=config.OPTIMIZERS)
+    t.add_argument("--learning-rate", type=float)
+    t.add_argument("--lr-schedule", choices=("constant", "cosine"))
+    t.add_argument("--validation-split", dest="validation",
+                   help="fraction of the training set held out (e.g. 0.33), 'test' to "
+                        "validate on the test set, or 'none'")
+    t.add_argument("--label-smoothing", type=float)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
+    t.add_argument("--stop-at-accuracy", type=float,
+                   help="stop once an epoch's training accuracy exceeds this (e.g. 0.998)")
+    t.add_argument("--data-dir", type=Path, help="folder with the four IDX .gz files")
+    t.add_argument("--models-dir", type=Path, default=Path("models"))
+    t.add_argument("--name", help="model name in the repository (default: the dataset)")
+
+    e = sub.add_parser("evaluate", help="evaluate an exported version on its test set")
+    e.add_argument("model", help="NAME or NAME/VERSION (default: the newest version)")
+    e.add_argument("--data-dir", type=Path)
+    e.add_argument("--models-dir", type=Path, default=Path("models"))
+    e.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    ls = sub.add_parser("list", help="models and versions in a models directory")
+    ls.add_argument("--models-dir", type=Path, default=Path("models"))
+    return p
+
+
+def _train(args: argparse.Namespace) -> int:
+    from training.train import train
+
+    overrides = {k: getattr(args, k) for k in (
+        "epochs", "batch_size", "optimizer", "learning_rate", "lr_schedule", "validation",
+        "label_smoothing", "seed", "augment", "stop_at_accuracy", "data_dir", "models_dir",
+        "name")}
+    cfg = config.resolve(args.dataset, args.arch, overrides)
+    if cfg.validation not in ("test", "none"):
+        try:
+            frac = float(cfg.validation)
+        except ValueError:
+            frac = -1.0
+        if not 0.0 < frac < 1.0:
+            raise data.DataError(
+                f"--validation-split must be a fraction in (0, 1), 'test' or 'none', "
+                f"not {cfg.validation!r}")
+    ds = data.load(cfg.dataset, cfg.data_dir)
+    print(f"Training {cfg.arch} on {cfg.dataset}: {len(ds.x_train)} train / "
+          f"{len(ds.x_test)} test images; config {json.dumps(cfg.to_json())}", flush=True)
+    result = train(cfg, ds)
+    m = result.metadata
+    print(f"Exported {m['name']} version {result.version} to {result.path}")
+    print(f"test accuracy {m['test_accuracy']:.4f}  test loss {m['test_loss']:.4f}  "
+          f"epochs {m['epochs_run']}  {m['training_seconds']:.0f} s")
+    return 0
+
+
+def _version_dir(models_dir: Path, spec: str) -> Path:
+    name, _, version = spec.partition("/")
+    versions = list_versions(models_dir / name)
+    if not versions:
+        raise data.DataError(f"no versions of model {name!r} in {models_dir}")
+    if version and (not version.isdigit() or int(version) not in versions):
+        raise data.DataError(f"model {name!r} has no version {version!r} (has {versions})")
+    return models_dir / name / (version or str(versions[-1]))
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from training.evaluate import evaluate_saved_model
+
+    vdir = _version_dir(args.models_dir, args.model)
+    meta = json.loads((vdir / METADATA_FILE).read_text())
+    ds = data.load(meta["dataset"], args.data_dir)
+    ev = evaluate_saved_model(vdir, ds.x_test, ds.y_test, meta["class_names"])
+    if args.json:
+        print(json.dumps(ev.to_json()))
+        return 0
+    print(f"{vdir}: {meta['dataset']} test set, {len(ds.y_test)} images")
+    print(f"test loss {ev.loss:.4f}  test accuracy {ev.accuracy:.4f}")
+    width = max(len(n) for n in meta["class_names"])
+    for name, acc in ev.per_class_accuracy.items():
+        print(f"  {name:>{width}}  {acc:.4f}")
+    print("confusion matrix (rows true, columns predicted):")
+    for row in ev.confusion_matrix:
+        print("  " + " ".join(f"{v:5d}" for v in row))
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    print(f"{'model':<16}{'version':>8}  {'dataset':<14}{'arch':<17}{'test acc':>9}  created")
+    for name in list_models(args.models_dir):
+        for v in list_versions(args.models_dir / name):
+            meta_path = args.models_dir / name / str(v) / METADATA_FILE
+            try:
+                m = json.loads(meta_path.read_text())
+            except (OSError, ValueError):
+                m = {}
+            acc = m.get("test_accuracy")
+            print(f"{name:<16}{v:>8}  {m.get('dataset', '?'):<14}{m.get('arch', '?'):<17}"
+                  f"{(f'{acc:.4f}' if acc is not None else '?'):>9}  {m.get('created', '?')}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = _parser().parse_args(argv)
+    handlers = {"train": _train, "evaluate": _evaluate, "list": _list}
+    try:
+        return handlers[args.command](args)
+    except data.DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: no version was written", file=sys.stderr)
+        return 130

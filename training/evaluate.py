@@ -1,0 +1,63 @@
+"""Evaluate an exported SavedModel (not the Keras object) on a test set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    loss: float
+    accuracy: float
+    per_class_accuracy: dict[str, float]
+    confusion_matrix: list[list[int]]  # rows: true class, columns: predicted class
+    predictions: np.ndarray            # [N] predicted class per test image
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "test_loss": self.loss,
+            "test_accuracy": self.accuracy,
+            "per_class_accuracy": self.per_class_accuracy,
+            "confusion_matrix": self.confusion_matrix,
+        }
+
+
+def predict(saved_model_dir: Path, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    """Class probabilities ``[N, K]`` from the SavedModel's ``serving_default`` signature."""
+    fn = tf.saved_model.load(str(saved_model_dir)).signatures["serving_default"]
+    parts = [
+        next(iter(fn(image=tf.constant(images[i:i + batch_size])).values())).numpy()
+        for i in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(parts)
+
+
+def score(probs: np.ndarray, labels: np.ndarray, class_names: list[str]) -> Evaluation:
+    """Cross-entropy, accuracy, per-class accuracy and confusion matrix."""
+    k = len(class_names)
+    predicted = probs.argmax(axis=1)
+    eps = 1e-7
+    loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], eps, 1.0))))
+    cm = np.zeros((k, k), dtype=np.int64)
+    np.add.at(cm, (labels, predicted), 1)
+    per_class = {
+        name: float(cm[i, i] / cm[i].sum()) if cm[i].sum() else 0.0
+        for i, name in enumerate(class_names)
+    }
+    return Evaluation(
+        loss=loss,
+        accuracy=float((predicted == labels).mean()),
+        per_class_accuracy=per_class,
+        confusion_matrix=cm.tolist(),
+        predictions=predicted,
+    )
+
+
+def evaluate_saved_model(saved_model_dir: Path, images: np.ndarray, labels: np.ndarray,
+                         class_names: list[str]) -> Evaluation:
+    return score(predict(saved_model_dir, images), labels, class_names)

@@ -1,0 +1,122 @@
+"""Export a trained Keras model as a versioned SavedModel in the model repository.
+
+The SavedModel carries everything the service needs, so the service never imports
+model-building code (and TensorFlow Serving could serve the same files):
+
+- ``serving_default``: uint8 ``image [N,H,W,C]`` -> ``probabilities [N,K]``
+- ``activations``: same input -> every layer's output, keyed by layer name
+- ``gradcam``: ``image`` + ``class_index [N]`` (int32, -1 = predicted class) ->
+  ``gradcam/<conv layer>`` heatmaps ``[N,h,w]`` in 0..1, ``saliency`` (|d score / d input|
+  ``[N,H,W]``), ``probabilities`` and the ``class_index`` used
+- ``filters``: no input -> each conv layer's kernel ``[kh,kw,in,out]`` by layer name
+
+Versions are written to a hidden temporary directory and renamed into place only when
+complete, so a reader (the service's poller) never sees a half-written version.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from service.layout import list_versions
+
+SIGNATURES = ("serving_default", "activations", "gradcam", "filters")
+
+
+def conv_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+
+
+def _signatures(model: keras.Model) -> dict[str, tuple[Callable[..., object], list[object]]]:
+    shape = [None, *model.input_shape[1:]]
+    image_spec = tf.TensorSpec(shape, tf.uint8, name="image")
+    class_spec = tf.TensorSpec([None], tf.int32, name="class_index")
+    layer_model = keras.Model(model.inputs, [layer.output for layer in model.layers])
+    names = [layer.name for layer in model.layers]
+    convs = conv_layers(model)
+    conv_model = keras.Model(model.inputs, [*(c.output for c in convs), model.layers[-1].output])
+
+    def serve(image: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"probabilities": model(tf.cast(image, tf.float32), training=False)}
+
+    def activations(image: tf.Tensor) -> dict[str, tf.Tensor]:
+        outputs = layer_model(tf.cast(image, tf.float32), training=False)
+        return dict(zip(names, outputs, strict=True))
+
+    def gradcam(image: tf.Tensor, class_index: tf.Tensor) -> dict[str, tf.Tensor]:
+        x = tf.cast(image, tf.float32)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            *maps, probs = conv_model(x, training=False)
+            predicted = tf.argmax(probs, axis=-1, output_type=tf.int32)
+            chosen = tf.where(class_index < 0, predicted, class_index)
+            score = tf.gather(probs, chosen, batch_dims=1)  # [N]
+        grads = tape.gradient(score, [*maps, x])
+        out = {"probabilities": probs, "class_index": chosen,
+               "saliency": tf.reduce_max(tf.abs(grads[-1]), axis=-1)}
+        for conv, fmap, grad in zip(convs, maps, grads[:-1], strict=True):
+            # Grad-CAM (Selvaraju et al.): channel weights = spatially pooled gradients.
+            weights = tf.reduce_mean(grad, axis=(1, 2), keepdims=True)       # [N,1,1,C]
+            cam = tf.nn.relu(tf.reduce_sum(weights * fmap, axis=-1))         # [N,h,w]
+            peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
+            out[f"gradcam/{conv.name}"] = tf.math.divide_no_nan(cam, peak)
+        return out
+
+    def filters() -> dict[str, tf.Tensor]:
+        return {c.name: tf.convert_to_tensor(c.kernel) for c in convs}
+
+    table: dict[str, tuple[Callable[..., object], list[object]]] = {
+        "serving_default": (serve, [image_spec]),
+        "activations": (activations, [image_spec]),
+    }
+    if convs:  # an MLP has no feature maps to weigh or kernels to show
+        table["gradcam"] = (gradcam, [image_spec, class_spec])
+        table["filters"] = (filters, [])
+    return table
+
+
+def write_saved_model(model: keras.Model, target: Path) -> None:
+    """Write the SavedModel with all signatures into ``target`` (not atomic by itself)."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for name, (fn, spec) in _signatures(model).items():
+        archive.add_endpoint(name=name, fn=fn, input_signature=spec)
+    archive.write_out(str(target), verbose=False)
+
+
+def next_version(model_dir: Path) -> int:
+    versions = list_versions(model_dir)
+    return (versions[-1] + 1) if versions else 1
+
+
+def staging_dir(model_dir: Path) -> Path:
+    """A hidden directory next to the versions, on the same filesystem (rename is atomic)."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    path = model_dir / f".tmp-{uuid.uuid4().hex}"
+    path.mkdir()
+    return path
+
+
+def publish(staged: Path, model_dir: Path) -> tuple[int, Path]:
+    """Rename a complete staged version to the next free integer version."""
+    for _ in range(100):
+        version = next_version(model_dir)
+        final = model_dir / str(version)
+        try:
+            staged.rename(final)  # fails if another writer took this number first
+        except OSError:
+            if final.exists():
+                continue
+            raise
+        return version, final
+    raise RuntimeError(f"could not find a free version number in {model_dir}")
+
+
+def discard(staged: Path) -> None:
+    shutil.rmtree(staged, ignore_errors=True)

@@ -1,0 +1,222 @@
+"""Train one model and export it as a new version: config -> data -> model -> fit ->
+export -> evaluate (from the SavedModel) -> reports -> metadata -> publish."""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from service.device import configure_devices
+from service.layout import METADATA_FILE
+from training import architectures, export, reports
+from training.config import TrainConfig
+from training.data import Dataset
+from training.evaluate import evaluate_saved_model
+
+log = logging.getLogger(__name__)
+
+
+class StopAtAccuracy(keras.callbacks.Callback):
+    """Stop once an epoch's training accuracy exceeds a threshold (tutorial 001)."""
+
+    def __init__(self, threshold: float) -> None:
+        super().__init__()
+        self.threshold = threshold
+        self.stopped_epoch: int | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        if logs and logs.get("accuracy", 0.0) > self.threshold:
+            print(f"\nReached {logs['accuracy']:.4f} > {self.threshold} training accuracy "
+                  f"after epoch {epoch + 1}: stopping.", flush=True)
+            self.stopped_epoch = epoch + 1
+            self.model.stop_training = True
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    version: int
+    path: Path
+    metadata: dict[str, Any]
+
+
+def make_optimizer(cfg: TrainConfig, steps: int) -> keras.optimizers.Optimizer:
+    classes = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD,
+               "rmsprop": keras.optimizers.RMSprop, "adadelta": keras.optimizers.Adadelta}
+    kwargs: dict[str, Any] = {}
+    if cfg.learning_rate is not None:
+        kwargs["learning_rate"] = cfg.learning_rate
+    if cfg.lr_schedule == "cosine":
+        start = kwargs.get("learning_rate", 1e-3)
+        kwargs["learning_rate"] = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=start / 10, decay_steps=max(1, steps - steps // 20),
+            warmup_target=start, warmup_steps=steps // 20)
+    return classes[cfg.optimizer](**kwargs)
+
+
+def augmenter(dataset: str, seed: int) -> keras.Sequential:
+    """Random label-preserving distortions; clothing may be mirrored, digits not."""
+    aug: list[keras.layers.Layer] = [
+        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed),
+        keras.layers.RandomZoom(0.1, fill_mode="constant", seed=seed),
+    ]
+    if dataset == "fashion_mnist":
+        aug.insert(0, keras.layers.RandomFlip("horizontal", seed=seed))
+    else:
+        aug.append(keras.layers.RandomRotation(0.03, fill_mode="constant", seed=seed))
+    return keras.Sequential(aug, name="augment")
+
+
+def split(cfg: TrainConfig, ds: Dataset) -> tuple[tuple[np.ndarray, np.ndarray],
+                                                   tuple[np.ndarray, np.ndarray] | None]:
+    """Training arrays and validation arrays (or None) as ``cfg.validation`` says."""
+    if cfg.validation == "none":
+        return (ds.x_train, ds.y_train), None
+    if cfg.validation == "test":
+        return (ds.x_train, ds.y_train), (ds.x_test, ds.y_test)
+    frac = float(cfg.validation)
+    if not 0.0 < frac < 1.0:
+        raise ValueError(f"validation split must be in (0, 1), got {frac}")
+    cut = int(len(ds.x_train) * (1 - frac))  # Keras's validation_split: the last rows
+    return (ds.x_train[:cut], ds.y_train[:cut]), (ds.x_train[cut:], ds.y_train[cut:])
+
+
+def pipeline(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, k: int, *,
+             training: bool) -> tf.data.Dataset:
+    ds = tf.data.Dataset.from_tensor_slices((x, tf.one_hot(y, k)))
+    if training:
+        ds = ds.shuffle(len(x), seed=cfg.seed, reshuffle_each_iteration=True)
+    ds = ds.batch(cfg.batch_size).map(lambda a, b: (tf.cast(a, tf.float32), b),
+                                      num_parallel_calls=tf.data.AUTOTUNE)
+    if training and cfg.augment:
+        aug = augmenter(cfg.dataset, cfg.seed)
+        ds = ds.map(lambda a, b: (aug(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def layer_table(model: keras.Model) -> list[dict[str, Any]]:
+    """What ``model.summary()`` prints, plus kernel size and activation where they apply."""
+    rows = []
+    for layer in model.layers:
+        cfg = layer.get_config()
+        act = cfg.get("activation")
+        rows.append({
+            "name": layer.name,
+            "type": type(layer).__name__,
+            "output_shape": list(layer.output.shape),
+            "params": int(layer.count_params()),
+            "kernel_size": list(cfg["kernel_size"]) if "kernel_size" in cfg else None,
+            "activation": act if isinstance(act, str) else (
+                act.get("class_name") if isinstance(act, dict) else None),
+        })
+    return rows
+
+
+def source_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             check=True, timeout=5, cwd=Path(__file__).parent)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5,
+                               cwd=Path(__file__).parent).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def train(cfg: TrainConfig, ds: Dataset) -> TrainResult:
+    """Train ``cfg.arch`` on ``ds`` and publish it as the next version of ``cfg.model_name``."""
+    device = configure_devices()
+    keras.utils.set_random_seed(cfg.seed)
+    k = len(ds.class_names)
+    input_shape = tuple(int(d) for d in ds.x_train.shape[1:])
+    model = architectures.build(cfg.arch, input_shape, k)  # type: ignore[arg-type]
+
+    (x_tr, y_tr), val = split(cfg, ds)
+    steps = cfg.epochs * -(-len(x_tr) // cfg.batch_size)
+    model.compile(
+        optimizer=make_optimizer(cfg, steps),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+        metrics=["accuracy"],
+    )
+    model.summary(print_fn=lambda line, **_: print(line, flush=True))
+
+    callbacks: list[keras.callbacks.Callback] = []
+    stopper = StopAtAccuracy(cfg.stop_at_accuracy) if cfg.stop_at_accuracy else None
+    if stopper:
+        callbacks.append(stopper)
+    started = time.monotonic()
+    history = model.fit(
+        pipeline(x_tr, y_tr, cfg, k, training=True),
+        validation_data=pipeline(*val, cfg, k, training=False) if val else None,
+        epochs=cfg.epochs,
+        callbacks=callbacks,
+        shuffle=False,  # the tf.data pipeline already shuffles
+        verbose=1 if sys.stdout.isatty() else 2,  # progress bar on a terminal, lines in logs
+    )
+    seconds = time.monotonic() - started
+
+    model_dir = cfg.models_dir / cfg.model_name
+    staged = export.staging_dir(model_dir)
+    try:
+        export.write_saved_model(model, staged)
+        ev = evaluate_saved_model(staged, ds.x_test, ds.y_test, ds.class_names)
+        hist = {key: [float(v) for v in vals] for key, vals in history.history.items()}
+        hist.pop("learning_rate", None)
+        metadata = {
+            "name": cfg.model_name,
+            "dataset": cfg.dataset,
+            "class_names": ds.class_names,
+            "input_shape": list(input_shape),
+            "input_dtype": "uint8",
+            "arch": cfg.arch,
+            "arch_description": architectures.DESCRIPTIONS[cfg.arch],
+            "total_params": int(model.count_params()),
+            "layers": layer_table(model),
+            "signatures": list(export._signatures(model)),
+            "hyperparameters": cfg.to_json(),
+            "history": hist,
+            "epochs_run": len(hist.get("loss", [])),
+            "stopped_early_at_epoch": stopper.stopped_epoch if stopper else None,
+            **ev.to_json(),
+            "training_seconds": round(seconds, 1),
+            "device": device,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "versions": {"python": platform.python_version(), "tensorflow": tf.__version__,
+                         "keras": keras.__version__, "numpy": np.__version__},
+            "source_commit": source_commit(),
+        }
+        (staged / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+        write_reports(model, staged, ds, hist, ev.confusion_matrix, ev.predictions)
+        version, final = export.publish(staged, model_dir)
+    except BaseException:
+        export.discard(staged)  # nothing half-written is ever left behind
+        raise
+    return TrainResult(version=version, path=final, metadata=metadata)
+
+
+def write_reports(model: keras.Model, version_dir: Path, ds: Dataset,
+                  history: dict[str, list[float]], cm: list[list[int]],
+                  predicted: np.ndarray) -> None:
+    out = version_dir / "reports"
+    out.mkdir(exist_ok=True)
+    reports.training_curves(history, out / "training_curves.png")
+    reports.confusion_matrix(cm, ds.class_names, out / "confusion_matrix.png")
+    convs = export.conv_layers(model)
+    if convs:
+        kernel = convs[0].kernel.numpy()
+        reports.filters_grid(kernel, out / "filters.png", f"{convs[0].name} {kernel.shape}")
+    reports.misclassified(ds.x_test, ds.y_test, predicted, ds.class_names,
+                          out / "misclassified.png")
+    reports.feature_maps(version_dir, ds.x_test[0], out)
