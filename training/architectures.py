@@ -139,19 +139,18 @@ def _conv_bn(filters: int, name: str) -> list[layers.Layer]:
     ]
 
 
-@register("best", "VGG-style 32-32-64-64-128 conv with BatchNorm and dropout (ours)")
+@register("best", "Conv32-Pool-Conv64-Conv64-Pool with BatchNorm, Dense 128, dropout (ours)")
 def best(input_shape: tuple[int, int, int], k: int) -> keras.Model:
+    # Sized to train in < 30 min on a 2-core CPU (~97 s/epoch at batch 256, measured);
+    # the accuracy comes from augmentation, BatchNorm, label smoothing and a cosine LR.
     return _sequential("best", input_shape, [
         *_conv_bn(32, "conv1"),                          # 28x28x32
-        *_conv_bn(32, "conv2"),                          # 28x28x32
         layers.MaxPooling2D(2, name="pool1"),            # 14x14x32
-        layers.Dropout(0.1, name="dropout1"),
+        *_conv_bn(64, "conv2"),                          # 14x14x64
         *_conv_bn(64, "conv3"),                          # 14x14x64
-        *_conv_bn(64, "conv4"),                          # 14x14x64
         layers.MaxPooling2D(2, name="pool2"),            # 7x7x64
-        layers.Dropout(0.2, name="dropout2"),
-        *_conv_bn(128, "conv5"),                         # 7x7x128
-        layers.GlobalAveragePooling2D(name="gap"),       # 128
-        layers.Dropout(0.3, name="dropout3"),
+        layers.Flatten(name="flatten"),                  # 3136
+        layers.Dense(128, activation="relu", name="dense1"),
+        layers.Dropout(0.4, name="dropout1"),
         layers.Dense(k, activation="softmax", name="probs"),
     ])

@@ -1,0 +1,163 @@
+"""Dynamic batching: coalesce concurrent requests for one model version into one call.
+
+Requests put their images on a bounded queue; a single collector task takes everything
+queued (up to ``max_batch_size`` images), optionally waits ``max_wait`` for more while the
+batch is not full, and runs one signature call on the inference executor, off the event
+loop. While that call runs, new requests keep queueing, so under load batches grow by
+themselves; an idle model answers a lone request at once. A full queue refuses work
+(``QueueFull``, answered 503 + Retry-After) instead of growing without limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class QueueFull(Exception):
+    """The queue cannot take these images now; the client should retry later."""
+
+
+class BatcherClosed(Exception):
+    """The version is being unloaded and takes no new work."""
+
+
+@dataclass
+class _Item:
+    images: np.ndarray
+    future: asyncio.Future[np.ndarray]
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+RunFn = Callable[[np.ndarray], np.ndarray]
+ObserveFn = Callable[[int, float], None]
+
+
+class DynamicBatcher:
+    def __init__(self, run: RunFn, executor: Executor, *, max_batch_size: int,
+                 max_wait_s: float, max_queue_images: int,
+                 observe: ObserveFn | None = None,
+                 on_depth: Callable[[int], None] | None = None) -> None:
+        self._run = run
+        self._executor = executor
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_s
+        self.max_queue_images = max_queue_images
+        self._observe = observe
+        self._on_depth = on_depth
+        self._queue: deque[_Item] = deque()
+        self._queued_images = 0
+        self._wakeup = asyncio.Event()
+        self._closed = False
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def queued_images(self) -> int:
+        return self._queued_images
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._collect())
+
+    async def close(self) -> None:
+        """Stop taking work, finish what is queued, then stop the collector."""
+        self._closed = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+
+    async def submit(self, images: np.ndarray, timeout_s: float | None = None) -> np.ndarray:
+        """Outputs for ``images`` (``[n, ...]``); large inputs are split into batches."""
+        if self._closed:
+            raise BatcherClosed("model version is unloading")
+        n = len(images)
+        if self._queued_images + n > self.max_queue_images:
+            raise QueueFull(f"queue full ({self._queued_images} images waiting)")
+        loop = asyncio.get_running_loop()
+        chunks = [images[i:i + self.max_batch_size] for i in range(0, n, self.max_batch_size)]
+        items = [_Item(chunk, loop.create_future()) for chunk in chunks]
+        for item in items:
+            self._queue.append(item)
+            self._queued_images += len(item.images)
+        self._depth()
+        self._wakeup.set()
+        try:
+            results = await asyncio.wait_for(
+                asyncio.gather(*(item.future for item in items)), timeout_s)
+        except (TimeoutError, asyncio.CancelledError):
+            for item in items:
+                item.future.cancel()  # the collector skips cancelled items
+            raise
+        return results[0] if len(results) == 1 else np.concatenate(results)
+
+    def _depth(self) -> None:
+        if self._on_depth:
+            self._on_depth(self._queued_images)
+
+    def _take(self, batch: list[_Item], size: int) -> int:
+        """Move queued items into ``batch`` while they fit; returns the new image count."""
+        while self._queue:
+            item = self._queue[0]
+            if item.future.done():  # cancelled (timed out) while queued
+                self._queue.popleft()
+                self._queued_images -= len(item.images)
+                continue
+            if batch and size + len(item.images) > self.max_batch_size:
+                break
+            self._queue.popleft()
+            self._queued_images -= len(item.images)
+            batch.append(item)
+            size += len(item.images)
+        return size
+
+    async def _collect(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                if self._closed:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            batch: list[_Item] = []
+            size = self._take(batch, 0)
+            if self.max_wait_s > 0 and size < self.max_batch_size:
+                deadline = loop.time() + self.max_wait_s
+                while size < self.max_batch_size and (left := deadline - loop.time()) > 0:
+                    self._wakeup.clear()
+                    try:
+                        await asyncio.wait_for(self._wakeup.wait(), left)
+                    except TimeoutError:
+                        break
+                    size = self._take(batch, size)
+            self._depth()
+            if not batch:
+                continue
+            await self._execute(loop, batch, size)
+
+    async def _execute(self, loop: asyncio.AbstractEventLoop, batch: list[_Item],
+                       size: int) -> None:
+        inputs = batch[0].images if len(batch) == 1 else np.concatenate(
+            [item.images for item in batch])
+        started = time.perf_counter()
+        try:
+            outputs = await loop.run_in_executor(self._executor, self._run, inputs)
+        except Exception as exc:  # hand the failure to every waiting request
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            return
+        if self._observe:
+            self._observe(size, time.perf_counter() - started)
+        offset = 0
+        for item in batch:
+            n = len(item.images)
+            if not item.future.done():
+                item.future.set_result(outputs[offset:offset + n])
+            offset += n

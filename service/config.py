@@ -1,0 +1,65 @@
+"""All configuration in one place: the only reader of the environment (prefix ``CNNLAB_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting has a default that serves the bundled models on :8000."""
+
+    model_config = SettingsConfigDict(env_prefix="CNNLAB_", env_file=".env", extra="ignore")
+
+    # --- server
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+    api_key: str | None = Field(default=None, description="required on every route but health")
+    cors_origins: list[str] = Field(default_factory=list, description="CORS off when empty")
+
+    # --- model repository
+    models_dir: Path = Path("models")
+    version_policy: str = Field(
+        default="latest", description="latest | latest:N | all | specific:1,3 (all models)")
+    model_policies: dict[str, str] = Field(
+        default_factory=dict, description='per-model policy, e.g. {"mnist": "all"}')
+    version_labels: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description='e.g. {"mnist": {"stable": 1, "canary": 2}}')
+    poll_interval_s: float = Field(default=2.0, ge=0, description="0 disables polling")
+    warmup: bool = True
+
+    # --- dynamic batching
+    max_batch_size: int = Field(default=256, ge=1)
+    max_wait_ms: float = Field(
+        default=0.0, ge=0,
+        description="how long an idle model waits to fill a batch; batches still form "
+                    "from requests that queue while the model is busy")
+    max_queue_images: int = Field(default=4096, ge=1)
+    request_timeout_s: float = Field(default=30.0, gt=0)
+    inference_threads: int = Field(default=1, ge=1)
+
+    # --- request limits
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    max_image_pixels: int = Field(default=25_000_000, ge=1, description="width x height")
+    max_files: int = Field(default=64, ge=1, description="images per multipart request")
+    max_instances: int = Field(default=1024, ge=1, description="images per JSON request")
+    max_top_k: int = 100
+
+    @field_validator("version_policy")
+    @classmethod
+    def _check_policy(cls, v: str) -> str:
+        from service.policy import parse_policy
+
+        parse_policy(v)
+        return v
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
