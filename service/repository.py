@@ -150,8 +150,8 @@ class ModelRepository:
     def status(self, name: str) -> list[VersionStatus]:
         entry = self.entry(name)
         rows: dict[int, VersionStatus] = {}
-        for v, reason in entry.ended.items():
-            rows[v] = VersionStatus(v, "END", reason)
+        for v in entry.ended:
+            rows[v] = VersionStatus(v, "END")
         for v, (_, err) in entry.failed.items():
             rows[v] = VersionStatus(v, "END", err)
         for v in entry.unloading:

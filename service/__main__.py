@@ -1,0 +1,24 @@
+"""``python -m service``: run the server with uvicorn on the configured host and port."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import uvicorn
+
+from service import logs
+from service.config import get_settings
+from service.main import create_app
+
+
+def main() -> None:
+    settings = get_settings()
+    logs.configure(settings.log_level, settings.log_format)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_config=None, access_log=False, timeout_graceful_shutdown=30)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""FastAPI dependencies as ``Annotated`` aliases (the only way routes reach app state)."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from service.config import Settings
+from service.errors import ApiError
+from service.repository import ModelRepository
+
+
+def get_repo(request: Request) -> ModelRepository:
+    repo: ModelRepository = request.app.state.repo
+    return repo
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+Repo = Annotated[ModelRepository, Depends(get_repo)]
+AppSettings = Annotated[Settings, Depends(get_app_settings)]
+
+
+def _presented_key(request: Request) -> str:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return request.headers.get("x-api-key", "")
+
+
+def _matches(presented: str, expected: str) -> bool:
+    return hmac.compare_digest(presented.encode(), expected.encode())  # constant time
+
+
+async def require_api_key(request: Request, settings: AppSettings) -> None:
+    """When an API key is configured, every route but health needs it."""
+    if settings.api_key and not _matches(_presented_key(request), settings.api_key):
+        raise ApiError(401, "missing or wrong API key (send X-API-Key or "
+                            "Authorization: Bearer)", {"WWW-Authenticate": "Bearer"})
+
+
+async def require_admin(request: Request, settings: AppSettings) -> None:
+    """Admin routes always need the key; with none configured they are off."""
+    if not settings.api_key:
+        raise ApiError(403, "admin routes are disabled: set CNNLAB_API_KEY to enable them")
+    await require_api_key(request, settings)
+
+
+def tag_request(request: Request, model: str, version: int | str) -> None:
+    """Label this request's metrics and access-log line with the model version."""
+    request.state.model = model
+    request.state.version = str(version)

@@ -1,0 +1,170 @@
+"""Decode uploads safely and turn any picture into what a 28x28 model expects.
+
+Decoding is defended in layers: the format is recognised by magic bytes (not by the
+file name or Content-Type); the header is parsed by Pillow *without* decoding pixels,
+so a decompression bomb (tiny file, huge claimed size) is refused before any large
+allocation; only then does OpenCV decode.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from service.errors import ApiError
+
+# name -> magic-byte test. GIF and SVG are recognised only to be refused clearly.
+_MAGIC: list[tuple[str, bytes, int]] = [
+    ("png", b"\x89PNG\r\n\x1a\n", 0),
+    ("jpeg", b"\xff\xd8\xff", 0),
+    ("bmp", b"BM", 0),
+    ("tiff", b"II*\x00", 0),
+    ("tiff", b"MM\x00*", 0),
+    ("gif", b"GIF8", 0),
+]
+SUPPORTED_FORMATS = ("png", "jpeg", "bmp", "webp", "tiff")
+
+Invert = Literal["auto", "on", "off"]
+
+
+def sniff_format(data: bytes) -> str | None:
+    for name, magic, offset in _MAGIC:
+        if data[offset:offset + len(magic)] == magic:
+            return name
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    head = data[:256].lstrip().lower()
+    if head.startswith((b"<svg", b"<?xml")):
+        return "svg"
+    return None
+
+
+def check_header(data: bytes, max_pixels: int) -> tuple[str, int, int]:
+    """Format, width and height from the header alone; ApiError if unacceptable."""
+    if not data:
+        raise ApiError(400, "empty image: the upload has no bytes")
+    fmt = sniff_format(data)
+    if fmt not in SUPPORTED_FORMATS:
+        what = f"{fmt.upper()} images are" if fmt else "this file is"
+        raise ApiError(415, f"{what} not supported; send one of: "
+                            f"{', '.join(f.upper() for f in SUPPORTED_FORMATS)}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns on large sizes; we decide below
+            Image.MAX_IMAGE_PIXELS = None    # our own limit applies, on the header
+            with Image.open(io.BytesIO(data)) as im:
+                width, height = im.size
+    except Exception:
+        raise ApiError(400, f"corrupt or truncated {fmt.upper()} image: "
+                            "its header cannot be read") from None
+    if width < 1 or height < 1:
+        raise ApiError(400, f"image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise ApiError(413, f"image is {width}x{height} = {width * height} pixels; "
+                            f"the limit is {max_pixels}")
+    return fmt, width, height
+
+
+def decode(data: bytes, max_pixels: int, *, color: bool = False) -> np.ndarray:
+    """Decode to uint8: ``[H,W]`` grayscale, or ``[H,W,3]`` BGR when ``color``.
+
+    Transparent pixels are composited over white (how a viewer shows them), 16-bit
+    images are scaled to 8 bits, palette/CMYK images are converted by the decoder.
+    """
+    fmt, width, height = check_header(data, max_pixels)
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None or img.size == 0:
+        raise ApiError(400, f"corrupt or truncated {fmt.upper()} image: it cannot be decoded")
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    if img.ndim == 3 and img.shape[2] == 4:
+        alpha = img[:, :, 3:4].astype(np.float32) / 255.0
+        img = (img[:, :, :3] * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if color:
+        return img if img.ndim == 3 else cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    return img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    pixels: np.ndarray        # uint8 [H, W, 1], what the model sees
+    inverted: bool
+    centered: bool
+    original_size: tuple[int, int]  # width, height
+
+
+def _light_background(gray: np.ndarray) -> bool:
+    """Judge the background by the image border: MNIST wants light ink on black."""
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    return float(np.median(border)) > 127
+
+
+def _fit(gray: np.ndarray, box: int) -> np.ndarray:
+    """Resize so the longer side is ``box``, keeping the aspect ratio."""
+    h, w = gray.shape
+    scale = box / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.resize(gray, size, interpolation=interp)
+
+
+def center_like_mnist(gray: np.ndarray, size: int = 28, box: int = 20) -> np.ndarray:
+    """MNIST's own normalisation: ink bounding box to 20x20, centre of mass to the middle."""
+    ys, xs = np.nonzero(gray > 0.1 * max(int(gray.max()), 1))
+    if len(xs) == 0:
+        return np.zeros((size, size), np.uint8)
+    crop = gray[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    digit = _fit(crop, box)
+    canvas = np.zeros((size, size), np.uint8)
+    h, w = digit.shape
+    top, left = (size - h) // 2, (size - w) // 2
+    canvas[top:top + h, left:left + w] = digit
+    m = cv2.moments(canvas, binaryImage=False)
+    if m["m00"] > 0:
+        dx, dy = size / 2 - m["m10"] / m["m00"], size / 2 - m["m01"] / m["m00"]
+        shift = np.float32([[1, 0, dx], [0, 1, dy]])
+        canvas = cv2.warpAffine(canvas, shift, (size, size), flags=cv2.INTER_LINEAR,
+                                borderValue=0)
+    return canvas
+
+
+def pad_to(gray: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Aspect-preserving resize into ``height x width``, padded with black."""
+    if gray.shape == (height, width):
+        return gray
+    fitted = _fit(gray, min(height, width)) if height == width else cv2.resize(
+        gray, (width, height), interpolation=cv2.INTER_AREA)
+    canvas = np.zeros((height, width), np.uint8)
+    h, w = fitted.shape
+    top, left = (height - h) // 2, (width - w) // 2
+    canvas[top:top + h, left:left + w] = fitted
+    return canvas
+
+
+def prepare(gray: np.ndarray, height: int, width: int, *, invert: Invert = "auto",
+            center: bool = False) -> Prepared:
+    """Grayscale ``[H,W]`` -> model input ``[height,width,1]``: invert, center, resize."""
+    do_invert = invert == "on" or (invert == "auto" and _light_background(gray))
+    if do_invert:
+        gray = 255 - gray
+    out = center_like_mnist(gray, size=height) if center and height == width else pad_to(
+        gray, height, width)
+    return Prepared(pixels=out[:, :, None], inverted=do_invert, centered=center,
+                    original_size=(gray.shape[1], gray.shape[0]))
+
+
+def encode_png(img: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", img)
+    if not ok:
+        raise ApiError(500, "PNG encoding failed")
+    return buf.tobytes()

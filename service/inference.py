@@ -1,0 +1,103 @@
+"""Steps shared by every face: decode + preprocess uploads, run the batched model,
+rank classes. Kept apart so each step is testable on its own."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import numpy as np
+from starlette.concurrency import run_in_threadpool
+
+from service.batcher import BatcherClosed, QueueFull
+from service.config import Settings
+from service.errors import ApiError, overloaded
+from service.imaging import Invert, Prepared, decode, prepare
+from service.model import ModelInfo, ServedVersion
+
+# Small uploads decode faster inline than the hop to a worker thread costs.
+_INLINE_DECODE_BYTES = 64 * 1024
+
+
+def default_center(info: ModelInfo) -> bool:
+    """MNIST-style centering suits digits; clothing fills its frame, so not for it."""
+    return info.dataset == "mnist"
+
+
+def prepare_one(data: bytes, info: ModelInfo, settings: Settings, invert: Invert,
+                center: bool) -> Prepared:
+    gray = decode(data, settings.max_image_pixels)
+    return prepare(gray, info.height, info.width, invert=invert, center=center)
+
+
+async def prepare_many(blobs: list[bytes], info: ModelInfo, settings: Settings,
+                       invert: Invert, center: bool | None) -> list[Prepared]:
+    do_center = default_center(info) if center is None else center
+    if info.channels != 1:
+        raise ApiError(400, f"image uploads need a 1-channel model; this one takes "
+                            f"{info.channels} channels (send tensors instead)")
+
+    def work() -> list[Prepared]:
+        return [prepare_one(b, info, settings, invert, do_center) for b in blobs]
+
+    if sum(len(b) for b in blobs) <= _INLINE_DECODE_BYTES:
+        return work()
+    return await run_in_threadpool(work)
+
+
+async def run_batched(sv: ServedVersion, images: np.ndarray, settings: Settings) -> np.ndarray:
+    """Probabilities for ``images`` through the version's dynamic batcher."""
+    try:
+        return await sv.predict(images, settings.request_timeout_s)
+    except QueueFull as exc:
+        raise overloaded(f"model {sv.name!r} version {sv.version} is overloaded: {exc}") from None
+    except BatcherClosed:
+        raise overloaded(f"model {sv.name!r} version {sv.version} is unloading; retry") from None
+    except TimeoutError:
+        raise ApiError(503, f"inference did not finish within {settings.request_timeout_s} s",
+                       {"Retry-After": "1"}) from None
+
+
+async def call_signature(sv: ServedVersion, signature: str,
+                         **inputs: np.ndarray) -> dict[str, np.ndarray]:
+    """Run a non-batched signature (activations, gradcam, ...) on the inference executor."""
+    if signature not in sv.signatures:
+        raise ApiError(400, f"model {sv.name!r} version {sv.version} has no {signature!r} "
+                            f"signature (it has {', '.join(sorted(sv.signatures))})")
+    loop = asyncio.get_running_loop()
+    repo_executor = sv.batcher._executor if sv.batcher else None
+    return await loop.run_in_executor(repo_executor, lambda: sv.call_sync(signature, **inputs))
+
+
+@dataclass(frozen=True)
+class Ranked:
+    index: int
+    label: str
+    probability: float
+
+
+def top_k(probs: np.ndarray, class_names: list[str], k: int) -> list[Ranked]:
+    order = np.argsort(-probs)[:k]
+    return [Ranked(int(i), class_names[i] if i < len(class_names) else str(i), float(probs[i]))
+            for i in order]
+
+
+def to_uint8_tensor(value: object, shape: list[int], what: str) -> np.ndarray:
+    """Validate JSON numbers as pixel values 0..255 of a ``[N,H,W,C]`` model input."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ApiError(400, f"{what}: must be numbers (nested lists), got something else") \
+            from None
+    if not np.all(np.isfinite(arr)):
+        raise ApiError(400, f"{what}: contains NaN or infinity")
+    if arr.size and (arr.min() < 0 or arr.max() > 255 or np.any(arr != np.round(arr))):
+        raise ApiError(400, f"{what}: pixel values must be integers 0..255 "
+                            "(the model rescales inside)")
+    h, w, c = shape[1:]
+    if arr.ndim == 3 and c == 1 and arr.shape[1:] == (h, w):
+        arr = arr[..., None]  # [N,H,W] -> [N,H,W,1]
+    if arr.ndim != 4 or tuple(arr.shape[1:]) != (h, w, c):
+        raise ApiError(400, f"{what}: shape {list(arr.shape)} does not match the model input "
+                            f"[N,{h},{w},{c}]")
+    return arr.astype(np.uint8)

@@ -1,0 +1,65 @@
+"""The application factory: one Settings, one repository, the three faces."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from service import __version__, errors
+from service.config import Settings, get_settings
+from service.deps import require_api_key
+from service.device import configure_devices
+from service.metrics import Metrics
+from service.middleware import RequestContextMiddleware
+from service.repository import ModelRepository
+from service.routes import admin, health, models, predict, tfserving, v2
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        device = configure_devices()
+        repo = ModelRepository(settings, metrics, device)
+        app.state.repo = repo
+        await repo.start()  # load + warm every model before taking traffic
+        log.info("serving %s from %s", ", ".join(sorted(repo.models)) or "no models",
+                 repo.root)
+        try:
+            yield
+        finally:
+            await repo.stop()
+
+    app = FastAPI(
+        title="CNN Lab Server",
+        version=__version__,
+        description="Predictions, activations, filters and saliency of small image CNNs, "
+                    "with TensorFlow-Serving- and KServe-V2-compatible routes.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    errors.install(app)
+
+    protected = [Depends(require_api_key)]
+    app.include_router(health.router)
+    app.include_router(v2.router, dependencies=protected)
+    app.include_router(predict.router, dependencies=protected)
+    app.include_router(models.router, dependencies=protected)
+    app.include_router(tfserving.router, dependencies=protected)
+    app.include_router(admin.router)
+
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST", "PUT"], allow_headers=["*"])
+    app.add_middleware(RequestContextMiddleware, metrics=metrics,
+                       max_body_bytes=settings.max_upload_bytes)
+    return app

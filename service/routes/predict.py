@@ -1,0 +1,63 @@
+"""Face 1: upload images (multipart or raw body), get ranked classes back."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, Query, Request
+
+from service import inference
+from service.deps import AppSettings, Repo, tag_request
+from service.imaging import Invert, encode_png
+from service.schemas import ERRORS, ImagePrediction, PredictResponse, TopClass
+from service.uploads import read_uploads
+
+router = APIRouter(prefix="/api/models", tags=["predict (image upload)"])
+
+VersionQ = Annotated[int | None, Query(ge=1, description="a version number (default: newest)")]
+LabelQ = Annotated[str | None, Query(max_length=64, description="a version label, e.g. stable")]
+_UPLOAD_BODY = {
+    "requestBody": {"content": {
+        "multipart/form-data": {"schema": {"type": "object", "properties": {
+            "file": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
+        "image/png": {"schema": {"type": "string", "format": "binary"}},
+        "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+    }, "required": True}
+}
+
+
+@router.post("/{name}/predict", response_model=PredictResponse, responses=ERRORS,
+             openapi_extra=_UPLOAD_BODY)
+async def predict(
+    request: Request, repo: Repo, settings: AppSettings, name: str,
+    version: VersionQ = None, label: LabelQ = None,
+    top_k: Annotated[int, Query(ge=1, le=100)] = 5,
+    invert: Annotated[Invert, Query(description="auto: invert light backgrounds")] = "auto",
+    center: Annotated[bool | None, Query(
+        description="MNIST-style centering (default: on for digit models)")] = None,
+    include_input: Annotated[bool, Query(description="return the 28x28 input as PNG")] = False,
+) -> PredictResponse:
+    """Classify one or many uploaded images with the newest (or a chosen) version."""
+    uploads = await read_uploads(request, settings)
+    async with repo.lease(name, version, label) as sv:
+        tag_request(request, sv.name, sv.version)
+        prepared = await inference.prepare_many([u.data for u in uploads], sv.info, settings,
+                                                invert, center)
+        probs = await inference.run_batched(sv, np.stack([p.pixels for p in prepared]),
+                                            settings)
+    k = min(top_k, probs.shape[1])
+    return PredictResponse(model=sv.name, version=sv.version, predictions=[
+        ImagePrediction(
+            filename=u.filename,
+            top_k=[TopClass(class_index=r.index, label=r.label, probability=r.probability)
+                   for r in inference.top_k(p, sv.info.class_names, k)],
+            probabilities=[float(x) for x in p],
+            inverted=prep.inverted, centered=prep.centered,
+            original_size=list(prep.original_size),
+            input_png=base64.b64encode(encode_png(prep.pixels)).decode() if include_input
+            else None,
+        )
+        for u, prep, p in zip(uploads, prepared, probs, strict=True)
+    ])
