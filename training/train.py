@@ -153,7 +153,7 @@ def train(cfg: TrainConfig, ds: Dataset) -> TrainResult:
     model.summary(print_fn=lambda line, **_: print(line, flush=True))
 
     callbacks: list[keras.callbacks.Callback] = []
-    stopper = StopAtAccuracy(cfg.stop_at_accuracy) if cfg.stop_at_accuracy else None
+    stopper = StopAtAccuracy(cfg.stop_at_accuracy) if cfg.stop_at_accuracy is not None else None
     if stopper:
         callbacks.append(stopper)
     started = time.monotonic()

@@ -1,0 +1,122 @@
+"""Shared test helpers: tiny exported models and a real uvicorn server process."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).parent / "fixtures"
+BUNDLED_MODELS = ROOT / "models"
+
+
+def tiny_keras_model(seed: int = 0, filters: int = 4):  # type: ignore[no-untyped-def]
+    """A small CNN in the same mould as training.architectures (rescale inside)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
+        keras.Input((28, 28, 1), name="image"),
+        keras.layers.Rescaling(1 / 255, name="rescale"),
+        keras.layers.Conv2D(filters, 3, activation="relu", name="conv1"),
+        keras.layers.MaxPooling2D(2, name="pool1"),
+        keras.layers.Flatten(name="flatten"),
+        keras.layers.Dense(10, activation="softmax", name="probs"),
+    ], name="tiny")
+
+
+def export_tiny(model_dir: Path, version: int | None = None, seed: int = 0) -> Path:
+    """Export a tiny model as a (next) version of ``model_dir``, atomically."""
+    from training import export
+
+    staged = export.staging_dir(model_dir)
+    export.write_saved_model(tiny_keras_model(seed), staged)
+    (staged / "metadata.json").write_text(json.dumps({
+        "dataset": "mnist", "class_names": [str(i) for i in range(10)],
+        "input_shape": [28, 28, 1], "arch": "tiny", "test_accuracy": 0.1}))
+    if version is None:
+        return export.publish(staged, model_dir)[1]
+    final = model_dir / str(version)
+    staged.rename(final)
+    return final
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
+        self.proc, self.url, self.log = proc, url, log
+
+    def client(self, **kw: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kw)  # type: ignore[arg-type]
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def run_server(models_dir: Path, tmp: Path, wait_ready: bool = True,
+               **env: str) -> Iterator[Server]:
+    """Start ``python -m service`` on a free loopback port; SIGTERM it afterwards."""
+    port = free_port()
+    full_env = {**os.environ, "CNNLAB_MODELS_DIR": str(models_dir), "CNNLAB_PORT": str(port),
+                "CNNLAB_HOST": "127.0.0.1", "CNNLAB_POLL_INTERVAL_S": "0",
+                "TF_CPP_MIN_LOG_LEVEL": "2", **{f"CNNLAB_{k.upper()}": v for k, v in env.items()}}
+    log = tmp / f"server-{port}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=full_env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    server = Server(proc, f"http://127.0.0.1:{port}", log)
+    try:
+        deadline = time.monotonic() + 120
+        with httpx.Client(base_url=server.url, timeout=5) as c:
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"server exited early:\n{server.logs()}")
+                try:
+                    r = c.get("/health/ready" if wait_ready else "/health/live")
+                    if r.status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"server not ready in time:\n{server.logs()}")
+                time.sleep(0.2)
+        yield server
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def png(img: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", img)
+    assert ok
+    return buf.tobytes()
+
+
+def fixture_images(kind: str) -> list[tuple[int, bytes]]:
+    """(label, PNG bytes) of the real test-set images shipped in tests/fixtures."""
+    out = []
+    for path in sorted((FIXTURES / kind).glob("*.png")):
+        out.append((int(path.name.split("_")[0]), path.read_bytes()))
+    return out
