@@ -49,7 +49,12 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=25_000_000, ge=1, description="width x height")
     max_files: int = Field(default=64, ge=1, description="images per multipart request")
     max_instances: int = Field(default=1024, ge=1, description="images per JSON request")
-    max_top_k: int = 100
+    max_kernel_size: int = Field(default=15, ge=1, description="custom kernels up to NxN")
+    max_pipeline_ops: int = Field(default=10, ge=1)
+    max_layers: int = Field(default=32, ge=1, description="layers per activations request")
+    max_channels: int = Field(default=512, ge=1, description="channels per layer per request")
+    max_json_values: int = Field(default=2_000_000, ge=1,
+                                 description="floats in one JSON answer (use .npy beyond)")
 
     @field_validator("version_policy")
     @classmethod

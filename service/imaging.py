@@ -77,7 +77,7 @@ def decode(data: bytes, max_pixels: int, *, color: bool = False) -> np.ndarray:
     Transparent pixels are composited over white (how a viewer shows them), 16-bit
     images are scaled to 8 bits, palette/CMYK images are converted by the decoder.
     """
-    fmt, width, height = check_header(data, max_pixels)
+    fmt, _, _ = check_header(data, max_pixels)
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
         raise ApiError(400, f"corrupt or truncated {fmt.upper()} image: it cannot be decoded")
@@ -109,7 +109,7 @@ def _light_background(gray: np.ndarray) -> bool:
     return float(np.median(border)) > 127
 
 
-def _fit(gray: np.ndarray, box: int) -> np.ndarray:
+def fit_longest_side(gray: np.ndarray, box: int) -> np.ndarray:
     """Resize so the longer side is ``box``, keeping the aspect ratio."""
     h, w = gray.shape
     scale = box / max(h, w)
@@ -124,7 +124,7 @@ def center_like_mnist(gray: np.ndarray, size: int = 28, box: int = 20) -> np.nda
     if len(xs) == 0:
         return np.zeros((size, size), np.uint8)
     crop = gray[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
-    digit = _fit(crop, box)
+    digit = fit_longest_side(crop, box)
     canvas = np.zeros((size, size), np.uint8)
     h, w = digit.shape
     top, left = (size - h) // 2, (size - w) // 2
@@ -132,7 +132,7 @@ def center_like_mnist(gray: np.ndarray, size: int = 28, box: int = 20) -> np.nda
     m = cv2.moments(canvas, binaryImage=False)
     if m["m00"] > 0:
         dx, dy = size / 2 - m["m10"] / m["m00"], size / 2 - m["m01"] / m["m00"]
-        shift = np.float32([[1, 0, dx], [0, 1, dy]])
+        shift = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
         canvas = cv2.warpAffine(canvas, shift, (size, size), flags=cv2.INTER_LINEAR,
                                 borderValue=0)
     return canvas
@@ -142,7 +142,7 @@ def pad_to(gray: np.ndarray, height: int, width: int) -> np.ndarray:
     """Aspect-preserving resize into ``height x width``, padded with black."""
     if gray.shape == (height, width):
         return gray
-    fitted = _fit(gray, min(height, width)) if height == width else cv2.resize(
+    fitted = fit_longest_side(gray, min(height, width)) if height == width else cv2.resize(
         gray, (width, height), interpolation=cv2.INTER_AREA)
     canvas = np.zeros((height, width), np.uint8)
     h, w = fitted.shape

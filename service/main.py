@@ -16,7 +16,7 @@ from service.device import configure_devices
 from service.metrics import Metrics
 from service.middleware import RequestContextMiddleware
 from service.repository import ModelRepository
-from service.routes import admin, health, models, predict, tfserving, v2
+from service.routes import admin, filtering, health, inspect, models, predict, tfserving, v2
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(v2.router, dependencies=protected)
     app.include_router(predict.router, dependencies=protected)
     app.include_router(models.router, dependencies=protected)
+    app.include_router(inspect.router, dependencies=protected)
+    app.include_router(filtering.router, dependencies=protected)
     app.include_router(tfserving.router, dependencies=protected)
     app.include_router(admin.router)
 

@@ -235,13 +235,19 @@ class ModelRepository:
         finally:
             entry.loading.discard(version)
         labels = (entry.name, str(version))
+        batch_hist = self.metrics.batch_size.labels(*labels)
+        infer_hist = self.metrics.inference.labels(*labels)
+
+        def observe(size: int, seconds: float) -> None:
+            batch_hist.observe(size)
+            infer_hist.observe(seconds)
+
         sv.batcher = DynamicBatcher(
             sv.predict_sync, self.executor,
             max_batch_size=self.settings.max_batch_size,
             max_wait_s=self.settings.max_wait_ms / 1000,
             max_queue_images=self.settings.max_queue_images,
-            observe=lambda n, s: (self.metrics.batch_size.labels(*labels).observe(n),
-                                  self.metrics.inference.labels(*labels).observe(s)),
+            observe=observe,
             on_depth=self.metrics.queue_depth.labels(*labels).set,
         )
         sv.batcher.start()

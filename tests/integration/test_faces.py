@@ -59,7 +59,7 @@ def test_dark_digit_on_white_paper_photo(bundled_server: Server) -> None:
     label, data = DIGITS[3]
     paper = 255 - cv2.resize(pixels(data), (168, 168), interpolation=cv2.INTER_CUBIC)
     paper = cv2.copyMakeBorder(paper, 40, 90, 120, 30, cv2.BORDER_CONSTANT, value=255)
-    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(paper, cv2.COLOR_GRAY2BGR))
+    _, jpeg = cv2.imencode(".jpg", cv2.cvtColor(paper, cv2.COLOR_GRAY2BGR))
     with bundled_server.client() as c:
         r = c.post("/api/models/mnist/predict?include_input=true", content=jpeg.tobytes(),
                    headers={"content-type": "image/jpeg"})

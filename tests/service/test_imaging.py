@@ -68,7 +68,7 @@ def test_dark_digit_on_white_paper_is_inverted_and_centred() -> None:
     prep = imaging.prepare(paper, 28, 28, invert="auto", center=True)
     assert prep.inverted and prep.pixels.shape == (28, 28, 1)
     img = prep.pixels[:, :, 0].astype(float)
-    ys, xs = np.nonzero(img)
+    ys, _ = np.nonzero(img)
     assert ys.max() - ys.min() + 1 <= 21  # longest side fitted to the 20-pixel box
     cy, cx = (img * np.indices(img.shape)).sum(axis=(1, 2)) / img.sum()
     assert abs(cy - 14) < 1 and abs(cx - 14) < 1  # centre of mass in the middle

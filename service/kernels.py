@@ -1,0 +1,153 @@
+"""Hand-made kernels over any picture (the tutorials' filter2D, Sobel, Laplacian, blur)
+and pooling, as pure functions on float32 arrays.
+
+Correlation is OpenCV's ``filter2D`` (what Conv2D layers compute); ``convolution`` flips
+the kernel first (the mathematical definition). Border modes follow OpenCV's names;
+``valid`` keeps only pixels whose whole neighbourhood lies inside the image (the
+tutorial's "ignore the boundary pixels"), ``wrap`` pads first because filter2D refuses it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from service.errors import ApiError
+
+Border = Literal["valid", "zero", "replicate", "reflect", "reflect101", "wrap"]
+Mode = Literal["correlation", "convolution"]
+Output = Literal["clip", "abs", "normalize"]
+PoolOp = Literal["max", "avg"]
+
+_CV_BORDER = {"zero": cv2.BORDER_CONSTANT, "replicate": cv2.BORDER_REPLICATE,
+              "reflect": cv2.BORDER_REFLECT, "reflect101": cv2.BORDER_REFLECT_101,
+              "wrap": cv2.BORDER_WRAP}
+
+_SOBEL_X = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], np.float64)
+
+NAMED: dict[str, np.ndarray] = {
+    "identity": np.array([[0, 0, 0], [0, 1, 0], [0, 0, 0]], np.float64),
+    # Orientation names say which side of an edge lights up (correlation):
+    "sobel_right": _SOBEL_X,            # bright where the image gets brighter to the right
+    "sobel_left": 0.0 - _SOBEL_X,  # (0.0 - x: no negative zeros in the catalogue)
+    "sobel_bottom": _SOBEL_X.T.copy(),  # brighter downwards
+    "sobel_top": 0.0 - _SOBEL_X.T,
+    "laplacian4": np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float64),
+    "laplacian8": np.array([[1, 1, 1], [1, -8, 1], [1, 1, 1]], np.float64),
+    "sharpen": np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], np.float64),
+    "emboss": np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], np.float64),
+}
+PARAMETRIC = ("box", "gaussian", "sobel_magnitude")
+
+
+def box(size: int) -> np.ndarray:
+    _check_odd_size(size)
+    return np.full((size, size), 1.0 / (size * size))
+
+
+def gaussian(size: int, sigma: float) -> np.ndarray:
+    _check_odd_size(size)
+    if not (np.isfinite(sigma) and sigma > 0):
+        raise ApiError(422, f"gaussian sigma must be a positive number, got {sigma}")
+    g = cv2.getGaussianKernel(size, sigma, cv2.CV_64F)
+    return g @ g.T
+
+
+def _check_odd_size(size: int, limit: int = 15) -> None:
+    if size < 1 or size % 2 == 0 or size > limit:
+        raise ApiError(422, f"kernel size must be odd and between 1 and {limit}, got {size}")
+
+
+def catalogue() -> dict[str, list[list[float]]]:
+    """Every fixed named kernel with its values (parametric ones at their defaults)."""
+    out = {name: k.tolist() for name, k in NAMED.items()}
+    out["box"] = box(3).tolist()
+    out["gaussian"] = gaussian(5, 1.0).tolist()
+    out["sobel_magnitude"] = NAMED["sobel_right"].tolist()  # |Gx| and |Gy| combined
+    return out
+
+
+def validate_matrix(matrix: object, max_size: int) -> np.ndarray:
+    """A custom kernel: rectangular, odd height and width up to ``max_size``, finite."""
+    try:
+        k = np.asarray(matrix, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ApiError(422, "kernel must be a rectangular matrix of numbers") from None
+    if k.ndim != 2 or k.size == 0:
+        raise ApiError(422, f"kernel must be a 2-D matrix, got shape {list(k.shape)}")
+    h, w = k.shape
+    if h % 2 == 0 or w % 2 == 0 or h > max_size or w > max_size:
+        raise ApiError(422, f"kernel is {h}x{w}; height and width must be odd and at most "
+                            f"{max_size}")
+    if not np.all(np.isfinite(k)):
+        raise ApiError(422, "kernel contains NaN or infinity")
+    return k
+
+
+def prepare_kernel(k: np.ndarray, *, weight: float = 1.0, normalize: bool = False,
+                   mode: Mode = "correlation") -> np.ndarray:
+    """The kernel actually applied: optionally divided by its sum, times ``weight``,
+    flipped for true convolution."""
+    if not np.isfinite(weight):
+        raise ApiError(422, f"weight must be a finite number, got {weight}")
+    total = float(k.sum())
+    if normalize and total != 0:  # a zero-sum kernel (edges) cannot be normalised
+        k = k / total
+    k = k * weight
+    return np.flip(k).copy() if mode == "convolution" else k
+
+
+def filter_image(img: np.ndarray, kernel: np.ndarray, border: Border) -> np.ndarray:
+    """Correlate ``img`` (``[H,W]`` or ``[H,W,C]``) with ``kernel`` -> float32."""
+    src = img.astype(np.float32, copy=False)
+    kh, kw = kernel.shape
+    mh, mw = kh // 2, kw // 2
+    k32 = kernel.astype(np.float32)
+    if border == "valid":
+        h, w = src.shape[:2]
+        if h < kh or w < kw:
+            raise ApiError(422, f"image {w}x{h} is smaller than the {kw}x{kh} kernel; "
+                                "'valid' leaves no pixels")
+        full = cv2.filter2D(src, cv2.CV_32F, k32, borderType=cv2.BORDER_CONSTANT)
+        return full[mh:h - mh, mw:w - mw]
+    if border == "wrap":
+        padded = cv2.copyMakeBorder(src, mh, mh, mw, mw, cv2.BORDER_WRAP)
+        out = cv2.filter2D(padded, cv2.CV_32F, k32, borderType=cv2.BORDER_CONSTANT)
+        return out[mh:mh + src.shape[0], mw:mw + src.shape[1]]
+    return cv2.filter2D(src, cv2.CV_32F, k32, borderType=_CV_BORDER[border])
+
+
+def sobel_magnitude(img: np.ndarray, border: Border) -> np.ndarray:
+    gx = filter_image(img, NAMED["sobel_right"], border)
+    gy = filter_image(img, NAMED["sobel_bottom"], border)
+    return cv2.magnitude(gx, gy)
+
+
+def to_uint8(values: np.ndarray, output: Output) -> np.ndarray:
+    """Floats -> displayable bytes: clip to 0..255 (the tutorial's rule), abs, or min-max."""
+    if output == "abs":
+        values = np.abs(values)
+    elif output == "normalize":
+        lo, hi = float(values.min()), float(values.max())
+        values = (values - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(values)
+    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+
+
+def pool(img: np.ndarray, op: PoolOp = "max", size: int = 2, stride: int | None = None
+         ) -> np.ndarray:
+    """Max or average pooling; windows that would run past an edge are dropped
+    (Keras's ``padding="valid"``: a 7-pixel side pools to 3 with size 2, stride 2)."""
+    stride = stride or size
+    if size < 1 or stride < 1 or size > 64 or stride > 64:
+        raise ApiError(422, f"pool size and stride must be 1..64, got {size} and {stride}")
+    h, w = img.shape[:2]
+    if h < size or w < size:
+        raise ApiError(422, f"image {w}x{h} is smaller than the {size}x{size} pool window")
+    oh, ow = (h - size) // stride + 1, (w - size) // stride + 1
+    src = img.astype(np.float32)
+    windows = np.lib.stride_tricks.sliding_window_view(src, (size, size), axis=(0, 1))
+    windows = windows[::stride, ::stride][:oh, :ow]  # [oh, ow, (C,) size, size]
+    reduce = np.max if op == "max" else np.mean
+    return reduce(windows, axis=(-2, -1)).astype(np.float32)

@@ -1,0 +1,128 @@
+"""Turn tensors into pictures and bytes: tile grids, colormaps, PNG/JPEG/WebP, .npy."""
+
+from __future__ import annotations
+
+import io
+from typing import Literal
+
+import cv2
+import numpy as np
+from fastapi.responses import Response
+
+from service.errors import ApiError
+
+Colormap = Literal["gray", "viridis", "inferno", "diverging"]
+Norm = Literal["channel", "layer"]
+ImageFormat = Literal["png", "jpeg", "webp"]
+
+_CV_MAPS = {"viridis": cv2.COLORMAP_VIRIDIS, "inferno": cv2.COLORMAP_INFERNO}
+MEDIA = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp",
+         "json": "application/json", "npy": "application/x-npy"}
+
+
+def _diverging_lut() -> np.ndarray:
+    """Blue (negative) - white (zero) - red (positive), as a 256-entry BGR table."""
+    t = np.linspace(-1, 1, 256)
+    b = np.where(t < 0, 255, 255 * (1 - t))
+    r = np.where(t > 0, 255, 255 * (1 + t))
+    g = 255 * (1 - np.abs(t))
+    return np.stack([b, g, r], axis=-1).astype(np.uint8).reshape(256, 1, 3)
+
+
+_DIVERGING = _diverging_lut()
+
+
+def scale(values: np.ndarray, colormap: Colormap) -> np.ndarray:
+    """Floats -> 0..255; symmetric around zero for the diverging map."""
+    v = values.astype(np.float32)
+    if colormap == "diverging":
+        peak = float(np.abs(v).max())
+        return np.clip(127.5 + 127.5 * v / peak, 0, 255).astype(np.uint8) if peak > 0 else \
+            np.full(v.shape, 128, np.uint8)
+    lo, hi = float(v.min()), float(v.max())
+    if hi <= lo:
+        return np.zeros(v.shape, np.uint8)
+    return ((v - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+
+
+def colorize(gray: np.ndarray, colormap: Colormap) -> np.ndarray:
+    if colormap == "gray":
+        return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    if colormap == "diverging":
+        return cv2.applyColorMap(gray, _DIVERGING)
+    return cv2.applyColorMap(gray, _CV_MAPS[colormap])
+
+
+def grid(tiles: np.ndarray, colormap: Colormap = "viridis", norm: Norm = "channel",
+         tile_px: int = 56, pad: int = 2, columns: int | None = None) -> np.ndarray:
+    """``[H, W, N]`` maps (or ``[N]`` dense units) -> one BGR image of N tiles.
+
+    Dense layers become a strip: one cell per unit. Each tile is scaled on its own
+    (``channel``) or all on the layer's common range (``layer``)."""
+    if tiles.ndim == 1:  # a dense layer: a strip, one cell per unit
+        n = tiles.shape[0]
+        width = min(n, 64)  # long layers (flatten) wrap into rows of 64 units
+        rows = -(-n // width)
+        block = np.full(rows * width, np.nan, np.float32)
+        block[:n] = tiles
+        strip = scale(np.nan_to_num(block, nan=float(tiles.min())).reshape(rows, width),
+                      colormap)
+        cell = max(4, min(24, 1200 // width))
+        return colorize(cv2.resize(strip, (cell * width, cell * rows),
+                                   interpolation=cv2.INTER_NEAREST), colormap)
+    h, w, n = tiles.shape
+    scaled = (np.stack([scale(tiles[:, :, i], colormap) for i in range(n)], axis=-1)
+              if norm == "channel" else scale(tiles, colormap))
+    cols = columns or min(n, 8)
+    rows = -(-n // cols)
+    zoom = max(1, tile_px // max(h, w))
+    th, tw = h * zoom, w * zoom
+    canvas = np.full((rows * (th + pad) + pad, cols * (tw + pad) + pad, 3), 255, np.uint8)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        tile = cv2.resize(scaled[:, :, i], (tw, th), interpolation=cv2.INTER_NEAREST)
+        y, x = pad + r * (th + pad), pad + c * (tw + pad)
+        canvas[y:y + th, x:x + tw] = colorize(tile, colormap)
+    return canvas
+
+
+def encode(img: np.ndarray, fmt: ImageFormat, quality: int = 90) -> bytes:
+    ext, params = {"png": (".png", []), "jpeg": (".jpg", [cv2.IMWRITE_JPEG_QUALITY, quality]),
+                   "webp": (".webp", [cv2.IMWRITE_WEBP_QUALITY, quality])}[fmt]
+    ok, buf = cv2.imencode(ext, img, params)
+    if not ok:
+        raise ApiError(500, f"{fmt} encoding failed")
+    return buf.tobytes()
+
+
+def npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def npz(arrays: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)  # type: ignore[arg-type]
+    return buf.getvalue()
+
+
+def image_response(img: np.ndarray, fmt: ImageFormat,
+                   headers: dict[str, str] | None = None) -> Response:
+    return Response(encode(img, fmt), media_type=MEDIA[fmt], headers=headers)
+
+
+def pick_format(requested: str | None, accept: str | None, allowed: tuple[str, ...],
+                default: str) -> str:
+    """The output format: the ``format`` query wins, then the Accept header."""
+    if requested:
+        if requested not in allowed:
+            raise ApiError(422, f"format {requested!r} not supported; choose one of "
+                                f"{', '.join(allowed)}")
+        return requested
+    for part in (accept or "").split(","):
+        media = part.split(";")[0].strip().lower()
+        for fmt in allowed:
+            if MEDIA.get(fmt) == media:
+                return fmt
+    return default
