@@ -6,15 +6,28 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Debian packages the tests drive: the demo page in Chromium, the scale-out test behind
+# nginx, docker-compose to validate the compose file (no Docker engine runs here).
+APT_PACKAGES := chromium nginx docker-compose
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PIP_INSTALL := pip install --quiet --disable-pip-version-check
 
-.PHONY: run test lint typecheck pytest install clean bench train-mnist train-fashion
+.PHONY: run test lint typecheck pytest install system-deps clean bench train-mnist train-fashion
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(PY) -m $(PIP_INSTALL) -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
+
+system-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 run: $(STAMP)
 	$(PY) -m service
@@ -25,12 +38,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy service training
 
-pytest: $(STAMP)
+pytest: $(STAMP) system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
 bench: $(STAMP)
+	@command -v wrk >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk)
 	$(PY) bench/serving.py
 
 # The bundled models: the exact commands that produced them (see README).

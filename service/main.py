@@ -16,7 +16,17 @@ from service.device import configure_devices
 from service.metrics import Metrics
 from service.middleware import RequestContextMiddleware
 from service.repository import ModelRepository
-from service.routes import admin, filtering, health, inspect, models, predict, tfserving, v2
+from service.routes import (
+    admin,
+    demo,
+    filtering,
+    health,
+    inspect,
+    models,
+    predict,
+    tfserving,
+    v2,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     protected = [Depends(require_api_key)]
     app.include_router(health.router)
+    app.include_router(demo.router)  # static page; its API calls carry the key
     app.include_router(v2.router, dependencies=protected)
     app.include_router(predict.router, dependencies=protected)
     app.include_router(models.router, dependencies=protected)

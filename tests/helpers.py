@@ -73,8 +73,9 @@ class Server:
 @contextlib.contextmanager
 def run_server(models_dir: Path, tmp: Path, wait_ready: bool = True,
                **env: str) -> Iterator[Server]:
-    """Start ``python -m service`` on a free loopback port; SIGTERM it afterwards."""
-    port = free_port()
+    """Start ``python -m service`` on a loopback port (free unless ``port`` is given);
+    SIGTERM it afterwards. Other keyword arguments become ``CNNLAB_<NAME>`` settings."""
+    port = int(env.pop("port")) if "port" in env else free_port()
     full_env = {**os.environ, "CNNLAB_MODELS_DIR": str(models_dir), "CNNLAB_PORT": str(port),
                 "CNNLAB_HOST": "127.0.0.1", "CNNLAB_POLL_INTERVAL_S": "0",
                 "TF_CPP_MIN_LOG_LEVEL": "2", **{f"CNNLAB_{k.upper()}": v for k, v in env.items()}}

@@ -1,0 +1,104 @@
+"""Benchmark plumbing: start servers, drive them with wrk, parse its report.
+
+wrk (Debian package ``wrk``) is the load generator: it is C, so on a 2-core machine it
+takes far less CPU from the server under test than a Python client would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+LUA = Path(__file__).parent / "wrk_post.lua"
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+@dataclass
+class WrkResult:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int  # non-2xx responses plus socket errors
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def server(cmd: list[str], port: int, ready_path: str, env: dict[str, str] | None = None,
+           timeout: float = 180) -> Iterator[str]:
+    """Run a server command until it answers 200 on ``ready_path``; stop it afterwards."""
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.NamedTemporaryFile(prefix="bench-server-", suffix=".log", delete=False) as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+                                                    **(env or {})},
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{cmd} exited; see {log.name}")
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(url + ready_path, timeout=2).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{cmd} not ready; see {log.name}")
+                time.sleep(0.3)
+            yield url
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    if not m:
+        raise ValueError(f"cannot parse wrk latency {text!r}")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def wrk(url: str, body: bytes, content_type: str, connections: int, seconds: int,
+        threads: int = 1, header: str = "") -> WrkResult:
+    """POST ``body`` at ``url`` with ``connections`` concurrent connections for a while."""
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install wrk")
+    with tempfile.NamedTemporaryFile(suffix=".body") as f:
+        f.write(body)
+        f.flush()
+        out = subprocess.run(
+            ["wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{seconds}s",
+             "--latency", "-s", str(LUA), url],
+            env={**os.environ, "WRK_BODY": f.name, "WRK_CTYPE": content_type,
+                 "WRK_HEADER": header},
+            capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(non2xx.group(1)) if non2xx else 0) + (
+        sum(int(g) for g in sock.groups()) if sock else 0)
+    return WrkResult(rps, p50, p99, total, errors)

@@ -1,0 +1,75 @@
+"""The demo page in a real browser (Debian's Chromium, driven by Playwright)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.helpers import FIXTURES, ROOT, Server
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture
+def page(bundled_server: Server, request: pytest.FixtureRequest) -> Iterator[Page]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: make test installs Debian's chromium package")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run", "--disable-sync"])
+        pg = browser.new_page(viewport={"width": 1280, "height": 1000})
+        pg.goto(bundled_server.url + "/")
+        yield pg
+        if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+            ARTIFACTS.mkdir(exist_ok=True)
+            pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        browser.close()
+
+
+def loaded(page: Page, selector: str) -> None:
+    page.wait_for_function(
+        f"() => {{ const i = document.querySelector('{selector}');"
+        " return i && i.complete && i.naturalWidth > 0; }", timeout=20_000)
+
+
+def test_upload_predict_feature_maps_and_filter(page: Page) -> None:
+    expect(page.locator("#model option")).to_have_count(2, timeout=20_000)
+    page.select_option("#model", "mnist")
+    page.set_input_files("#file", str(FIXTURES / "digits" / "3_test18.png"))
+    expect(page.get_by_test_id("prediction")).to_contain_text("3  (", timeout=20_000)
+    loaded(page, "#seen")
+    loaded(page, "#maps")
+    loaded(page, "#gradcam")
+    loaded(page, "#filters")
+
+    page.select_option("#layer", "conv2")  # switch to another layer's feature maps
+    page.wait_for_function("() => document.querySelector('#maps').src.startsWith('blob:')")
+    loaded(page, "#maps")
+
+    page.select_option("#kernel", "sobel_right")
+    page.click("#runfilter")
+    expect(page.locator("#filtered-caption")).to_contain_text("28x28", timeout=20_000)
+    loaded(page, "#filtered")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "demo.png"), full_page=True)
+    expect(page.locator("#error")).to_have_text("")
+
+
+def test_drawing_a_digit_predicts_it(page: Page) -> None:
+    expect(page.locator("#model option")).to_have_count(2, timeout=20_000)
+    page.select_option("#model", "mnist")
+    box = page.locator("#pad").bounding_box()
+    assert box is not None
+    x, top = box["x"] + box["width"] / 2, box["y"] + 40
+    page.mouse.move(x, top)
+    page.mouse.down()
+    for step in range(1, 21):  # a vertical stroke: a "1"
+        page.mouse.move(x + step * 0.5, top + step * 10)
+    page.mouse.up()
+    expect(page.get_by_test_id("prediction")).to_contain_text("1  (", timeout=20_000)

@@ -1,0 +1,203 @@
+"""Hostile input: each bad request gets the right 4xx in the JSON error shape, and the
+service answers a normal request correctly right after it."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.helpers import Server, fixture_images, png
+from tests.service.test_imaging import png_header_claiming
+
+LABEL, DIGIT = fixture_images("digits")[3]
+PNG = {"content-type": "image/png"}
+
+
+def pil_bytes(img: Image.Image, fmt: str, **kw: object) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def animated_gif() -> bytes:
+    frames = [Image.new("L", (8, 8), c) for c in (0, 255)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    return buf.getvalue()
+
+
+def rss_kib(server: Server) -> int:
+    for line in Path(f"/proc/{server.proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def still_healthy(c: httpx.Client) -> None:
+    r = c.post("/api/models/mnist/predict", content=DIGIT, headers=PNG)
+    assert r.status_code == 200
+    assert r.json()["predictions"][0]["top_k"][0]["class_index"] == LABEL
+
+
+UPLOAD = "/api/models/mnist/predict"
+CASES: list[tuple[str, dict[str, object], int, str]] = [
+    ("empty body", {"content": b"", "headers": PNG}, 400, "empty"),
+    ("wrong content type", {"content": DIGIT, "headers": {"content-type": "text/plain"}}, 415,
+     "text/plain"),
+    ("truncated PNG", {"content": DIGIT[:60], "headers": PNG}, 400, "PNG"),
+    ("truncated JPEG", {"content": cv2.imencode(".jpg", np.full((32, 32), 90, np.uint8))[1]
+                        .tobytes()[:200], "headers": {"content-type": "image/jpeg"}}, 400,
+     "JPEG"),
+    ("random bytes named .png", {"files": {"file": ("x.png", np.random.default_rng(0)
+                                 .bytes(500), "image/png")}}, 415, "not supported"),
+    ("SVG", {"content": b'<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"/>',
+             "headers": {"content-type": "image/svg+xml"}}, 415, "SVG"),
+    ("animated GIF", {"content": animated_gif(), "headers": {"content-type": "image/gif"}}, 415,
+     "GIF"),
+    ("bomb: header claims 100000x100000", {"content": png_header_claiming(100_000, 100_000),
+                                           "headers": PNG}, 413, "100000x100000"),
+    ("multipart without files", {"data": {"a": "b"}}, 400, "no file parts"),
+    ("1,000 files", {"files": [("file", (f"{i}.png", b"x", "image/png")) for i in range(1000)]},
+     413, "Too many files"),
+    ("body over the size cap", {"content": b"\x89PNG\r\n\x1a\n" + b"\0" * (11 * 1024 * 1024),
+                                "headers": PNG}, 413, "limit"),
+]
+
+
+@pytest.mark.parametrize(("what", "kwargs", "status", "needle"), CASES,
+                         ids=[c[0] for c in CASES])
+def test_bad_uploads(bundled_server: Server, what: str, kwargs: dict[str, object],
+                     status: int, needle: str) -> None:
+    with bundled_server.client() as c:
+        r = c.post(UPLOAD, **kwargs)  # type: ignore[arg-type]
+        assert r.status_code == status, (what, r.text)
+        assert list(r.json()) == ["error"] and needle in r.json()["error"]
+        still_healthy(c)
+
+
+ODD_BUT_VALID = {
+    "16-bit PNG": png(np.full((28, 28), 0, np.uint16)),
+    "RGBA PNG": png(np.dstack([np.zeros((28, 28, 3), np.uint8), np.full((28, 28), 255,
+                                                                         np.uint8)])),
+    "CMYK JPEG": pil_bytes(Image.new("CMYK", (30, 30), (0, 0, 0, 0)), "JPEG"),
+    "1x1 image": png(np.zeros((1, 1), np.uint8)),
+    "palette PNG": pil_bytes(Image.new("P", (20, 20), 3), "PNG"),
+    "TIFF": pil_bytes(Image.new("L", (28, 28), 0), "TIFF"),
+    "BMP": pil_bytes(Image.new("RGB", (28, 28)), "BMP"),
+    "WebP": pil_bytes(Image.new("RGB", (28, 28)), "WEBP"),
+}
+
+
+@pytest.mark.parametrize("what", list(ODD_BUT_VALID))
+def test_odd_but_valid_images_are_served(bundled_server: Server, what: str) -> None:
+    with bundled_server.client() as c:
+        r = c.post(UPLOAD, content=ODD_BUT_VALID[what], headers={"content-type": "image/png"})
+        assert r.status_code == 200, (what, r.text)
+        assert len(r.json()["predictions"][0]["probabilities"]) == 10
+        still_healthy(c)
+
+
+def test_bomb_is_refused_without_a_memory_spike(bundled_server: Server) -> None:
+    bomb = png_header_claiming(100_000, 100_000)  # 10^10 pixels: 10 GB if decoded
+    with bundled_server.client() as c:
+        still_healthy(c)
+        before = rss_kib(bundled_server)
+        for _ in range(20):
+            assert c.post(UPLOAD, content=bomb, headers=PNG).status_code == 413
+        assert rss_kib(bundled_server) - before < 50 * 1024  # < 50 MiB, nowhere near 10 GB
+
+
+JSON_CASES: list[tuple[str, bytes, str]] = [
+    ("NaN", b'{"instances": [[[NaN]]]}', "NaN"),
+    ("strings", json.dumps({"instances": [[["a"] * 28] * 28]}).encode(), "numbers"),
+    ("wrong shape", json.dumps({"instances": [[0] * 784]}).encode(), "shape"),
+    ("floats 0..1", json.dumps({"instances": [[[0.5] * 28] * 28]}).encode(), "integers"),
+    ("ragged", json.dumps({"instances": [[[0] * 28] * 27 + [[0] * 3]]}).encode(), "numbers"),
+    ("bad b64", json.dumps({"instances": [{"b64": "!!!"}]}).encode(), "base64"),
+    ("b64 of not-an-image", json.dumps({"instances": [{"b64": "aGVsbG8="}]}).encode(),
+     "not supported"),
+    ("not an object", b"[1, 2, 3]", "JSON object"),
+    ("huge nesting", b"[" * 10000 + b"]" * 10000, ""),
+    ("too many instances", json.dumps({"instances": [[[[0]] * 28] * 28] * 1025}).encode(),
+     "limit"),
+]
+
+
+@pytest.mark.parametrize(("what", "body", "needle"), JSON_CASES, ids=[c[0] for c in JSON_CASES])
+def test_bad_tf_serving_bodies(bundled_server: Server, what: str, body: bytes,
+                               needle: str) -> None:
+    with bundled_server.client() as c:
+        r = c.post("/v1/models/mnist:predict", content=body,
+                   headers={"content-type": "application/json"})
+        assert 400 <= r.status_code < 500, (what, r.status_code, r.text)
+        assert needle in r.json()["error"]
+        still_healthy(c)
+
+
+def test_v2_bad_tensors(bundled_server: Server) -> None:
+    bodies = [
+        {"inputs": [{"name": "image", "shape": [1, 28, 28, 1], "datatype": "FP32",
+                     "data": [float("nan")] * 784}]},
+        {"inputs": [{"name": "image", "shape": [-1, 28, 28, 1], "datatype": "UINT8",
+                     "data": [0]}]},
+        {"inputs": [{"name": "image", "shape": [1, 28, 28, 1], "datatype": "COMPLEX",
+                     "data": [0]}]},
+        {"inputs": "nope"},
+    ]
+    with bundled_server.client() as c:
+        for body in bodies:
+            r = c.post("/v2/models/mnist/infer", content=json.dumps(body).encode())
+            assert r.status_code == 400, r.text
+            assert "error" in r.json()
+        r = c.post("/v2/models/mnist/infer", content=b'{"inputs": []}',
+                   headers={"Inference-Header-Content-Length": "999"})
+        assert r.status_code == 400 and "does not fit" in r.json()["error"]
+        still_healthy(c)
+
+
+@pytest.mark.parametrize("path", [
+    "/api/models/..%2F..%2Fetc/predict",
+    "/api/models/%2e%2e/predict",
+    "/api/models/mnist%00/predict",
+    "/v1/models/..%2Fmodels%2Fmnist",
+    "/v2/models/..%252F..%252Fetc/infer",
+    "/api/models/mnist/activations?layers=../../etc/passwd",
+    "/api/models/mnist/activations?layers=conv1%2F..%2F..",
+])
+def test_traversal_names_are_just_unknown_names(bundled_server: Server, path: str) -> None:
+    with bundled_server.client() as c:
+        r = c.post(path, content=DIGIT, headers=PNG)
+        assert r.status_code in (404, 405), r.text
+        assert "error" in r.json()
+        assert "root:" not in r.text
+        still_healthy(c)
+
+
+@pytest.mark.parametrize(("query", "needle"), [
+    ({"matrix": "[[NaN, 0, 0]]"}, "NaN"),
+    ({"matrix": "[[Infinity]]"}, "NaN or infinity"),
+    ({"matrix": "[[1, 1], [1, 1]]"}, "odd"),
+    ({"matrix": json.dumps(np.ones((101, 101)).tolist())}, ""),
+    ({"kernel": "box", "size": "999"}, "odd"),
+    ({"kernel": "identity", "weight": "nan"}, "weight"),
+])
+def test_hostile_kernels(bundled_server: Server, query: dict[str, str], needle: str) -> None:
+    with bundled_server.client() as c:
+        r = c.post("/api/filter", params=query, content=png(np.zeros((9, 9), np.uint8)),
+                   headers=PNG)
+        assert 400 <= r.status_code < 500, r.text
+        assert needle in r.json()["error"]
+        still_healthy(c)
+
+
+def test_cors_is_off_by_default(bundled_server: Server) -> None:
+    with bundled_server.client() as c:
+        r = c.get("/health/live", headers={"Origin": "http://evil.example"})
+    assert "access-control-allow-origin" not in r.headers

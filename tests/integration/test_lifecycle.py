@@ -1,0 +1,62 @@
+"""Process lifecycle and cross-cutting security: graceful shutdown, CORS, JSON logs."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from tests.helpers import run_server
+
+
+def test_sigterm_lets_requests_in_flight_finish(tiny_repo: Path, tmp_path: Path) -> None:
+    # max_batch_size=1 makes each 400-image request take many signature calls.
+    body = {"instances": np.zeros((400, 28, 28, 1), np.uint8).tolist()}
+    with run_server(tiny_repo, tmp_path, max_batch_size="1") as server:
+        results: list[int] = []
+
+        def fire() -> None:
+            with server.client() as c:
+                results.append(c.post("/v1/models/tiny:predict", json=body).status_code)
+
+        threads = [threading.Thread(target=fire) for _ in range(6)]
+        for th in threads:
+            th.start()
+        time.sleep(0.4)  # the requests are now being served
+        server.proc.send_signal(signal.SIGTERM)
+        for th in threads:
+            th.join(60)
+        server.proc.wait(60)
+        refused = False
+        try:
+            httpx.get(server.url + "/health/live", timeout=2)
+        except httpx.TransportError:
+            refused = True
+    assert results == [200] * 6  # every request in flight completed
+    assert refused               # and nothing new is taken after shutdown
+    assert "Shutting down" in server.logs()
+
+
+def test_cors_can_be_enabled_for_listed_origins(tiny_repo: Path, tmp_path: Path) -> None:
+    with run_server(tiny_repo, tmp_path, cors_origins='["http://app.example"]') as server, \
+            server.client() as c:
+        ok = c.get("/api/models", headers={"Origin": "http://app.example"})
+        other = c.get("/api/models", headers={"Origin": "http://evil.example"})
+    assert ok.headers["access-control-allow-origin"] == "http://app.example"
+    assert "access-control-allow-origin" not in other.headers
+
+
+def test_json_logs_have_one_line_per_request(tiny_repo: Path, tmp_path: Path) -> None:
+    with run_server(tiny_repo, tmp_path, log_format="json") as server, server.client() as c:
+        c.get("/api/models/tiny", headers={"X-Request-ID": "trace-42"})
+    lines = [json.loads(line) for line in server.logs().splitlines()
+             if line.startswith("{") and "trace-42" in line]
+    assert len(lines) == 1
+    entry = lines[0]
+    assert entry["route"] == "/api/models/{name}" and entry["status"] == 200
+    assert entry["logger"] == "cnnlab.access" and entry["ms"] > 0
