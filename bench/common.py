@@ -44,8 +44,8 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def server(cmd: list[str], port: int, ready_path: str, env: dict[str, str] | None = None,
-           timeout: float = 180) -> Iterator[str]:
-    """Run a server command until it answers 200 on ``ready_path``; stop it afterwards."""
+           timeout: float = 180) -> Iterator[tuple[str, int]]:
+    """Run a server command until it answers 200 on ``ready_path``; yield its URL and pid."""
     url = f"http://127.0.0.1:{port}"
     with tempfile.NamedTemporaryFile(prefix="bench-server-", suffix=".log", delete=False) as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -62,7 +62,7 @@ def server(cmd: list[str], port: int, ready_path: str, env: dict[str, str] | Non
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{cmd} not ready; see {log.name}")
                 time.sleep(0.3)
-            yield url
+            yield url, proc.pid
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)

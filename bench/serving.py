@@ -87,14 +87,14 @@ def main() -> None:
           f"; batch 256 {raw['b256_img_s']:.0f} img/s", flush=True)
 
     port = free_port()
-    with server([py, "bench/naive_app.py", str(vdir), str(port)], port, "/docs") as url:
+    with server([py, "bench/naive_app.py", str(vdir), str(port)], port, "/docs") as (url, _):
         naive = wrk(url + "/predict", tfs_body, "application/json", 64, s, threads=2)
     results["naive_c64"] = vars(naive)
     print(f"2. naive model.predict: c=64 {naive.requests_per_s:.0f} img/s, "
           f"p50 {naive.p50_ms:.1f} ms, errors {naive.errors}", flush=True)
 
     port = free_port()
-    with server([py, "bench/litserve_app.py", str(vdir), str(port)], port, "/health") as url:
+    with server([py, "bench/litserve_app.py", str(vdir), str(port)], port, "/health") as (url, _):
         lit = wrk(url + "/predict", tfs_body, "application/json", 64, s, threads=2)
     results["litserve_c64"] = vars(lit)
     print(f"3. LitServe (batch 64): c=64 {lit.requests_per_s:.0f} img/s, "
@@ -103,7 +103,7 @@ def main() -> None:
     port = free_port()
     env = {"CNNLAB_MODELS_DIR": str(args.models_dir.resolve()), "CNNLAB_PORT": str(port),
            "CNNLAB_POLL_INTERVAL_S": "0", "CNNLAB_LOG_LEVEL": "warning"}
-    with server([py, "-m", "service"], port, "/health/ready", env=env) as url:
+    with server([py, "-m", "service"], port, "/health/ready", env=env) as (url, _):
         upload = f"{url}/api/models/{args.model}/predict"
         c1 = wrk(upload, digit, "image/png", 1, s)
         c64 = wrk(upload, digit, "image/png", 64, s, threads=2)

@@ -6,8 +6,9 @@ model-building code (and TensorFlow Serving could serve the same files):
 - ``serving_default``: uint8 ``image [N,H,W,C]`` -> ``probabilities [N,K]``
 - ``activations``: same input -> every layer's output, keyed by layer name
 - ``gradcam``: ``image`` + ``class_index [N]`` (int32, -1 = predicted class) ->
-  ``gradcam/<conv layer>`` heatmaps ``[N,h,w]`` in 0..1, ``saliency`` (|d score / d input|
-  ``[N,H,W]``), ``probabilities`` and the ``class_index`` used
+  ``gradcam/<conv layer>`` heatmaps ``[N,h,w]`` in 0..1 (computed on the conv block's
+  activated output, i.e. after its BatchNorm/ReLU if any; score = log p(class)),
+  ``saliency`` (|d score / d input| ``[N,H,W]``), ``probabilities`` and the ``class_index``
 - ``filters``: no input -> each conv layer's kernel ``[kh,kw,in,out]`` by layer name
 
 Versions are written to a hidden temporary directory and renamed into place only when
@@ -33,6 +34,20 @@ def conv_layers(model: keras.Model) -> list[keras.layers.Layer]:
     return [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
 
 
+_BLOCK_TAIL = (keras.layers.BatchNormalization, keras.layers.ReLU, keras.layers.Activation,
+               keras.layers.LeakyReLU)
+
+
+def block_output(model: keras.Model, conv: keras.layers.Layer) -> keras.layers.Layer:
+    """The layer whose output is ``conv``'s activated feature map: the conv itself, or the
+    BatchNorm/ReLU right after it (Grad-CAM wants rectified maps, not pre-BN values)."""
+    layers = model.layers
+    i = layers.index(conv)
+    while i + 1 < len(layers) and isinstance(layers[i + 1], _BLOCK_TAIL):
+        i += 1
+    return layers[i]
+
+
 def _signatures(model: keras.Model) -> dict[str, tuple[Callable[..., object], list[object]]]:
     shape = [None, *model.input_shape[1:]]
     image_spec = tf.TensorSpec(shape, tf.uint8, name="image")
@@ -40,7 +55,8 @@ def _signatures(model: keras.Model) -> dict[str, tuple[Callable[..., object], li
     layer_model = keras.Model(model.inputs, [layer.output for layer in model.layers])
     names = [layer.name for layer in model.layers]
     convs = conv_layers(model)
-    conv_model = keras.Model(model.inputs, [*(c.output for c in convs), model.layers[-1].output])
+    blocks = [block_output(model, c) for c in convs]
+    conv_model = keras.Model(model.inputs, [*(b.output for b in blocks), model.layers[-1].output])
 
     def serve(image: tf.Tensor) -> dict[str, tf.Tensor]:
         return {"probabilities": model(tf.cast(image, tf.float32), training=False)}
@@ -56,7 +72,8 @@ def _signatures(model: keras.Model) -> dict[str, tuple[Callable[..., object], li
             *maps, probs = conv_model(x, training=False)
             predicted = tf.argmax(probs, axis=-1, output_type=tf.int32)
             chosen = tf.where(class_index < 0, predicted, class_index)
-            score = tf.gather(probs, chosen, batch_dims=1)  # [N]
+            # log p: unlike p, its gradient does not vanish when the softmax saturates
+            score = tf.math.log(tf.maximum(tf.gather(probs, chosen, batch_dims=1), 1e-12))
         grads = tape.gradient(score, [*maps, x])
         out = {"probabilities": probs, "class_index": chosen,
                "saliency": tf.reduce_max(tf.abs(grads[-1]), axis=-1)}
