@@ -45,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--models-dir", type=Path, default=Path("models"))
     e.add_argument("--json", action="store_true", help="print the result as JSON")
 
+    r = sub.add_parser("reexport", help="write a version again with the current signatures "
+                                        "(same weights) as a new version")
+    r.add_argument("model", help="NAME/VERSION")
+    r.add_argument("--models-dir", type=Path, default=Path("models"))
+
     ls = sub.add_parser("list", help="models and versions in a models directory")
     ls.add_argument("--models-dir", type=Path, default=Path("models"))
     return p
@@ -109,6 +114,18 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reexport(args: argparse.Namespace) -> int:
+    from training.reexport import ReexportError, reexport
+
+    vdir = _version_dir(args.models_dir, args.model)
+    try:
+        version, path = reexport(vdir)
+    except ReexportError as exc:
+        raise data.DataError(str(exc)) from None
+    print(f"Re-exported {vdir} as version {version} at {path}")
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
     print(f"{'model':<16}{'version':>8}  {'dataset':<14}{'arch':<17}{'test acc':>9}  created")
     for name in list_models(args.models_dir):
@@ -127,7 +144,7 @@ def _list(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
-    handlers = {"train": _train, "evaluate": _evaluate, "list": _list}
+    handlers = {"train": _train, "evaluate": _evaluate, "list": _list, "reexport": _reexport}
     try:
         return handlers[args.command](args)
     except data.DataError as exc:

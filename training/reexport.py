@@ -1,0 +1,59 @@
+"""Re-export a version with the current signature set, keeping its trained weights.
+
+The architecture named in ``metadata.json`` is rebuilt, its weights are read back from
+the old SavedModel's variables (matched by path, e.g. ``best/conv1/kernel``), the rebuilt
+model is checked to give the same probabilities as the old ``serving_default``, and the
+result is published as a new version with the old metadata and reports.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from service.layout import METADATA_FILE
+from training import architectures, export
+
+
+class ReexportError(Exception):
+    pass
+
+
+def reexport(version_dir: Path) -> tuple[int, Path]:
+    meta: dict[str, Any] = json.loads((version_dir / METADATA_FILE).read_text())
+    loaded = tf.saved_model.load(str(version_dir))
+    model = architectures.build(meta["arch"], tuple(meta["input_shape"]),  # type: ignore[arg-type]
+                                len(meta["class_names"]))
+    saved = {v.name.removesuffix(":0"): v for v in loaded.variables}
+    missing = [w.path for w in model.weights if w.path not in saved]
+    if missing:
+        raise ReexportError(f"{version_dir}: variables not found in the SavedModel: {missing}")
+    for w in model.weights:
+        w.assign(saved[w.path].numpy())
+
+    x = np.random.default_rng(0).integers(0, 256, (16, *meta["input_shape"])).astype(np.uint8)
+    old = loaded.signatures["serving_default"](image=tf.constant(x))["probabilities"].numpy()
+    new = model.predict(x.astype("float32"), verbose=0)
+    if not np.allclose(old, new, atol=1e-5):
+        raise ReexportError(f"{version_dir}: rebuilt model disagrees with the SavedModel")
+
+    model_dir = version_dir.parent
+    staged = export.staging_dir(model_dir)
+    try:
+        export.write_saved_model(model, staged)
+        meta.update(signatures=list(export._signatures(model)),
+                    reexported_from=int(version_dir.name),
+                    reexported=datetime.now(UTC).isoformat(timespec="seconds"))
+        (staged / METADATA_FILE).write_text(json.dumps(meta, indent=2))
+        if (version_dir / "reports").is_dir():
+            shutil.copytree(version_dir / "reports", staged / "reports")
+        return export.publish(staged, model_dir)
+    except BaseException:
+        export.discard(staged)
+        raise
