@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from fastapi import FastAPI, Request
@@ -38,6 +39,16 @@ def unprocessable(message: str) -> ApiError:
 
 def overloaded(message: str, retry_after_s: int = 1) -> ApiError:
     return ApiError(503, message, {"Retry-After": str(retry_after_s)})
+
+
+def parse_json(raw: bytes, what: str) -> object:
+    """Parse a JSON body; malformed or absurdly nested input is a 400, never a 500."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise bad_request(f"{what} is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise bad_request(f"{what} is not valid JSON: {exc}") from None
 
 
 def error_response(status: int, message: str,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
 from service.config import Settings
@@ -24,9 +25,10 @@ async def read_uploads(request: Request, settings: Settings) -> list[Upload]:
         try:
             form = await request.form(max_files=settings.max_files, max_fields=100,
                                       max_part_size=settings.max_upload_bytes)
-        except MultiPartException as exc:
-            raise ApiError(413 if "Too many" in str(exc) else 400,
-                           f"bad multipart body: {exc}") from None
+        except (MultiPartException, HTTPException) as exc:
+            detail = str(getattr(exc, "detail", exc))
+            raise ApiError(413 if "Too many" in detail else 400,
+                           f"bad multipart body: {detail}") from None
         files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
         if not files:
             raise ApiError(400, "multipart body has no file parts (send the image as a "

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any
 
 import numpy as np
@@ -16,7 +15,7 @@ from fastapi import APIRouter, Request
 
 from service import inference
 from service.deps import AppSettings, Repo, tag_request
-from service.errors import ApiError, bad_request
+from service.errors import ApiError, bad_request, parse_json
 from service.model import PREDICT_SIGNATURE, ServedVersion, signature_io
 from service.repository import ModelRepository
 
@@ -141,18 +140,15 @@ def _inputs_to_batch(inputs: Any, sv: ServedVersion, settings: Any) -> np.ndarra
 
 async def _predict(request: Request, repo: ModelRepository, settings: Any, name: str,
                    version: str | None, label: str | None) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise bad_request(f"request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise bad_request("request body must be a JSON object with 'instances' or 'inputs'")
-    if ("instances" in body) == ("inputs" in body):
-        raise bad_request("send exactly one of 'instances' (row format) or 'inputs' "
-                          "(columnar format)")
-    signature = body.get("signature_name") or PREDICT_SIGNATURE
     async with repo.lease(name, version, label) as sv:
         tag_request(request, sv.name, sv.version)
+        body = parse_json(await request.body(), "request body")
+        if not isinstance(body, dict):
+            raise bad_request("request body must be a JSON object with 'instances' or 'inputs'")
+        if ("instances" in body) == ("inputs" in body):
+            raise bad_request("send exactly one of 'instances' (row format) or 'inputs' "
+                              "(columnar format)")
+        signature = body.get("signature_name") or PREDICT_SIGNATURE
         if signature not in sv.signatures:
             raise bad_request(f"signature {signature!r} not found; this model has "
                               f"{sorted(sv.signatures)}")

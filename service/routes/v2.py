@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 
 from service import __version__, inference
 from service.deps import AppSettings, Repo, tag_request
-from service.errors import ApiError, bad_request
+from service.errors import ApiError, bad_request, parse_json
 from service.model import ServedVersion
 from service.repository import ModelRepository
 
@@ -84,10 +84,7 @@ def _split_body(request: Request, raw: bytes) -> tuple[dict[str, Any], bytes]:
             raise bad_request(f"{HEADER_LENGTH} {header_len!r} does not fit the body "
                               f"of {len(raw)} bytes")
         json_part, binary = raw[:int(header_len)], raw[int(header_len):]
-    try:
-        body = json.loads(json_part)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise bad_request(f"inference request is not valid JSON: {exc}") from None
+    body = parse_json(json_part, "inference request")
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
         raise bad_request("inference request must be an object with an 'inputs' list")
     return body, binary
@@ -136,9 +133,9 @@ def _input_tensor(spec: Any, binary: bytes, offset: int, sv: ServedVersion,
 
 async def _infer(request: Request, repo: ModelRepository, settings: Any, name: str,
                  version: str | None) -> Response:
-    body, binary = _split_body(request, await request.body())
     async with repo.lease(name, version) as sv:
         tag_request(request, sv.name, sv.version)
+        body, binary = _split_body(request, await request.body())
         if len(body["inputs"]) != 1:
             raise bad_request(f"this model takes exactly one input ({sv.info.input.name!r}), "
                               f"got {len(body['inputs'])}")
