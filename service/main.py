@@ -27,6 +27,7 @@ from service.routes import (
     tfserving,
     v2,
 )
+from service.schemas import ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +63,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     protected = [Depends(require_api_key)]
     app.include_router(health.router)
     app.include_router(demo.router)  # static page; its API calls carry the key
-    app.include_router(v2.router, dependencies=protected)
-    app.include_router(predict.router, dependencies=protected)
-    app.include_router(models.router, dependencies=protected)
-    app.include_router(inspect.router, dependencies=protected)
-    app.include_router(filtering.router, dependencies=protected)
-    app.include_router(tfserving.router, dependencies=protected)
+    app.include_router(v2.router, dependencies=protected, responses=ERRORS)
+    app.include_router(predict.router, dependencies=protected, responses=ERRORS)
+    app.include_router(models.router, dependencies=protected, responses=ERRORS)
+    app.include_router(inspect.router, dependencies=protected, responses=ERRORS)
+    app.include_router(filtering.router, dependencies=protected, responses=ERRORS)
+    app.include_router(tfserving.router, dependencies=protected, responses=ERRORS)
     app.include_router(admin.router)
 
     if settings.cors_origins:

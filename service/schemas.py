@@ -16,6 +16,16 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def media(*types: str) -> dict[int | str, dict[str, Any]]:
+    """Document a 200 whose body is one of these media types (pictures, .npy, JSON)."""
+    return {200: {"description": "the result", "content": {t: {} for t in types}}}
+
+
+class ModelReady(BaseModel):
+    name: str
+    ready: bool
+
+
 class TopClass(BaseModel):
     class_index: int
     label: str

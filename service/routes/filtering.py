@@ -16,13 +16,14 @@ from service.errors import ApiError
 from service.imaging import decode
 from service.operations import FilterOp, apply, parse_ops, run_filter
 from service.routes.predict import _UPLOAD_BODY
-from service.schemas import ERRORS
+from service.schemas import ERRORS, media
 from service.uploads import read_uploads
 
 router = APIRouter(prefix="/api", tags=["kernels and pooling"])
 
 Color = Literal["gray", "rgb"]
 FORMATS = ("png", "jpeg", "webp", "json", "npy")
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
 
 
 async def _one_image(request: Request, settings: Settings, color: Color) -> np.ndarray:
@@ -62,12 +63,14 @@ async def list_kernels() -> dict[str, object]:
             "modes": ["correlation", "convolution"], "outputs": ["clip", "abs", "normalize"]}
 
 
-@router.post("/filter", responses=ERRORS, openapi_extra=_UPLOAD_BODY,
+@router.post("/filter", responses={**ERRORS, **media(*IMAGE_TYPES, "application/json",
+                                                   "application/x-npy")},
+             openapi_extra=_UPLOAD_BODY,
              response_class=Response)
 async def filter_image(
     request: Request, settings: AppSettings,
     kernel: Annotated[str | None, Query(max_length=64)] = None,
-    matrix: Annotated[str | None, Query(max_length=8192,
+    matrix: Annotated[str | None, Query(max_length=4096,
                                         description="JSON matrix, e.g. [[0,1,0],[1,-4,1],[0,1,0]]")
                       ] = None,
     size: int = 3, sigma: float = 1.0, weight: float = 1.0, normalize: bool = False,
@@ -93,7 +96,9 @@ async def filter_image(
     return _answer(values, out, fmt, headers, settings)
 
 
-@router.post("/pool", responses=ERRORS, openapi_extra=_UPLOAD_BODY, response_class=Response)
+@router.post("/pool", responses={**ERRORS, **media(*IMAGE_TYPES, "application/json",
+                                                 "application/x-npy")},
+             openapi_extra=_UPLOAD_BODY, response_class=Response)
 async def pool_image(
     request: Request, settings: AppSettings, op: kernels.PoolOp = "max",
     size: Annotated[int, Query(ge=1, le=64)] = 2,
@@ -111,11 +116,11 @@ async def pool_image(
     return _answer(values, out, fmt, headers, settings)
 
 
-@router.post("/pipeline", responses=ERRORS, openapi_extra=_UPLOAD_BODY,
+@router.post("/pipeline", responses={**ERRORS, **media(*IMAGE_TYPES)}, openapi_extra=_UPLOAD_BODY,
              response_class=Response)
 async def pipeline(
     request: Request, settings: AppSettings,
-    ops: Annotated[str, Query(max_length=65536, description=(
+    ops: Annotated[str, Query(max_length=4096, description=(
         'JSON list, e.g. [{"op":"filter","kernel":"sobel_right"},{"op":"pool","size":2}]'))],
     color: Color = "gray",
     format: Annotated[str | None, Query(description="png, jpeg or webp")] = None,

@@ -38,7 +38,8 @@ async def v2_live() -> dict[str, bool]:
     return {"live": True}
 
 
-@router.get("/v2/health/ready", tags=["Open Inference Protocol (KServe V2)"])
+@router.get("/v2/health/ready", tags=["Open Inference Protocol (KServe V2)"],
+            responses={503: {"description": "not ready (same body)"}})
 async def v2_ready(repo: Repo) -> JSONResponse:
     return JSONResponse({"ready": repo.ready}, status_code=200 if repo.ready else 503)
 

@@ -17,7 +17,7 @@ from service.imaging import Invert, decode, encode_png, fit_longest_side
 from service.kernels import filter_image
 from service.model import ServedVersion
 from service.routes.predict import _UPLOAD_BODY, LabelQ, VersionQ
-from service.schemas import ERRORS
+from service.schemas import ERRORS, media
 from service.uploads import read_uploads
 
 router = APIRouter(prefix="/api", tags=["inspect"])
@@ -53,7 +53,10 @@ async def summary(repo: Repo, name: str, version: VersionQ = None,
             "layers": inspection.layer_table(sv), **{k: meta.get(k) for k in keys}}
 
 
-@router.post("/models/{name}/activations", responses=ERRORS, openapi_extra=_UPLOAD_BODY,
+@router.post("/models/{name}/activations",
+             responses={**ERRORS, **media("application/json", "application/x-npy",
+                                          "application/x-npz", "image/png")},
+             openapi_extra=_UPLOAD_BODY,
              response_class=Response)
 async def activations(
     request: Request, repo: Repo, settings: AppSettings, name: str,
@@ -109,7 +112,8 @@ def _kernels(sv: ServedVersion) -> dict[str, np.ndarray]:
     return dict(sv.call_sync("filters"))
 
 
-@router.get("/models/{name}/filters", responses=ERRORS, response_class=Response)
+@router.get("/models/{name}/filters", response_class=Response,
+            responses={**ERRORS, **media("application/json", "application/x-npy", "image/png")})
 async def filters(
     repo: Repo, name: str, version: VersionQ = None, label: LabelQ = None,
     layer: Annotated[str | None, Query(max_length=64)] = None,
@@ -139,7 +143,9 @@ async def filters(
                                              tile_px=48), "png")
 
 
-@router.post("/models/{name}/filters/apply", responses=ERRORS, openapi_extra=_UPLOAD_BODY,
+@router.post("/models/{name}/filters/apply",
+             responses={**ERRORS, **media("image/png", "application/x-npy")},
+             openapi_extra=_UPLOAD_BODY,
              response_class=Response)
 async def apply_filters(
     request: Request, repo: Repo, settings: AppSettings, name: str,
@@ -173,7 +179,9 @@ async def apply_filters(
                                  {"X-Layer": name_, "X-Filters": str(k.shape[3])})
 
 
-@router.post("/models/{name}/gradcam", responses=ERRORS, openapi_extra=_UPLOAD_BODY,
+@router.post("/models/{name}/gradcam",
+             responses={**ERRORS, **media("application/json", "image/png")},
+             openapi_extra=_UPLOAD_BODY,
              response_class=Response)
 async def gradcam(
     request: Request, repo: Repo, settings: AppSettings, name: str,

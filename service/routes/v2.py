@@ -18,6 +18,7 @@ from service.deps import AppSettings, Repo, tag_request
 from service.errors import ApiError, bad_request, parse_json
 from service.model import ServedVersion
 from service.repository import ModelRepository
+from service.schemas import ModelReady
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (KServe V2)"])
 
@@ -59,17 +60,26 @@ async def version_metadata(repo: Repo, name: str, version: str) -> dict[str, Any
 
 def _ready(repo: ModelRepository, name: str, version: str | None) -> JSONResponse:
     entry = repo.entry(name)  # 404 for an unknown model
-    ok = bool(entry.served) if version is None else (
-        version.isdigit() and int(version) in entry.served)
+    if version is None:
+        ok = bool(entry.served)
+    else:
+        known = {str(s.version) for s in repo.status(name)}
+        if version not in known:
+            raise ApiError(404, f"model {name!r} has no version {version!r}")
+        ok = int(version) in entry.served
     return JSONResponse({"name": name, "ready": ok}, status_code=200 if ok else 503)
 
 
-@router.get("/models/{name}/ready")
+_READY: dict[int | str, dict[str, Any]] = {
+    200: {"model": ModelReady}, 503: {"model": ModelReady, "description": "not ready"}}
+
+
+@router.get("/models/{name}/ready", responses=_READY)
 async def model_ready(repo: Repo, name: str) -> JSONResponse:
     return _ready(repo, name, None)
 
 
-@router.get("/models/{name}/versions/{version}/ready")
+@router.get("/models/{name}/versions/{version}/ready", responses=_READY)
 async def version_ready(repo: Repo, name: str, version: str) -> JSONResponse:
     return _ready(repo, name, version)
 
