@@ -4,7 +4,9 @@ rank classes. Kept apart so each step is testable on its own."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
@@ -15,8 +17,18 @@ from service.errors import ApiError, overloaded
 from service.imaging import Invert, Prepared, decode, prepare
 from service.model import ModelInfo, ServedVersion
 
-# Small uploads decode faster inline than the hop to a worker thread costs.
+T = TypeVar("T")
+
+# Small inputs are handled faster inline than the hop to a worker thread costs; large ones
+# (big JSON tensors, big pictures) go to a thread so the event loop keeps serving others.
 _INLINE_DECODE_BYTES = 64 * 1024
+
+
+async def offload(size: int, fn: Callable[..., T], *args: Any) -> T:
+    """Run CPU-bound ``fn`` inline when ``size`` bytes is small, else in a worker thread."""
+    if size <= _INLINE_DECODE_BYTES:
+        return fn(*args)
+    return await run_in_threadpool(fn, *args)
 
 
 def default_center(info: ModelInfo) -> bool:
@@ -40,9 +52,7 @@ async def prepare_many(blobs: list[bytes], info: ModelInfo, settings: Settings,
     def work() -> list[Prepared]:
         return [prepare_one(b, info, settings, invert, do_center) for b in blobs]
 
-    if sum(len(b) for b in blobs) <= _INLINE_DECODE_BYTES:
-        return work()
-    return await run_in_threadpool(work)
+    return await offload(sum(len(b) for b in blobs), work)
 
 
 async def run_batched(sv: ServedVersion, images: np.ndarray, settings: Settings) -> np.ndarray:

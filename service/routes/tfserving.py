@@ -138,25 +138,34 @@ def _inputs_to_batch(inputs: Any, sv: ServedVersion, settings: Any) -> np.ndarra
     return _instances_to_batch(inputs, sv, settings)
 
 
+def _parse_predict(raw: bytes, sv: ServedVersion, settings: Any
+                   ) -> tuple[dict[str, Any], np.ndarray]:
+    """The request body and the image batch it carries (CPU-bound for large bodies)."""
+    body = parse_json(raw, "request body")
+    if not isinstance(body, dict):
+        raise bad_request("request body must be a JSON object with 'instances' or 'inputs'")
+    if ("instances" in body) == ("inputs" in body):
+        raise bad_request("send exactly one of 'instances' (row format) or 'inputs' "
+                          "(columnar format)")
+    signature = body.get("signature_name") or PREDICT_SIGNATURE
+    if signature not in sv.signatures:
+        raise bad_request(f"signature {signature!r} not found; this model has "
+                          f"{sorted(sv.signatures)}")
+    if "instances" in body:
+        if not isinstance(body["instances"], list):
+            raise bad_request("'instances' must be a list, one entry per image")
+        return body, _instances_to_batch(body["instances"], sv, settings)
+    return body, _inputs_to_batch(body["inputs"], sv, settings)
+
+
 async def _predict(request: Request, repo: ModelRepository, settings: Any, name: str,
                    version: str | None, label: str | None) -> dict[str, Any]:
     async with repo.lease(name, version, label) as sv:
         tag_request(request, sv.name, sv.version)
-        body = parse_json(await request.body(), "request body")
-        if not isinstance(body, dict):
-            raise bad_request("request body must be a JSON object with 'instances' or 'inputs'")
-        if ("instances" in body) == ("inputs" in body):
-            raise bad_request("send exactly one of 'instances' (row format) or 'inputs' "
-                              "(columnar format)")
+        raw = await request.body()
+        body, batch = await inference.offload(len(raw), _parse_predict, raw, sv, settings)
         signature = body.get("signature_name") or PREDICT_SIGNATURE
-        if signature not in sv.signatures:
-            raise bad_request(f"signature {signature!r} not found; this model has "
-                              f"{sorted(sv.signatures)}")
         row = "instances" in body
-        if row and not isinstance(body["instances"], list):
-            raise bad_request("'instances' must be a list, one entry per image")
-        batch = (_instances_to_batch(body["instances"], sv, settings) if row
-                 else _inputs_to_batch(body["inputs"], sv, settings))
         if signature == PREDICT_SIGNATURE:
             out = {sv.info.output.name: await inference.run_batched(sv, batch, settings)}
         else:

@@ -85,8 +85,7 @@ async def version_ready(repo: Repo, name: str, version: str) -> JSONResponse:
 
 
 # ------------------------------------------------------------------ infer
-def _split_body(request: Request, raw: bytes) -> tuple[dict[str, Any], bytes]:
-    header_len = request.headers.get(HEADER_LENGTH)
+def _split_body(header_len: str | None, raw: bytes) -> tuple[dict[str, Any], bytes]:
     if header_len is None:
         json_part, binary = raw, b""
     else:
@@ -141,15 +140,25 @@ def _input_tensor(spec: Any, binary: bytes, offset: int, sv: ServedVersion,
     return tensor, offset
 
 
+def _parse_infer(raw: bytes, header_len: str | None, sv: ServedVersion, max_images: int
+                 ) -> tuple[dict[str, Any], np.ndarray]:
+    """The inference request and its one input tensor (CPU-bound for large bodies)."""
+    body, binary = _split_body(header_len, raw)
+    if len(body["inputs"]) != 1:
+        raise bad_request(f"this model takes exactly one input ({sv.info.input.name!r}), "
+                          f"got {len(body['inputs'])}")
+    batch, _ = _input_tensor(body["inputs"][0], binary, 0, sv, max_images)
+    return body, batch
+
+
 async def _infer(request: Request, repo: ModelRepository, settings: Any, name: str,
                  version: str | None) -> Response:
     async with repo.lease(name, version) as sv:
         tag_request(request, sv.name, sv.version)
-        body, binary = _split_body(request, await request.body())
-        if len(body["inputs"]) != 1:
-            raise bad_request(f"this model takes exactly one input ({sv.info.input.name!r}), "
-                              f"got {len(body['inputs'])}")
-        batch, _ = _input_tensor(body["inputs"][0], binary, 0, sv, settings.max_instances)
+        raw = await request.body()
+        body, batch = await inference.offload(
+            len(raw), _parse_infer, raw, request.headers.get(HEADER_LENGTH), sv,
+            settings.max_instances)
         requested = body.get("outputs") or [{"name": sv.info.output.name}]
         for out in requested:
             if not isinstance(out, dict) or out.get("name") != sv.info.output.name:

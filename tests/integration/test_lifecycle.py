@@ -14,30 +14,45 @@ import numpy as np
 from tests.helpers import run_server
 
 
+def queued_images(server_url: str) -> float:
+    text = httpx.get(f"{server_url}/metrics", timeout=30).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("cnnlab_queue_depth{"))
+
+
 def test_sigterm_lets_requests_in_flight_finish(tiny_repo: Path, tmp_path: Path) -> None:
-    # max_batch_size=1 makes each 400-image request take many signature calls.
-    body = {"instances": np.zeros((400, 28, 28, 1), np.uint8).tolist()}
-    with run_server(tiny_repo, tmp_path, max_batch_size="1") as server:
+    # max_batch_size=1 turns each 1,000-image request into 1,000 signature calls, so the
+    # six requests stay in flight for seconds.
+    n, per_request = 6, 1000
+    body = json.dumps({"instances": np.zeros((per_request, 28, 28, 1), np.uint8).tolist()})
+    with run_server(tiny_repo, tmp_path, max_batch_size="1", max_instances="4096",
+                    max_queue_images="100000") as server:
         results: list[int] = []
 
         def fire() -> None:
             with server.client() as c:
-                results.append(c.post("/v1/models/tiny:predict", json=body).status_code)
+                results.append(c.post("/v1/models/tiny:predict", content=body,
+                                      headers={"content-type": "application/json"}
+                                      ).status_code)
 
-        threads = [threading.Thread(target=fire) for _ in range(6)]
+        threads = [threading.Thread(target=fire) for _ in range(n)]
         for th in threads:
             th.start()
-        time.sleep(0.4)  # the requests are now being served
+        deadline = time.monotonic() + 120
+        # all six are inside the server once more than five requests' worth is queued
+        while queued_images(server.url) <= (n - 1) * per_request:
+            assert time.monotonic() < deadline, "requests never all arrived"
+            time.sleep(0.02)
         server.proc.send_signal(signal.SIGTERM)
         for th in threads:
-            th.join(60)
+            th.join(120)
         server.proc.wait(60)
         refused = False
         try:
             httpx.get(server.url + "/health/live", timeout=2)
         except httpx.TransportError:
             refused = True
-    assert results == [200] * 6  # every request in flight completed
+    assert results == [200] * n  # every request in flight completed
     assert refused               # and nothing new is taken after shutdown
     assert "Shutting down" in server.logs()
 
