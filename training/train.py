@@ -66,15 +66,20 @@ def make_optimizer(cfg: TrainConfig, steps: int) -> keras.optimizers.Optimizer:
 
 
 def augmenter(dataset: str, seed: int) -> keras.Sequential:
-    """Random label-preserving distortions; clothing may be mirrored, digits not."""
-    aug: list[keras.layers.Layer] = [
-        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed),
-        keras.layers.RandomZoom(0.1, fill_mode="constant", seed=seed),
-    ]
+    """Random label-preserving distortions. Digits: shifts, zoom, small rotations.
+    Clothing is centred at a fixed scale, so only mirror images and small shifts (zoom and
+    larger shifts made version 1 underfit: 91.1 %)."""
     if dataset == "fashion_mnist":
-        aug.insert(0, keras.layers.RandomFlip("horizontal", seed=seed))
+        aug: list[keras.layers.Layer] = [
+            keras.layers.RandomFlip("horizontal", seed=seed),
+            keras.layers.RandomTranslation(0.05, 0.05, fill_mode="constant", seed=seed),
+        ]
     else:
-        aug.append(keras.layers.RandomRotation(0.03, fill_mode="constant", seed=seed))
+        aug = [
+            keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed),
+            keras.layers.RandomZoom(0.1, fill_mode="constant", seed=seed),
+            keras.layers.RandomRotation(0.03, fill_mode="constant", seed=seed),
+        ]
     return keras.Sequential(aug, name="augment")
 
 
@@ -186,6 +191,11 @@ def train(cfg: TrainConfig, ds: Dataset) -> TrainResult:
             "layers": layer_table(model),
             "signatures": list(export._signatures(model)),
             "hyperparameters": cfg.to_json(),
+            "augmentation": [
+                {"layer": type(layer).__name__, **{k: v for k, v in layer.get_config().items()
+                                                   if k in ("height_factor", "width_factor",
+                                                            "factor", "mode")}}
+                for layer in augmenter(cfg.dataset, cfg.seed).layers] if cfg.augment else [],
             "history": hist,
             "epochs_run": len(hist.get("loss", [])),
             "stopped_early_at_epoch": stopper.stopped_epoch if stopper else None,
