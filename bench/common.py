@@ -89,7 +89,7 @@ def wrk(url: str, body: bytes, content_type: str, connections: int, seconds: int
         f.flush()
         out = subprocess.run(
             ["wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{seconds}s",
-             "--latency", "-s", str(LUA), url],
+             "--timeout", "30s", "--latency", "-s", str(LUA), url],
             env={**os.environ, "WRK_BODY": f.name, "WRK_CTYPE": content_type,
                  "WRK_HEADER": header},
             capture_output=True, text=True, check=True).stdout

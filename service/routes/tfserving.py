@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 
 from service import inference
 from service.deps import AppSettings, Repo, tag_request
@@ -159,7 +160,7 @@ def _parse_predict(raw: bytes, sv: ServedVersion, settings: Any
 
 
 async def _predict(request: Request, repo: ModelRepository, settings: Any, name: str,
-                   version: str | None, label: str | None) -> dict[str, Any]:
+                   version: str | None, label: str | None) -> JSONResponse:
     async with repo.lease(name, version, label) as sv:
         tag_request(request, sv.name, sv.version)
         raw = await request.body()
@@ -174,28 +175,30 @@ async def _predict(request: Request, repo: ModelRepository, settings: Any, name:
                 raise bad_request(f"signature {signature!r} needs inputs {sorted(inputs)}; "
                                   "only image-only signatures can be called here")
             out = await inference.call_signature(sv, signature, **{sv.info.input.name: batch})
+    # JSONResponse directly: FastAPI's generic encoder walks every float (slow for batches)
     if len(out) == 1:
         value = next(iter(out.values())).tolist()
-        return {"predictions": value} if row else {"outputs": value}
+        return JSONResponse({"predictions": value} if row else {"outputs": value})
     if row:
         n = len(batch)
-        return {"predictions": [{k: v[i].tolist() for k, v in out.items()} for i in range(n)]}
-    return {"outputs": {k: v.tolist() for k, v in out.items()}}
+        return JSONResponse(
+            {"predictions": [{k: v[i].tolist() for k, v in out.items()} for i in range(n)]})
+    return JSONResponse({"outputs": {k: v.tolist() for k, v in out.items()}})
 
 
 @router.post("/{name}:predict")
 async def predict(request: Request, repo: Repo, settings: AppSettings,
-                  name: str) -> dict[str, Any]:
+                  name: str) -> JSONResponse:
     return await _predict(request, repo, settings, name, None, None)
 
 
 @router.post("/{name}/versions/{version}:predict")
 async def predict_version(request: Request, repo: Repo, settings: AppSettings, name: str,
-                          version: str) -> dict[str, Any]:
+                          version: str) -> JSONResponse:
     return await _predict(request, repo, settings, name, version, None)
 
 
 @router.post("/{name}/labels/{label}:predict")
 async def predict_label(request: Request, repo: Repo, settings: AppSettings, name: str,
-                        label: str) -> dict[str, Any]:
+                        label: str) -> JSONResponse:
     return await _predict(request, repo, settings, name, None, label)
