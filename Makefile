@@ -52,7 +52,8 @@ train-mnist: $(STAMP)
 	$(PY) -m training train mnist --arch best --data-dir ../shared/datasets --models-dir models
 
 train-fashion: $(STAMP)
-	$(PY) -m training train fashion_mnist --arch best --data-dir ../shared/datasets --models-dir models
+	$(PY) -m training train fashion_mnist --arch best --epochs 12 --label-smoothing 0 \
+	  --data-dir ../shared/datasets --models-dir models
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
