@@ -75,8 +75,7 @@ async def call_signature(sv: ServedVersion, signature: str,
         raise ApiError(400, f"model {sv.name!r} version {sv.version} has no {signature!r} "
                             f"signature (it has {', '.join(sorted(sv.signatures))})")
     loop = asyncio.get_running_loop()
-    repo_executor = sv.batcher._executor if sv.batcher else None
-    return await loop.run_in_executor(repo_executor, lambda: sv.call_sync(signature, **inputs))
+    return await loop.run_in_executor(sv.executor, lambda: sv.call_sync(signature, **inputs))
 
 
 @dataclass(frozen=True)

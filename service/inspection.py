@@ -11,8 +11,6 @@ import numpy as np
 from service.errors import ApiError
 from service.model import ServedVersion, signature_io
 
-_SECTION = "signature"
-
 
 def require(sv: ServedVersion, signature: str, feature: str) -> None:
     if signature not in sv.signatures:

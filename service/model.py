@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,7 @@ class ServedVersion:
     state: str = "AVAILABLE"
     inflight: int = 0
     batcher: DynamicBatcher | None = None
+    executor: Executor | None = None  # the repository's inference thread(s)
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:

@@ -234,6 +234,7 @@ class ModelRepository:
             return False
         finally:
             entry.loading.discard(version)
+        sv.executor = self.executor
         labels = (entry.name, str(version))
         batch_hist = self.metrics.batch_size.labels(*labels)
         infer_hist = self.metrics.inference.labels(*labels)

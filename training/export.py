@@ -27,8 +27,6 @@ import tensorflow as tf
 
 from service.layout import list_versions
 
-SIGNATURES = ("serving_default", "activations", "gradcam", "filters")
-
 
 def conv_layers(model: keras.Model) -> list[keras.layers.Layer]:
     return [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
@@ -46,6 +44,12 @@ def block_output(model: keras.Model, conv: keras.layers.Layer) -> keras.layers.L
     while i + 1 < len(layers) and isinstance(layers[i + 1], _BLOCK_TAIL):
         i += 1
     return layers[i]
+
+
+def signature_names(model: keras.Model) -> list[str]:
+    """The signatures ``write_saved_model`` exports for ``model`` (an MLP has no conv ones)."""
+    names = ["serving_default", "activations"]
+    return [*names, "gradcam", "filters"] if conv_layers(model) else names
 
 
 def _signatures(model: keras.Model) -> dict[str, tuple[Callable[..., object], list[object]]]:
@@ -95,6 +99,7 @@ def _signatures(model: keras.Model) -> dict[str, tuple[Callable[..., object], li
     if convs:  # an MLP has no feature maps to weigh or kernels to show
         table["gradcam"] = (gradcam, [image_spec, class_spec])
         table["filters"] = (filters, [])
+    assert list(table) == signature_names(model)
     return table
 
 

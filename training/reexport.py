@@ -47,7 +47,7 @@ def reexport(version_dir: Path) -> tuple[int, Path]:
     staged = export.staging_dir(model_dir)
     try:
         export.write_saved_model(model, staged)
-        meta.update(signatures=list(export._signatures(model)),
+        meta.update(signatures=export.signature_names(model),
                     reexported_from=int(version_dir.name),
                     reexported=datetime.now(UTC).isoformat(timespec="seconds"))
         (staged / METADATA_FILE).write_text(json.dumps(meta, indent=2))

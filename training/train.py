@@ -189,7 +189,7 @@ def train(cfg: TrainConfig, ds: Dataset) -> TrainResult:
             "arch_description": architectures.DESCRIPTIONS[cfg.arch],
             "total_params": int(model.count_params()),
             "layers": layer_table(model),
-            "signatures": list(export._signatures(model)),
+            "signatures": export.signature_names(model),
             "hyperparameters": cfg.to_json(),
             "augmentation": [
                 {"layer": type(layer).__name__, **{k: v for k, v in layer.get_config().items()
