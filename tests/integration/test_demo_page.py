@@ -41,6 +41,8 @@ def loaded(page: Page, selector: str) -> None:
 def test_upload_predict_feature_maps_and_filter(page: Page) -> None:
     expect(page.locator("#model option")).to_have_count(2, timeout=20_000)
     page.select_option("#model", "mnist")
+    # a blank pad is not sent: a stale blank-pad answer must not overwrite the upload's
+    expect(page.get_by_test_id("prediction")).to_contain_text("draw a digit", timeout=20_000)
     page.set_input_files("#file", str(FIXTURES / "digits" / "3_test18.png"))
     expect(page.get_by_test_id("prediction")).to_contain_text("3  (", timeout=20_000)
     loaded(page, "#seen")
