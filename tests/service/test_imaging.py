@@ -78,3 +78,19 @@ def test_invert_off_keeps_pixels() -> None:
     img = np.full((28, 28), 200, np.uint8)
     prep = imaging.prepare(img, 28, 28, invert="off")
     assert not prep.inverted and int(prep.pixels.max()) == 200
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".bmp", ".webp", ".tiff"])
+def test_header_size_matches_the_decoded_size(ext: str) -> None:
+    img = np.zeros((37, 53), np.uint8)  # not square: width and height must not swap
+    data = cv2.imencode(ext, img)[1].tobytes()
+    _, width, height = imaging.check_header(data, 10**6)
+    assert (width, height) == (53, 37)
+    assert imaging.decode(data, 10**6).shape == (37, 53)
+
+
+def test_light_background_is_judged_by_most_of_the_border() -> None:
+    img = np.zeros((10, 10), np.uint8)
+    assert imaging._light_background(img) is False
+    img[0, :] = img[-1, :] = img[:, 0] = 255  # 3 of 4 sides light
+    assert imaging._light_background(img) is True
