@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     max_queue_images: int = Field(default=4096, ge=1)
     request_timeout_s: float = Field(default=30.0, gt=0)
     inference_threads: int = Field(default=1, ge=1)
+    tf_intra_op_threads: int = Field(
+        default=0, ge=0, description="threads inside one op (TF Serving's "
+        "--tensorflow_intra_op_parallelism); 0 = TensorFlow's choice (all cores)")
+    tf_inter_op_threads: int = Field(
+        default=0, ge=0, description="ops run side by side; 0 = TensorFlow's choice")
 
     # --- request limits
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)

@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        device = configure_devices()
+        device = configure_devices(settings.tf_intra_op_threads, settings.tf_inter_op_threads)
         repo = ModelRepository(settings, metrics, device)
         app.state.repo = repo
         await repo.start()  # load + warm every model before taking traffic
