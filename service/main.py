@@ -45,6 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await repo.start()  # load + warm every model before taking traffic
         # TensorFlow leaves ~10^6 long-lived Python objects; without this every full
         # collection walks them all, a pause of tens of ms a few times a second under load.
+        # (Cyclic garbage of a start-up version retired later stays frozen: bounded to the
+        # start-up set; versions hot-loaded later are not frozen, so nothing accumulates.)
         gc.collect()
         gc.freeze()
         log.info("serving %s from %s", ", ".join(sorted(repo.models)) or "no models",
