@@ -52,7 +52,7 @@ train-mnist: $(STAMP)
 	$(PY) -m training train mnist --arch best --data-dir ../shared/datasets --models-dir models
 
 train-fashion: $(STAMP)
-	$(PY) -m training train fashion_mnist --arch best --epochs 12 --label-smoothing 0 \
+	$(PY) -m training train fashion_mnist --arch best --epochs 15 --no-augment --label-smoothing 0 \
 	  --data-dir ../shared/datasets --models-dir models
 
 clean:
