@@ -12,11 +12,12 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,20 @@ class WrkResult:
     p99_ms: float
     requests: int
     errors: int  # non-2xx responses plus socket errors
+
+
+def p50_ms(fn: Callable[[], object], repeat: int, pause_s: float = 0.0) -> float:
+    """Median wall time of ``fn`` in ms over ``repeat`` calls after one warm-up call,
+    optionally idling ``pause_s`` before each timed call."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        if pause_s:
+            time.sleep(pause_s)
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
 
 
 def free_port() -> int:

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,20 +27,10 @@ import httpx
 import numpy as np
 import tensorflow as tf
 
-from bench.common import ROOT, free_port, server, wrk
+from bench.common import ROOT, free_port, p50_ms, server, wrk
 from service import kernels
 from service.imaging import decode
 from service.layout import list_versions
-
-
-def p50_ms(fn: Callable[[], object], repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
 
 
 def photo_like(size: int = 1024) -> bytes:

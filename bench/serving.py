@@ -17,7 +17,6 @@ import argparse
 import base64
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 import tensorflow as tf
 
-from bench.common import ROOT, free_port, server, wrk
+from bench.common import ROOT, free_port, p50_ms, server, wrk
 from service.layout import list_versions
 
 
@@ -39,25 +38,19 @@ def raw_limit(model_dir: Path, image: np.ndarray) -> dict[str, float]:
     for _ in range(20):
         fn(image=one)
     fn(image=many)
-    times = []
-    for _ in range(500):
-        t = time.perf_counter()
-        fn(image=one)["probabilities"].numpy()
-        times.append(time.perf_counter() - t)
-    spaced = []  # a served request never finds TF hot: its threads sleep between calls
-    for _ in range(300):
-        time.sleep(0.003)
-        t = time.perf_counter()
-        fn(image=one)["probabilities"].numpy()
-        spaced.append(time.perf_counter() - t)
+    def call_one() -> object:
+        return fn(image=one)["probabilities"].numpy()
+
+    b1_ms = p50_ms(call_one, 500)
+    # a served request never finds TF hot: its threads sleep between calls
+    b1_idle_ms = p50_ms(call_one, 300, pause_s=0.003)
     started, n = time.perf_counter(), 0
     while time.perf_counter() - started < 5:
         fn(image=many)["probabilities"].numpy()
         n += 1
     b256 = 256 * n / (time.perf_counter() - started)
-    b1_ms = statistics.median(times) * 1000
     return {"b1_ms": b1_ms, "b1_img_s": 1000 / b1_ms, "b256_img_s": b256,
-            "b1_after_3ms_idle_ms": statistics.median(spaced) * 1000}
+            "b1_after_3ms_idle_ms": b1_idle_ms}
 
 
 def multipart(files: list[bytes]) -> tuple[bytes, str]:

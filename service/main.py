@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         repo = ModelRepository(settings, metrics, device)
         app.state.repo = repo
         await repo.start()  # load + warm every model before taking traffic
-        # TensorFlow leaves ~10^6 long-lived Python objects; without this every full
+        # TensorFlow leaves ~330,000 long-lived Python objects; without this every full
         # collection walks them all, a pause of tens of ms a few times a second under load.
         # (Cyclic garbage of a start-up version retired later stays frozen: bounded to the
         # start-up set; versions hot-loaded later are not frozen, so nothing accumulates.)
