@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     max_queue_images: int = Field(default=4096, ge=1)
     request_timeout_s: float = Field(default=30.0, gt=0)
     inference_threads: int = Field(default=1, ge=1)
+    fast_lane: bool = Field(
+        default=True, description="answer POST /api/models/{name}/predict in a pure-ASGI "
+        "handler instead of FastAPI's per-request machinery (same answers, ~2x throughput)")
     tf_intra_op_threads: int = Field(
         default=0, ge=0, description="threads inside one op (TF Serving's "
         "--tensorflow_intra_op_parallelism); 0 = TensorFlow's choice (all cores)")

@@ -14,6 +14,7 @@ from service import __version__, errors
 from service.config import Settings, get_settings
 from service.deps import require_api_key
 from service.device import configure_devices
+from service.fastlane import FastLane
 from service.metrics import Metrics
 from service.middleware import RequestContextMiddleware
 from service.repository import ModelRepository
@@ -81,6 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tfserving.router, dependencies=protected, responses=ERRORS)
     app.include_router(admin.router)
 
+    if settings.fast_lane:  # innermost: still behind CORS and the request context
+        app.add_middleware(FastLane)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST", "PUT"], allow_headers=["*"])
