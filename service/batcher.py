@@ -88,13 +88,15 @@ class DynamicBatcher:
         self._depth()
         self._wakeup.set()
         try:
-            results = await asyncio.wait_for(
-                asyncio.gather(*(item.future for item in items)), timeout_s)
+            # asyncio.timeout, not wait_for: wait_for wraps the await in a new Task
+            async with asyncio.timeout(timeout_s):
+                if len(items) == 1:
+                    return await items[0].future
+                return np.concatenate(await asyncio.gather(*(i.future for i in items)))
         except (TimeoutError, asyncio.CancelledError):
             for item in items:
                 item.future.cancel()  # the collector skips cancelled items
             raise
-        return results[0] if len(results) == 1 else np.concatenate(results)
 
     def _depth(self) -> None:
         if self._on_depth:

@@ -135,10 +135,11 @@ def fit_longest_side(gray: np.ndarray, box: int) -> np.ndarray:
 
 def center_like_mnist(gray: np.ndarray, size: int = 28, box: int = 20) -> np.ndarray:
     """MNIST's own normalisation: ink bounding box to 20x20, centre of mass to the middle."""
-    ys, xs = np.nonzero(gray > 0.1 * max(int(gray.max()), 1))
-    if len(xs) == 0:
+    _, ink = cv2.threshold(gray, 0.1 * max(int(gray.max()), 1), 255, cv2.THRESH_BINARY)
+    x, y, w, h = cv2.boundingRect(ink)  # of the non-zero (ink) pixels
+    if w == 0 or h == 0:
         return np.zeros((size, size), np.uint8)
-    crop = gray[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    crop = gray[y:y + h, x:x + w]
     digit = fit_longest_side(crop, box)
     canvas = np.zeros((size, size), np.uint8)
     h, w = digit.shape
