@@ -1,43 +1,41 @@
-"""The fast lane: ``POST /api/models/{name}/predict`` answered by a pure-ASGI handler.
+"""The fast lane: the hottest routes answered by a pure-ASGI dispatcher.
 
 FastAPI's per-request machinery (route matching over every route, dependency solving,
-query-parameter models, exit stacks) cost about 1 ms of event-loop time on this route, more
-than decoding the image and running the model. The lane sits inside the request-context
-middleware (request id, body cap, metrics, access log) and CORS, but outside FastAPI and
-its middleware stack; it recognises this one path and calls the very same
-``classify_uploads`` as the FastAPI route, with the same API-key check, the same query
-model and the same error shape. Every other request, and every
-request when ``CNNLAB_FAST_LANE=false``, goes to FastAPI unchanged.
+query-parameter models, exit stacks, its middleware stack) cost about 1 ms of event-loop
+time a request, more than decoding a digit and running the model. The lane sits inside the
+request-context middleware (request id, body cap, metrics, access log) and CORS, but outside
+FastAPI; for each path it knows it validates the same query model and calls the very same
+function as the FastAPI route, with the same API-key check and the same error shape. Every
+other request, and every request when ``CNNLAB_FAST_LANE=false``, goes to FastAPI unchanged
+(which also documents these routes in OpenAPI).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from fastapi import FastAPI
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from service.config import Settings
 from service.deps import require_api_key
 from service.errors import ApiError, validation_message
 from service.middleware import BodyTooLarge
+from service.repository import ModelRepository
+from service.routes.inspect import ACTIVATIONS_PATH, ActivationsParams, activations_response
 from service.routes.predict import PREDICT_PATH, PredictParams, classify_uploads
 
 log = logging.getLogger(__name__)
-_PATH = re.compile(r"^/api/models/([^/]+)/predict$")
 
-
-@dataclass(frozen=True)
-class _RouteLabel:
-    path: str  # what the metrics middleware reads off ``scope["route"]``
-
-
-_ROUTE = _RouteLabel(PREDICT_PATH)
+Handler = Callable[[Request, ModelRepository, Settings, str, Any], Awaitable[Response]]
 
 
 def json_response(body: object, status: int = 200,
@@ -45,30 +43,56 @@ def json_response(body: object, status: int = 200,
     return Response(orjson.dumps(body), status, headers, media_type="application/json")
 
 
-class FastLane:
-    """Wraps the FastAPI app ``api``; answers the predict route itself, passes the rest."""
+async def _predict(request: Request, repo: ModelRepository, settings: Settings, name: str,
+                   params: PredictParams) -> Response:
+    return json_response(await classify_uploads(request, repo, settings, name, params))
 
-    def __init__(self, api: FastAPI) -> None:
+
+@dataclass(frozen=True)
+class Lane:
+    path: str                 # the route template, also the metrics label
+    params: type[BaseModel]   # the route's query model
+    handler: Handler
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile("^" + self.path.replace("{name}", "([^/]+)") + "$")
+
+
+LANES = (Lane(PREDICT_PATH, PredictParams, _predict),
+         Lane(ACTIVATIONS_PATH, ActivationsParams, activations_response))
+
+
+class FastLane:
+    """Wraps the FastAPI app ``api``; answers POSTs to the lanes' paths itself."""
+
+    def __init__(self, api: FastAPI, lanes: tuple[Lane, ...] = LANES) -> None:
         self.api = api
+        self.lanes = [(lane.pattern, lane) for lane in lanes]
+
+    def _match(self, scope: Scope) -> tuple[Lane, str] | None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            for pattern, lane in self.lanes:
+                if found := pattern.match(scope["path"]):
+                    return lane, found[1]
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        match = _PATH.match(scope["path"]) if scope["type"] == "http" and \
-            scope["method"] == "POST" else None
-        if match is None:
+        matched = self._match(scope)
+        if matched is None:
             await self.api(scope, receive, send)
             return
-        scope["route"] = _ROUTE
+        lane, name = matched
+        scope["route"] = lane  # read by the metrics middleware: ``.path`` is the template
         request = Request(scope, receive)
         state = self.api.state
         try:
             await require_api_key(request, state.settings)
             try:
-                params = PredictParams.model_validate(dict(request.query_params))
+                params = lane.params.model_validate(dict(request.query_params))
             except ValidationError as exc:
                 raise ApiError(422, validation_message(exc.errors(), ("query",))) from None
-            body = await classify_uploads(request, state.repo, state.settings, match[1],
-                                          params)
-            response = json_response(body)
+            response = await lane.handler(request, state.repo, state.settings, name, params)
         except ApiError as exc:
             response = json_response({"error": exc.message}, exc.status_code, exc.headers)
         except BodyTooLarge:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from typing import Literal
 
 import cv2
@@ -101,10 +103,39 @@ def npy(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+_ZIP_DATE = (0 << 9) | (1 << 5) | 1  # 1980-01-01, the ZIP epoch: answers are reproducible
+
+
 def npz(arrays: dict[str, np.ndarray]) -> bytes:
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)  # type: ignore[arg-type]
-    return buf.getvalue()
+    """What ``np.savez`` writes (an uncompressed ZIP of ``<name>.npy`` members), built in
+    one pass: ``zipfile`` spent ~1 ms on 16 small members, most of the activations route.
+    ``np.load`` reads it and checks every CRC."""
+    parts: list[bytes | memoryview] = []
+    central: list[bytes] = []
+    offset = 0
+    for key, value in arrays.items():
+        arr = np.ascontiguousarray(value)
+        head = io.BytesIO()
+        np.lib.format.write_array_header_1_0(head, np.lib.format.header_data_from_array_1_0(arr))
+        header, data = head.getvalue(), arr.reshape(-1).view(np.uint8).data
+        crc = zlib.crc32(data, zlib.crc32(header))
+        size = len(header) + len(data)
+        name = f"{key}.npy".encode()
+        flags = 0 if name.isascii() else 0x800  # bit 11: the name is UTF-8
+        if offset + size > 0xFFFF_FFFF:  # past what a plain (non-ZIP64) archive can say
+            buf = io.BytesIO()
+            np.savez(buf, **arrays)  # type: ignore[arg-type]
+            return buf.getvalue()
+        fields = struct.pack("<HHHHHIII", 20, flags, 0, 0, _ZIP_DATE, crc, size, size)
+        parts += [b"PK\x03\x04" + fields + struct.pack("<HH", len(name), 0) + name,
+                  header, data]
+        central.append(b"PK\x01\x02" + struct.pack("<H", 20) + fields + struct.pack(
+            "<HHHHHII", len(name), 0, 0, 0, 0, 0, offset) + name)
+        offset += 30 + len(name) + size
+    directory = b"".join(central)
+    end = b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, len(central), len(central),
+                                       len(directory), offset, 0)
+    return b"".join([*parts, directory, end])
 
 
 def image_response(img: np.ndarray, fmt: ImageFormat,

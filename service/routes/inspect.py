@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from service import inference, inspection, render
 from service.config import Settings
@@ -16,11 +17,13 @@ from service.errors import ApiError
 from service.imaging import Invert, decode, encode_png, fit_longest_side
 from service.kernels import filter_image
 from service.model import ServedVersion
+from service.repository import ModelRepository
 from service.routes.predict import _UPLOAD_BODY, LabelQ, VersionQ
 from service.schemas import ERRORS, media
 from service.uploads import read_uploads
 
 router = APIRouter(prefix="/api", tags=["inspect"])
+ACTIVATIONS_PATH = "/api/models/{name}/activations"
 
 InvertQ = Annotated[Invert, Query(description="auto: invert light backgrounds")]
 CenterQ = Annotated[bool | None, Query(description="MNIST-style centering (default: digits)")]
@@ -53,34 +56,43 @@ async def summary(repo: Repo, name: str, version: VersionQ = None,
             "layers": inspection.layer_table(sv), **{k: meta.get(k) for k in keys}}
 
 
-@router.post("/models/{name}/activations",
-             responses={**ERRORS, **media("application/json", "application/x-npy",
-                                          "application/x-npz", "image/png")},
-             openapi_extra=_UPLOAD_BODY,
-             response_class=Response)
-async def activations(
-    request: Request, repo: Repo, settings: AppSettings, name: str,
-    version: VersionQ = None, label: LabelQ = None,
-    layers: Annotated[str | None, Query(max_length=2048,
-                                        description="names or indices, comma-separated")] = None,
-    channels: Annotated[str | None, Query(max_length=4096)] = None,
-    format: Annotated[str | None, Query(description="json, npy, npz or png")] = None,
-    colormap: ColormapQ = "viridis",
-    normalize: Annotated[render.Norm, Query(description="per channel or per layer")] = "channel",
-    invert: InvertQ = "auto", center: CenterQ = None,
-    accept: Annotated[str | None, Header()] = None,
-) -> Response:
-    """Every layer's output (or the chosen layers and channels) for one uploaded image."""
-    fmt = render.pick_format(format, accept, ("json", "npy", "npz", "png"), "json")
-    async with repo.lease(name, version, label) as sv:
+class ActivationsParams(BaseModel):
+    """The query parameters of the activations route."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    version: int | None = Field(default=None, ge=1, description="a version number "
+                                "(default: newest)")
+    label: str | None = Field(default=None, max_length=64,
+                              description="a version label, e.g. stable")
+    layers: str | None = Field(default=None, max_length=2048,
+                               description="names or indices, comma-separated")
+    channels: str | None = Field(default=None, max_length=4096)
+    format: str | None = Field(default=None, description="json, npy, npz or png")
+    colormap: render.Colormap = Field(default="viridis",
+                                      description="gray, viridis, inferno, diverging")
+    normalize: render.Norm = Field(default="channel", description="per channel or per layer")
+    invert: Invert = Field(default="auto", description="auto: invert light backgrounds")
+    center: bool | None = Field(default=None, description="MNIST-style centering "
+                                "(default: digits)")
+
+
+async def activations_response(request: Request, repo: ModelRepository, settings: Settings,
+                               name: str, params: ActivationsParams) -> Response:
+    """Every layer's output (or the chosen layers and channels) for one uploaded image, in
+    the format the ``format`` query or the Accept header asks for (raises ``ApiError``)."""
+    p = params
+    fmt = render.pick_format(p.format, request.headers.get("accept"),
+                             ("json", "npy", "npz", "png"), "json")
+    async with repo.lease(name, p.version, p.label) as sv:
         tag_request(request, sv.name, sv.version)
-        chosen = inspection.select_layers(sv, layers, settings.max_layers)
+        chosen = inspection.select_layers(sv, p.layers, settings.max_layers)
         if fmt in ("npy", "png") and len(chosen) != 1:
             raise ApiError(422, f"format {fmt} holds one layer; {len(chosen)} were chosen "
                                 "(pick one with layers=, or use json/npz)")
-        x = await _model_input(request, settings, sv, invert, center)
+        x = await _model_input(request, settings, sv, p.invert, p.center)
         out = await inference.call_signature(sv, "activations", image=x)
-    picked = {n: inspection.select_channels(out[n][0], channels, settings.max_channels, n)
+    picked = {n: inspection.select_channels(out[n][0], p.channels, settings.max_channels, n)
               for n in chosen}
     if fmt == "npy":
         return Response(render.npy(picked[chosen[0]]), media_type=render.MEDIA["npy"])
@@ -94,7 +106,7 @@ async def activations(
         if value.ndim not in (1, 3):
             raise ApiError(422, f"layer {chosen[0]!r} of shape {list(value.shape)} has no "
                                 "picture; ask for json")
-        return render.image_response(render.grid(value, colormap, normalize), "png")
+        return render.image_response(render.grid(value, p.colormap, p.normalize), "png")
     total = sum(v.size for v in picked.values())
     if total > settings.max_json_values:
         raise ApiError(413, f"{total} values is too many for JSON; use format=npz")
@@ -105,6 +117,22 @@ async def activations(
         "layers": [{"name": n, "index": order.index(n), "shape": list(v.shape),
                     "data": v.tolist()} for n, v in picked.items()],
     })
+
+
+@router.post(ACTIVATIONS_PATH.removeprefix("/api"),
+             responses={**ERRORS, **media("application/json", "application/x-npy",
+                                          "application/x-npz", "image/png")},
+             openapi_extra=_UPLOAD_BODY,
+             response_class=Response)
+async def activations(
+    request: Request, repo: Repo, settings: AppSettings, name: str,
+    params: Annotated[ActivationsParams, Query()],
+    accept: Annotated[str | None, Header(description="picks the format when format= is "
+                                                     "not given")] = None,
+) -> Response:
+    """Every layer's output (or the chosen layers and channels) for one uploaded image."""
+    del accept  # read off the request by activations_response (declared for the docs)
+    return await activations_response(request, repo, settings, name, params)
 
 
 def _kernels(sv: ServedVersion) -> dict[str, np.ndarray]:

@@ -1,7 +1,7 @@
-"""The fast lane answers POST /api/models/{name}/predict exactly as the FastAPI route does.
+"""The fast lane answers its routes (predict, activations) exactly as FastAPI's routes do.
 
 Two real servers over the same tiny model, one with ``CNNLAB_FAST_LANE=false``: every
-request below, good and bad, must get the same status, error text and prediction JSON."""
+request below, good and bad, must get the same status, error text and body."""
 
 from __future__ import annotations
 
@@ -47,6 +47,23 @@ CASES: list[tuple[str, str, dict[str, object]]] = [
     ("json body", "/api/models/tiny/predict", {"json": {"a": 1}, "headers": AUTH}),
     ("too large", "/api/models/tiny/predict", {"content": b"\x89PNG" + bytes(5000),
                                                "headers": AUTH}),
+    ("activations json", "/api/models/tiny/activations?layers=conv1,probs&channels=0,2",
+     {"content": png(DIGIT), "headers": AUTH}),
+    ("activations npz", "/api/models/tiny/activations?format=npz",
+     {"content": png(DIGIT), "headers": AUTH}),
+    ("activations npz by Accept", "/api/models/tiny/activations",
+     {"content": png(DIGIT), "headers": {**AUTH, "accept": "application/x-npz"}}),
+    ("activations npy", "/api/models/tiny/activations?layers=pool1&format=npy",
+     {"content": png(DIGIT), "headers": AUTH}),
+    ("activations png", "/api/models/tiny/activations?layers=conv1&format=png&colormap=gray",
+     {"content": png(DIGIT), "headers": AUTH}),
+    ("activations npy of 2 layers", "/api/models/tiny/activations?layers=0,1&format=npy",
+     {"content": png(DIGIT), "headers": AUTH}),
+    ("activations unknown layer", "/api/models/tiny/activations?layers=conv9",
+     {"content": png(DIGIT), "headers": AUTH}),
+    ("activations bad colormap", "/api/models/tiny/activations?colormap=jet",
+     {"content": png(DIGIT), "headers": AUTH}),
+    ("activations no key", "/api/models/tiny/activations", {"content": png(DIGIT)}),
 ]
 
 
@@ -71,8 +88,11 @@ def test_same_answer_with_and_without_the_fast_lane(servers: tuple[Server, Serve
                                                     path: str, kw: dict[str, object]) -> None:
     fast, slow = (_post(s, path, kw) for s in servers)
     assert fast.status_code == slow.status_code, (what, fast.text, slow.text)
-    assert fast.headers["content-type"] == slow.headers["content-type"] == "application/json"
-    assert fast.json() == slow.json(), what
+    assert fast.headers["content-type"] == slow.headers["content-type"], what
+    if fast.headers["content-type"] == "application/json":
+        assert fast.json() == slow.json(), what
+    else:
+        assert fast.status_code == 200 and fast.content == slow.content, what
     for header in ("x-request-id", "www-authenticate", "retry-after"):
         assert (header in fast.headers) == (header in slow.headers), (what, header)
 
@@ -82,11 +102,12 @@ def test_cases_cover_success_and_each_error_status(servers: tuple[Server, Server
     assert statuses == {200, 400, 401, 404, 413, 415, 422}
 
 
+@pytest.mark.parametrize("route", ["predict", "activations"])
 def test_fast_lane_requests_are_counted_under_the_route_template(
-        servers: tuple[Server, Server]) -> None:
+        servers: tuple[Server, Server], route: str) -> None:
     fast = servers[0]
-    _post(fast, "/api/models/tiny/predict", {"content": png(DIGIT), "headers": AUTH})
+    _post(fast, f"/api/models/tiny/{route}", {"content": png(DIGIT), "headers": AUTH})
     with fast.client() as c:
         text = c.get("/metrics", headers=AUTH).text
     assert ('cnnlab_requests_total{method="POST",model="tiny",'
-            'route="/api/models/{name}/predict",status="200",version="1"}') in text
+            f'route="/api/models/{{name}}/{route}",status="200",version="1"}}') in text
