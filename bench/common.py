@@ -95,19 +95,27 @@ def _ms(text: str) -> float:
 
 
 def wrk(url: str, body: bytes, content_type: str, connections: int, seconds: int,
-        threads: int = 1, header: str = "") -> WrkResult:
-    """POST ``body`` at ``url`` with ``connections`` concurrent connections for a while."""
+        threads: int = 1, header: str = "", warmup_s: int = 2) -> WrkResult:
+    """POST ``body`` at ``url`` with ``connections`` concurrent connections for a while,
+    after ``warmup_s`` seconds of the same load that are not counted (every server under
+    test gets the same warm-up: connections open, thread pools and caches hot)."""
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
     with tempfile.NamedTemporaryFile(suffix=".body") as f:
         f.write(body)
         f.flush()
-        out = subprocess.run(
-            ["wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{seconds}s",
-             "--timeout", "30s", "--latency", "-s", str(LUA), url],
-            env={**os.environ, "WRK_BODY": f.name, "WRK_CTYPE": content_type,
-                 "WRK_HEADER": header},
-            capture_output=True, text=True, check=True).stdout
+
+        def run(duration: int) -> str:
+            return subprocess.run(
+                ["wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{duration}s",
+                 "--timeout", "30s", "--latency", "-s", str(LUA), url],
+                env={**os.environ, "WRK_BODY": f.name, "WRK_CTYPE": content_type,
+                     "WRK_HEADER": header},
+                capture_output=True, text=True, check=True).stdout
+
+        if warmup_s > 0:
+            run(warmup_s)
+        out = run(seconds)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]

@@ -119,8 +119,8 @@ class Prepared:
 
 def _light_background(gray: np.ndarray) -> bool:
     """Judge the background by the image border: MNIST wants light ink on black."""
-    light = (np.count_nonzero(gray[0] > 127) + np.count_nonzero(gray[-1] > 127)
-             + np.count_nonzero(gray[:, 0] > 127) + np.count_nonzero(gray[:, -1] > 127))
+    border = np.concatenate((gray[0], gray[-1], gray[:, 0], gray[:, -1]))
+    light = np.count_nonzero(border > 127)
     return bool(light > gray.shape[0] + gray.shape[1])  # most of the border is light
 
 

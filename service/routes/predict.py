@@ -62,8 +62,9 @@ async def classify_uploads(request: Request, repo: ModelRepository, settings: Se
         tag_request(request, sv.name, sv.version)
         prepared = await inference.prepare_many([u.data for u in uploads], sv.info, settings,
                                                 params.invert, params.center)
-        probs = await inference.run_batched(sv, np.stack([p.pixels for p in prepared]),
-                                            settings)
+        images = prepared[0].pixels[None] if len(prepared) == 1 else np.stack(
+            [p.pixels for p in prepared])
+        probs = await inference.run_batched(sv, images, settings)
     k = min(params.top_k, probs.shape[1])
     return {"model": sv.name, "version": sv.version, "predictions": [
         {
