@@ -36,7 +36,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check service training tests bench
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy service training
+	$(VENV)/bin/mypy service training bench
 
 pytest: $(STAMP) system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)

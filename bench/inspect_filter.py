@@ -60,7 +60,9 @@ def main() -> None:
     sig = tf.saved_model.load(str(ROOT / "models" / "mnist" / str(version))
                               ).signatures["activations"]
     digit_png = (ROOT / "tests" / "fixtures" / "digits" / "7_test0.png").read_bytes()
-    digit = cv2.imdecode(np.frombuffer(digit_png, np.uint8), cv2.IMREAD_GRAYSCALE)[None, ..., None]
+    gray = cv2.imdecode(np.frombuffer(digit_png, np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert gray is not None, "the fixture digit does not decode"
+    digit = gray[None, ..., None]
 
     def raw_activations() -> dict[str, np.ndarray]:
         return {k: v.numpy() for k, v in sig(image=tf.constant(digit)).items()}

@@ -26,7 +26,9 @@ class CnnAPI(ls.LitAPI):  # type: ignore[misc]
 
     def decode_request(self, request: dict) -> np.ndarray:  # type: ignore[type-arg]
         data = base64.b64decode(request["instances"][0]["b64"])
-        return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)[..., None]
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+        assert img is not None, "not an image"
+        return img[..., None]
 
     def batch(self, inputs: list[np.ndarray]) -> np.ndarray:
         return np.stack(inputs)

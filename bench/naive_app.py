@@ -26,8 +26,12 @@ app = FastAPI()
 
 @app.post("/predict")
 def predict(body: dict) -> dict:  # type: ignore[type-arg]
-    images = [cv2.imdecode(np.frombuffer(base64.b64decode(i["b64"]), np.uint8),
-                           cv2.IMREAD_GRAYSCALE) for i in body["instances"]]
+    images: list[np.ndarray] = []
+    for instance in body["instances"]:
+        img = cv2.imdecode(np.frombuffer(base64.b64decode(instance["b64"]), np.uint8),
+                           cv2.IMREAD_GRAYSCALE)
+        assert img is not None, "not an image"
+        images.append(img)
     probs = model.predict(np.stack(images)[..., None], verbose=0)["probabilities"]
     return {"predictions": probs.tolist()}
 

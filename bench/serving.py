@@ -73,7 +73,9 @@ def main() -> None:
     digit = sorted((ROOT / "tests" / "fixtures" / "digits").glob("*.png"))[0].read_bytes()
     import cv2
 
-    pixels = cv2.imdecode(np.frombuffer(digit, np.uint8), cv2.IMREAD_GRAYSCALE)[..., None]
+    gray = cv2.imdecode(np.frombuffer(digit, np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert gray is not None, "the fixture digit does not decode"
+    pixels = gray[..., None]
     tfs_body = json.dumps({"instances": [{"b64": base64.b64encode(digit).decode()}]}).encode()
     s = args.seconds
     py = sys.executable
