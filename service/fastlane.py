@@ -1,6 +1,6 @@
 """The fast lane: the hottest routes answered by a pure-ASGI dispatcher.
 
-FastAPI's per-request machinery (route matching over every route, dependency solving,
+FastAPI's per-request machinery (route matching through its routers, dependency solving,
 query-parameter models, exit stacks, its middleware stack) cost about 1 ms of event-loop
 time a request, more than decoding a digit and running the model. The lane sits inside the
 request-context middleware (request id, body cap, metrics, access log) and CORS, but outside
