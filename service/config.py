@@ -44,8 +44,8 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(default=30.0, gt=0)
     inference_threads: int = Field(default=1, ge=1)
     fast_lane: bool = Field(
-        default=True, description="answer POST /api/models/{name}/predict in a pure-ASGI "
-        "handler instead of FastAPI's per-request machinery (same answers, ~2x throughput)")
+        default=True, description="answer POST /api/models/{name}/predict and .../activations "
+        "in a pure-ASGI handler instead of FastAPI's per-request machinery (same answers)")
     tf_intra_op_threads: int = Field(
         default=0, ge=0, description="threads inside one op (TF Serving's "
         "--tensorflow_intra_op_parallelism); 0 = TensorFlow's choice (all cores)")

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        rid = request.scope.get("state", {}).get("request_id", "-")
-        log.exception("unhandled error (request id %s)", rid)
-        return error_response(500, f"internal error (request id {rid})")
+        return internal_error(request.scope)
+
+
+def internal_error(scope: Scope) -> JSONResponse:
+    """Log the exception being handled; tell the client only its request id (500)."""
+    rid = scope.get("state", {}).get("request_id", "-")
+    log.exception("unhandled error (request id %s)", rid)
+    return error_response(500, f"internal error (request id {rid})")

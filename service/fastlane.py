@@ -12,7 +12,6 @@ other request, and every request when ``CNNLAB_FAST_LANE=false``, goes to FastAP
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,13 +26,11 @@ from starlette.types import Receive, Scope, Send
 
 from service.config import Settings
 from service.deps import require_api_key
-from service.errors import ApiError, validation_message
+from service.errors import ApiError, error_response, internal_error, validation_message
 from service.middleware import BodyTooLarge
 from service.repository import ModelRepository
 from service.routes.inspect import ACTIVATIONS_PATH, ActivationsParams, activations_response
 from service.routes.predict import PREDICT_PATH, PredictParams, classify_uploads
-
-log = logging.getLogger(__name__)
 
 Handler = Callable[[Request, ModelRepository, Settings, str, Any], Awaitable[Response]]
 
@@ -94,11 +91,9 @@ class FastLane:
                 raise ApiError(422, validation_message(exc.errors(), ("query",))) from None
             response = await lane.handler(request, state.repo, state.settings, name, params)
         except ApiError as exc:
-            response = json_response({"error": exc.message}, exc.status_code, exc.headers)
+            response = error_response(exc.status_code, exc.message, exc.headers)
         except BodyTooLarge:
             raise  # the request-context middleware answers 413
-        except Exception:  # what FastAPI's ServerErrorMiddleware does for its routes
-            rid = scope.get("state", {}).get("request_id", "-")
-            log.exception("unhandled error (request id %s)", rid)
-            response = json_response({"error": f"internal error (request id {rid})"}, 500)
+        except Exception:  # what FastAPI's handler does for its routes
+            response = internal_error(scope)
         await response(scope, receive, send)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from service import inference, inspection, render
 from service.config import Settings
@@ -18,7 +18,7 @@ from service.imaging import Invert, decode, encode_png, fit_longest_side
 from service.kernels import filter_image
 from service.model import ServedVersion
 from service.repository import ModelRepository
-from service.routes.predict import _UPLOAD_BODY, LabelQ, VersionQ
+from service.routes.predict import _UPLOAD_BODY, ImageQuery, LabelQ, VersionQ
 from service.schemas import ERRORS, media
 from service.uploads import read_uploads
 
@@ -56,15 +56,9 @@ async def summary(repo: Repo, name: str, version: VersionQ = None,
             "layers": inspection.layer_table(sv), **{k: meta.get(k) for k in keys}}
 
 
-class ActivationsParams(BaseModel):
+class ActivationsParams(ImageQuery):
     """The query parameters of the activations route."""
 
-    model_config = ConfigDict(extra="ignore")
-
-    version: int | None = Field(default=None, ge=1, description="a version number "
-                                "(default: newest)")
-    label: str | None = Field(default=None, max_length=64,
-                              description="a version label, e.g. stable")
     layers: str | None = Field(default=None, max_length=2048,
                                description="names or indices, comma-separated")
     channels: str | None = Field(default=None, max_length=4096)
@@ -72,9 +66,6 @@ class ActivationsParams(BaseModel):
     colormap: render.Colormap = Field(default="viridis",
                                       description="gray, viridis, inferno, diverging")
     normalize: render.Norm = Field(default="channel", description="per channel or per layer")
-    invert: Invert = Field(default="auto", description="auto: invert light backgrounds")
-    center: bool | None = Field(default=None, description="MNIST-style centering "
-                                "(default: digits)")
 
 
 async def activations_response(request: Request, repo: ModelRepository, settings: Settings,

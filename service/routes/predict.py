@@ -38,8 +38,8 @@ _UPLOAD_BODY = {
 }
 
 
-class PredictParams(BaseModel):
-    """The query parameters of the upload prediction route."""
+class ImageQuery(BaseModel):
+    """Query parameters of every route that runs one model version on uploaded images."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -47,10 +47,15 @@ class PredictParams(BaseModel):
                                 "(default: newest)")
     label: str | None = Field(default=None, max_length=64,
                               description="a version label, e.g. stable")
-    top_k: int = Field(default=5, ge=1, le=100)
     invert: Invert = Field(default="auto", description="auto: invert light backgrounds")
     center: bool | None = Field(default=None, description="MNIST-style centering "
                                 "(default: on for digit models)")
+
+
+class PredictParams(ImageQuery):
+    """The query parameters of the upload prediction route."""
+
+    top_k: int = Field(default=5, ge=1, le=100)
     include_input: bool = Field(default=False, description="return the 28x28 input as PNG")
 
 
