@@ -79,12 +79,45 @@ def server(cmd: list[str], port: int, ready_path: str, env: dict[str, str] | Non
                 time.sleep(0.3)
             yield url, proc.pid
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+            _stop_group(proc)
+
+
+def _stop_group(proc: subprocess.Popen[bytes], grace_s: float = 20) -> None:
+    """SIGTERM the server's whole process group and wait until *every* process of it is
+    gone (SIGKILL after ``grace_s``). Waiting for the leader alone is not enough: LitServe's
+    worker processes outlive their parent for half a minute, polling at ~90 % CPU, and
+    would skew whatever is measured next."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(grace_s)
+    if _group_gone(proc.pid, grace_s):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    if not _group_gone(proc.pid, 10):
+        print(f"warning: processes of group {proc.pid} survive SIGKILL", file=sys.stderr)
+
+
+def _group_gone(pgid: int, timeout_s: float) -> bool:
+    """Wait up to ``timeout_s`` until no live process is left in group ``pgid``."""
+    deadline = time.monotonic() + timeout_s
+    while _group_alive(pgid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a live (not zombie) process is left in process group ``pgid``."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                return True
+    return False
 
 
 def _ms(text: str) -> float:
