@@ -1,9 +1,9 @@
 """Dynamic batching: coalesce concurrent requests for one model version into one call.
 
-Requests put their images on a bounded queue; a single collector task takes everything
+Requests put their images on a bounded queue; a batch worker task takes everything
 queued (up to ``max_batch_size`` images), optionally waits ``max_wait`` for more while the
 batch is not full, and runs one signature call on the inference executor, off the event
-loop. While that call runs, new requests keep queueing, so under load batches grow by
+loop (``max_concurrent_batches`` workers, like TF Serving's ``num_batch_threads``). While that call runs, new requests keep queueing, so under load batches grow by
 themselves; an idle model answers a lone request at once. A full queue refuses work
 (``QueueFull``, answered 503 + Retry-After) instead of growing without limit.
 """
@@ -41,12 +41,13 @@ ObserveFn = Callable[[int, float], None]
 
 class DynamicBatcher:
     def __init__(self, run: RunFn, executor: Executor, *, max_batch_size: int,
-                 max_wait_s: float, max_queue_images: int,
+                 max_wait_s: float, max_queue_images: int, max_concurrent_batches: int = 1,
                  observe: ObserveFn | None = None,
                  on_depth: Callable[[int], None] | None = None) -> None:
         self._run = run
         self._executor = executor
         self.max_batch_size = max_batch_size
+        self.max_concurrent_batches = max_concurrent_batches
         self.max_wait_s = max_wait_s
         self.max_queue_images = max_queue_images
         self._observe = observe
@@ -55,22 +56,24 @@ class DynamicBatcher:
         self._queued_images = 0
         self._wakeup = asyncio.Event()
         self._closed = False
-        self._task: asyncio.Task[None] | None = None
+        self._workers: list[asyncio.Task[None]] = []
 
     @property
     def queued_images(self) -> int:
         return self._queued_images
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._collect())
+        if not self._workers:
+            loop = asyncio.get_running_loop()
+            self._workers = [loop.create_task(self._collect())
+                             for _ in range(self.max_concurrent_batches)]
 
     async def close(self) -> None:
         """Stop taking work, finish what is queued, then stop the collector."""
         self._closed = True
         self._wakeup.set()
-        if self._task is not None:
-            await self._task
+        if self._workers:
+            await asyncio.gather(*self._workers)
 
     async def submit(self, images: np.ndarray, timeout_s: float | None = None) -> np.ndarray:
         """Outputs for ``images`` (``[n, ...]``); large inputs are split into batches."""
@@ -119,6 +122,9 @@ class DynamicBatcher:
         return size
 
     async def _collect(self) -> None:
+        """One batch worker (``max_concurrent_batches`` of them run): take what is queued,
+        run it, repeat. A worker goes straight from delivering one batch to taking the
+        next, so the model never waits behind the event loop's other work."""
         loop = asyncio.get_running_loop()
         while True:
             if not self._queue:
@@ -130,18 +136,23 @@ class DynamicBatcher:
             batch: list[_Item] = []
             size = self._take(batch, 0)
             if self.max_wait_s > 0 and size < self.max_batch_size:
-                deadline = loop.time() + self.max_wait_s
-                while size < self.max_batch_size and (left := deadline - loop.time()) > 0:
-                    self._wakeup.clear()
-                    try:
-                        await asyncio.wait_for(self._wakeup.wait(), left)
-                    except TimeoutError:
-                        break
-                    size = self._take(batch, size)
+                size = await self._fill(loop, batch, size)
             self._depth()
-            if not batch:
-                continue
-            await self._execute(loop, batch, size)
+            if batch:
+                await self._execute(loop, batch, size)
+
+    async def _fill(self, loop: asyncio.AbstractEventLoop, batch: list[_Item],
+                    size: int) -> int:
+        """Wait up to ``max_wait_s`` for more images while the batch is not full."""
+        deadline = loop.time() + self.max_wait_s
+        while size < self.max_batch_size and (left := deadline - loop.time()) > 0:
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), left)
+            except TimeoutError:
+                break
+            size = self._take(batch, size)
+        return size
 
     async def _execute(self, loop: asyncio.AbstractEventLoop, batch: list[_Item],
                        size: int) -> None:

@@ -43,12 +43,19 @@ class Settings(BaseSettings):
     max_queue_images: int = Field(default=4096, ge=1)
     request_timeout_s: float = Field(default=30.0, gt=0)
     inference_threads: int = Field(default=1, ge=1)
+    batch_threads: int = Field(
+        default=1, ge=1, description="batches of one model version that run at once "
+        "(TF Serving's num_batch_threads)")
     fast_lane: bool = Field(
         default=True, description="answer POST /api/models/{name}/predict and .../activations "
         "in a pure-ASGI handler instead of FastAPI's per-request machinery (same answers)")
     tf_intra_op_threads: int = Field(
         default=0, ge=0, description="threads inside one op (TF Serving's "
         "--tensorflow_intra_op_parallelism); 0 = TensorFlow's choice (all cores)")
+    opencv_threads: int = Field(
+        default=1, ge=-1, description="OpenCV's threads for one call: 1 keeps a picture's "
+        "work on the thread that asked (requests already run side by side); -1 = OpenCV's "
+        "default, whose idle workers spin on sched_yield")
     tf_inter_op_threads: int = Field(
         default=0, ge=0, description="ops run side by side; 0 = TensorFlow's choice")
 

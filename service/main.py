@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import cv2
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
@@ -56,6 +57,9 @@ def create_api(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         device = configure_devices(settings.tf_intra_op_threads, settings.tf_inter_op_threads)
+        # OpenCV's pool parallelises even a 28x28 resize, and its idle worker spins on
+        # sched_yield: under load it burnt ~25 % of a core here (1 = no pool).
+        cv2.setNumThreads(settings.opencv_threads)
         repo = ModelRepository(settings, metrics, device)
         app.state.repo = repo
         await repo.start()  # load + warm every model before taking traffic

@@ -67,7 +67,8 @@ class ModelRepository:
         self.device = device
         self.root = settings.models_dir.resolve()
         self.models: dict[str, ModelEntry] = {}
-        self.executor = ThreadPoolExecutor(settings.inference_threads,
+        self.executor = ThreadPoolExecutor(max(settings.inference_threads,
+                                               settings.batch_threads),
                                            thread_name_prefix="inference")
         self._lock = asyncio.Lock()
         self._poller: asyncio.Task[None] | None = None
@@ -248,6 +249,7 @@ class ModelRepository:
             max_batch_size=self.settings.max_batch_size,
             max_wait_s=self.settings.max_wait_ms / 1000,
             max_queue_images=self.settings.max_queue_images,
+            max_concurrent_batches=self.settings.batch_threads,
             observe=observe,
             on_depth=self.metrics.queue_depth.labels(*labels).set,
         )

@@ -134,3 +134,24 @@ async def test_closed_batcher_takes_no_new_work() -> None:
     await b.close()
     with pytest.raises(BatcherClosed):
         await b.submit(np.ones((1, 1), np.float32))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_max_concurrent_batches_calls_run_side_by_side(workers: int) -> None:
+    """Two batches that can only finish together (a 2-party barrier) both finish with two
+    batch workers; with one, the second batch waits for the first, which times out."""
+    barrier = threading.Barrier(2, timeout=1)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            return x * 0
+        return x * 2
+
+    b = DynamicBatcher(run, ThreadPoolExecutor(2), max_batch_size=1, max_wait_s=0.0,
+                       max_queue_images=10, max_concurrent_batches=workers)
+    b.start()
+    outs = await asyncio.gather(*(b.submit(np.ones((1, 1), np.float32)) for _ in range(2)))
+    assert [float(o[0, 0]) for o in outs] == ([2.0, 2.0] if workers == 2 else [0.0, 0.0])
+    await b.close()
