@@ -139,19 +139,17 @@ def center_like_mnist(gray: np.ndarray, size: int = 28, box: int = 20) -> np.nda
     x, y, w, h = cv2.boundingRect(ink)  # of the non-zero (ink) pixels
     if w == 0 or h == 0:
         return np.zeros((size, size), np.uint8)
-    crop = gray[y:y + h, x:x + w]
-    digit = fit_longest_side(crop, box)
-    canvas = np.zeros((size, size), np.uint8)
+    digit = fit_longest_side(gray[y:y + h, x:x + w], box)
     h, w = digit.shape
-    top, left = (size - h) // 2, (size - w) // 2
-    canvas[top:top + h, left:left + w] = digit
-    m = cv2.moments(canvas, binaryImage=False)
-    if m["m00"] > 0:
-        dx, dy = size / 2 - m["m10"] / m["m00"], size / 2 - m["m01"] / m["m00"]
-        shift = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
-        canvas = cv2.warpAffine(canvas, shift, (size, size), flags=cv2.INTER_LINEAR,
-                                borderValue=0)
-    return canvas
+    top, left = (size - h) // 2, (size - w) // 2  # where the box sits in the frame
+    m = cv2.moments(digit, binaryImage=False)
+    dx = dy = 0.0
+    if m["m00"] > 0:  # then move the centre of mass to the middle
+        dx = size / 2 - (left + m["m10"] / m["m00"])
+        dy = size / 2 - (top + m["m01"] / m["m00"])
+    # placing the box and shifting it are one translation: one warp, no canvas
+    shift = np.array([[1, 0, left + dx], [0, 1, top + dy]], np.float32)
+    return cv2.warpAffine(digit, shift, (size, size), flags=cv2.INTER_LINEAR, borderValue=0)
 
 
 def pad_to(gray: np.ndarray, height: int, width: int) -> np.ndarray:
