@@ -3,8 +3,9 @@
 Requests put their images on a bounded queue; a batch worker task takes everything
 queued (up to ``max_batch_size`` images), optionally waits ``max_wait`` for more while the
 batch is not full, and runs one signature call on the inference executor, off the event
-loop (``max_concurrent_batches`` workers, like TF Serving's ``num_batch_threads``). While that call runs, new requests keep queueing, so under load batches grow by
-themselves; an idle model answers a lone request at once. A full queue refuses work
+loop (``max_concurrent_batches`` workers, like TF Serving's ``num_batch_threads``). While
+that call runs, new requests keep queueing, so under load batches grow by themselves; an
+idle model answers a lone request at once. A full queue refuses work
 (``QueueFull``, answered 503 + Retry-After) instead of growing without limit.
 """
 
