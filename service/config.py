@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(default=30.0, gt=0)
     inference_threads: int = Field(default=1, ge=1)
     batch_threads: int = Field(
-        default=1, ge=1, description="batches of one model version that run at once "
+        default=2, ge=1, description="batches of one model version that run at once "
         "(TF Serving's num_batch_threads)")
     fast_lane: bool = Field(
         default=True, description="answer POST /api/models/{name}/predict and .../activations "
