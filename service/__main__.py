@@ -11,15 +11,13 @@ import uvicorn
 from service import logs
 from service.config import get_settings
 from service.main import create_app
-from service.protocol import CoalescingHttpToolsProtocol
 
 
 def main() -> None:
     settings = get_settings()
     logs.configure(settings.log_level, settings.log_format)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                http=CoalescingHttpToolsProtocol, log_config=None, access_log=False,
-                timeout_graceful_shutdown=30)
+                log_config=None, access_log=False, timeout_graceful_shutdown=30)
 
 
 if __name__ == "__main__":
