@@ -29,10 +29,15 @@ class BatcherClosed(Exception):
     """The version is being unloaded and takes no new work."""
 
 
+MakeFn = Callable[[], np.ndarray]
+
+
 @dataclass
 class _Item:
-    images: np.ndarray
+    n: int                            # images in this item
+    images: np.ndarray | None         # None until ``make`` has run
     future: asyncio.Future[np.ndarray]
+    make: MakeFn | None = None        # builds ``images`` when the batch is formed
     enqueued: float = field(default_factory=time.perf_counter)
 
 
@@ -78,17 +83,35 @@ class DynamicBatcher:
 
     async def submit(self, images: np.ndarray, timeout_s: float | None = None) -> np.ndarray:
         """Outputs for ``images`` (``[n, ...]``); large inputs are split into batches."""
-        if self._closed:
-            raise BatcherClosed("model version is unloading")
         n = len(images)
-        if self._queued_images + n > self.max_queue_images:
-            raise QueueFull(f"queue full ({self._queued_images} images waiting)")
+        self._admit(n)
         loop = asyncio.get_running_loop()
         chunks = [images[i:i + self.max_batch_size] for i in range(0, n, self.max_batch_size)]
-        items = [_Item(chunk, loop.create_future()) for chunk in chunks]
+        return await self._wait([_Item(len(c), c, loop.create_future()) for c in chunks],
+                                timeout_s)
+
+    async def submit_deferred(self, n: int, make: MakeFn,
+                              timeout_s: float | None = None) -> np.ndarray:
+        """Outputs for the ``n`` images that ``make()`` returns. ``make`` runs on the event
+        loop when the batch is formed, back to back with the other requests' (their
+        decoding code and data are then still in the CPU caches: ~2x cheaper than one
+        request at a time); what it raises is raised here. ``n <= max_batch_size``."""
+        if n > self.max_batch_size:
+            raise ValueError(f"{n} images do not fit one batch of {self.max_batch_size}")
+        self._admit(n)
+        future = asyncio.get_running_loop().create_future()
+        return await self._wait([_Item(n, None, future, make)], timeout_s)
+
+    def _admit(self, n: int) -> None:
+        if self._closed:
+            raise BatcherClosed("model version is unloading")
+        if self._queued_images + n > self.max_queue_images:
+            raise QueueFull(f"queue full ({self._queued_images} images waiting)")
+
+    async def _wait(self, items: list[_Item], timeout_s: float | None) -> np.ndarray:
         for item in items:
             self._queue.append(item)
-            self._queued_images += len(item.images)
+            self._queued_images += item.n
         self._depth()
         self._wakeup.set()
         try:
@@ -112,15 +135,34 @@ class DynamicBatcher:
             item = self._queue[0]
             if item.future.done():  # cancelled (timed out) while queued
                 self._queue.popleft()
-                self._queued_images -= len(item.images)
+                self._queued_images -= item.n
                 continue
-            if batch and size + len(item.images) > self.max_batch_size:
+            if batch and size + item.n > self.max_batch_size:
                 break
             self._queue.popleft()
-            self._queued_images -= len(item.images)
+            self._queued_images -= item.n
             batch.append(item)
-            size += len(item.images)
+            size += item.n
         return size
+
+    @staticmethod
+    def _make_inputs(batch: list[_Item]) -> tuple[list[_Item], int]:
+        """Run the deferred items' ``make``; an item whose ``make`` fails gets the error
+        and leaves the batch. Returns what is left and its image count."""
+        kept: list[_Item] = []
+        for item in batch:
+            if item.make is not None:
+                make, item.make = item.make, None
+                try:
+                    item.images = make()
+                    if len(item.images) != item.n:
+                        raise ValueError(f"made {len(item.images)} images, not {item.n}")
+                except Exception as exc:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                    continue
+            kept.append(item)
+        return kept, sum(item.n for item in kept)
 
     async def _collect(self) -> None:
         """One batch worker (``max_concurrent_batches`` of them run): take what is queued,
@@ -139,6 +181,8 @@ class DynamicBatcher:
             if self.max_wait_s > 0 and size < self.max_batch_size:
                 size = await self._fill(loop, batch, size)
             self._depth()
+            if any(item.make is not None for item in batch):
+                batch, size = self._make_inputs(batch)
             if batch:
                 await self._execute(loop, batch, size)
 
@@ -157,8 +201,8 @@ class DynamicBatcher:
 
     async def _execute(self, loop: asyncio.AbstractEventLoop, batch: list[_Item],
                        size: int) -> None:
-        inputs = batch[0].images if len(batch) == 1 else np.concatenate(
-            [item.images for item in batch])
+        arrays = [item.images for item in batch if item.images is not None]
+        inputs = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
         started = time.perf_counter()
         try:
             outputs = await loop.run_in_executor(self._executor, self._run, inputs)
@@ -171,7 +215,6 @@ class DynamicBatcher:
             self._observe(size, time.perf_counter() - started)
         offset = 0
         for item in batch:
-            n = len(item.images)
             if not item.future.done():
-                item.future.set_result(outputs[offset:offset + n])
-            offset += n
+                item.future.set_result(outputs[offset:offset + item.n])
+            offset += item.n

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,6 +128,11 @@ class ServedVersion:
     async def predict(self, images: np.ndarray, timeout_s: float) -> np.ndarray:
         assert self.batcher is not None
         return await self.batcher.submit(images, timeout_s)
+
+    async def predict_deferred(self, n: int, make: Callable[[], np.ndarray],
+                               timeout_s: float) -> np.ndarray:
+        assert self.batcher is not None
+        return await self.batcher.submit_deferred(n, make, timeout_s)
 
     # --- leases
     def acquire(self) -> None:

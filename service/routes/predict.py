@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 from typing import Annotated, Any
 
-import numpy as np
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -65,11 +64,8 @@ async def classify_uploads(request: Request, repo: ModelRepository, settings: Se
     uploads = await read_uploads(request, settings)
     async with repo.lease(name, params.version, params.label) as sv:
         tag_request(request, sv.name, sv.version)
-        prepared = await inference.prepare_many([u.data for u in uploads], sv.info, settings,
-                                                params.invert, params.center)
-        images = prepared[0].pixels[None] if len(prepared) == 1 else np.stack(
-            [p.pixels for p in prepared])
-        probs = await inference.run_batched(sv, images, settings)
+        prepared, probs = await inference.classify_blobs(
+            sv, [u.data for u in uploads], settings, params.invert, params.center)
     k = min(params.top_k, probs.shape[1])
     return {"model": sv.name, "version": sv.version, "predictions": [
         {

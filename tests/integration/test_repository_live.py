@@ -195,3 +195,20 @@ def test_empty_repository_is_not_ready_until_a_model_arrives(tmp_path: Path) -> 
         export_tiny(root / "tiny")
         wait_for(lambda: c.get("/health/ready").status_code == 200)
         assert predict(c).status_code == 200
+
+
+@pytest.mark.parametrize("files", [1, 3, 12])
+def test_uploads_of_any_count_are_answered_whatever_the_batch_size(
+        tiny_repo: Path, tmp_path: Path, files: int) -> None:
+    """A few small pictures are preprocessed when their batch forms, many (or more than a
+    batch holds) before they queue: every count comes back whole and in order."""
+    pictures = [png(np.full((28, 28), 20 * i, np.uint8)) for i in range(files)]
+    with run_server(tiny_repo, tmp_path, max_batch_size="2") as server, \
+            server.client() as c:
+        r = c.post("/api/models/tiny/predict?center=false&invert=off", files=[
+            ("file", (f"{i}.png", p, "image/png")) for i, p in enumerate(pictures)])
+        bad = c.post("/api/models/tiny/predict", files=[
+            ("file", ("a.png", pictures[0], "image/png")), ("file", ("b.png", b"xx", "image/png"))])
+    assert r.status_code == 200, r.text
+    assert [p["filename"] for p in r.json()["predictions"]] == [f"{i}.png" for i in range(files)]
+    assert bad.status_code == 415 and "not supported" in bad.json()["error"]

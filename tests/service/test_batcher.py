@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -154,4 +155,61 @@ async def test_max_concurrent_batches_calls_run_side_by_side(workers: int) -> No
     b.start()
     outs = await asyncio.gather(*(b.submit(np.ones((1, 1), np.float32)) for _ in range(2)))
     assert [float(o[0, 0]) for o in outs] == ([2.0, 2.0] if workers == 2 else [0.0, 0.0])
+    await b.close()
+
+
+async def test_deferred_inputs_are_made_when_their_batch_forms_together() -> None:
+    run = Recorder()
+    run.gate.clear()  # the first call holds the model, so the rest queue into one batch
+    b = make(run)
+    b.start()
+    made: list[int] = []
+
+    def maker(i: int, n: int) -> Callable[[], np.ndarray]:
+        def m() -> np.ndarray:
+            made.append(i)
+            return np.full((n, 2), i, np.float32)
+        return m
+
+    first = asyncio.create_task(b.submit(np.zeros((1, 2), np.float32)))
+    await asyncio.sleep(0.05)
+    tasks = [asyncio.create_task(b.submit_deferred(n, maker(i, n))) for i, n in
+             [(1, 2), (2, 1), (3, 3)]]
+    tasks.append(asyncio.create_task(b.submit(np.full((1, 2), 4, np.float32))))
+    await asyncio.sleep(0.05)
+    assert made == []  # nothing is made while the batch is still queueing
+    run.gate.set()
+    outs = await asyncio.gather(first, *tasks)
+    assert made == [1, 2, 3]
+    assert run.sizes == [1, 7]
+    for out, (value, n) in zip(outs[1:], [(1, 2), (2, 1), (3, 3), (4, 1)], strict=True):
+        np.testing.assert_array_equal(out, np.full((n, 2), 2 * value, np.float32))
+    await b.close()
+
+
+async def test_a_failing_deferred_input_fails_only_its_own_request() -> None:
+    run = Recorder()
+    run.gate.clear()
+    b = make(run)
+    b.start()
+
+    def bad() -> np.ndarray:
+        raise LookupError("cannot decode")
+
+    first = asyncio.create_task(b.submit(np.zeros((1, 2), np.float32)))
+    await asyncio.sleep(0.05)
+    failing = asyncio.create_task(b.submit_deferred(1, bad))
+    miscounted = asyncio.create_task(b.submit_deferred(2, lambda: np.ones((1, 2), np.float32)))
+    good = asyncio.create_task(b.submit_deferred(1, lambda: np.ones((1, 2), np.float32)))
+    await asyncio.sleep(0.05)
+    run.gate.set()
+    await first
+    with pytest.raises(LookupError, match="cannot decode"):
+        await failing
+    with pytest.raises(ValueError, match="made 1 images, not 2"):
+        await miscounted
+    np.testing.assert_array_equal(await good, np.full((1, 2), 2, np.float32))
+    assert run.sizes == [1, 1]
+    with pytest.raises(ValueError, match="do not fit"):
+        await b.submit_deferred(9, lambda: np.ones((9, 2), np.float32))
     await b.close()
