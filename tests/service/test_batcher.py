@@ -35,6 +35,19 @@ def make(run: Recorder, **kw: float) -> DynamicBatcher:
     return DynamicBatcher(run, ThreadPoolExecutor(1), **opts)  # type: ignore[arg-type]
 
 
+async def held(width: int = 1, **kw: float,
+               ) -> tuple[Recorder, DynamicBatcher, asyncio.Task[np.ndarray]]:
+    """A started batcher whose first call (one row of ``width``) is held in the model, so
+    whatever is submitted next queues; ``run.gate.set()`` lets it go."""
+    run = Recorder()
+    run.gate.clear()
+    b = make(run, **kw)
+    b.start()
+    first = asyncio.create_task(b.submit(np.zeros((1, width), np.float32)))
+    await asyncio.sleep(0.05)  # first is now running (held), queue empty
+    return run, b, first
+
+
 async def test_each_request_gets_its_own_rows_back() -> None:
     b = make(Recorder(delay=0.01))
     b.start()
@@ -84,12 +97,7 @@ async def test_large_requests_are_split_to_the_max_batch_size() -> None:
 
 
 async def test_full_queue_is_refused_not_grown() -> None:
-    run = Recorder()
-    run.gate.clear()
-    b = make(run, max_queue_images=4)
-    b.start()
-    first = asyncio.create_task(b.submit(np.ones((1, 1), np.float32)))
-    await asyncio.sleep(0.02)  # first is now running (held), queue empty
+    run, b, first = await held(max_queue_images=4)
     queued = asyncio.create_task(b.submit(np.ones((4, 1), np.float32)))
     await asyncio.sleep(0.02)
     with pytest.raises(QueueFull):
@@ -100,12 +108,7 @@ async def test_full_queue_is_refused_not_grown() -> None:
 
 
 async def test_timeout_drops_the_request_from_the_queue() -> None:
-    run = Recorder()
-    run.gate.clear()
-    b = make(run)
-    b.start()
-    first = asyncio.create_task(b.submit(np.ones((1, 1), np.float32)))
-    await asyncio.sleep(0.02)
+    run, b, first = await held()
     with pytest.raises(TimeoutError):
         await b.submit(np.ones((3, 1), np.float32), timeout_s=0.05)
     run.gate.set()
@@ -159,10 +162,7 @@ async def test_max_concurrent_batches_calls_run_side_by_side(workers: int) -> No
 
 
 async def test_deferred_inputs_are_made_when_their_batch_forms_together() -> None:
-    run = Recorder()
-    run.gate.clear()  # the first call holds the model, so the rest queue into one batch
-    b = make(run)
-    b.start()
+    run, b, first = await held(width=2)  # the rest queue into one batch
     made: list[int] = []
 
     def maker(i: int, n: int) -> Callable[[], np.ndarray]:
@@ -171,8 +171,6 @@ async def test_deferred_inputs_are_made_when_their_batch_forms_together() -> Non
             return np.full((n, 2), i, np.float32)
         return m
 
-    first = asyncio.create_task(b.submit(np.zeros((1, 2), np.float32)))
-    await asyncio.sleep(0.05)
     tasks = [asyncio.create_task(b.submit_deferred(n, maker(i, n))) for i, n in
              [(1, 2), (2, 1), (3, 3)]]
     tasks.append(asyncio.create_task(b.submit(np.full((1, 2), 4, np.float32))))
@@ -188,16 +186,11 @@ async def test_deferred_inputs_are_made_when_their_batch_forms_together() -> Non
 
 
 async def test_a_failing_deferred_input_fails_only_its_own_request() -> None:
-    run = Recorder()
-    run.gate.clear()
-    b = make(run)
-    b.start()
+    run, b, first = await held(width=2)
 
     def bad() -> np.ndarray:
         raise LookupError("cannot decode")
 
-    first = asyncio.create_task(b.submit(np.zeros((1, 2), np.float32)))
-    await asyncio.sleep(0.05)
     failing = asyncio.create_task(b.submit_deferred(1, bad))
     miscounted = asyncio.create_task(b.submit_deferred(2, lambda: np.ones((1, 2), np.float32)))
     good = asyncio.create_task(b.submit_deferred(1, lambda: np.ones((1, 2), np.float32)))
