@@ -44,26 +44,25 @@ def prepare_one(data: bytes, info: ModelInfo, settings: Settings, invert: Invert
     return prepare(gray, info.height, info.width, invert=invert, center=center)
 
 
-def _check_channels(info: ModelInfo) -> None:
-    if info.channels != 1:
-        raise ApiError(400, f"image uploads need a 1-channel model; this one takes "
-                            f"{info.channels} channels (send tensors instead)")
-
-
 def _stack(prepared: list[Prepared]) -> np.ndarray:
     return prepared[0].pixels[None] if len(prepared) == 1 else np.stack(
         [p.pixels for p in prepared])
 
 
+def _preparer(blobs: list[bytes], info: ModelInfo, settings: Settings, invert: Invert,
+              center: bool | None) -> Callable[[], list[Prepared]]:
+    """The preprocessing of ``blobs`` for ``info``'s input, checked now, run later."""
+    if info.channels != 1:
+        raise ApiError(400, f"image uploads need a 1-channel model; this one takes "
+                            f"{info.channels} channels (send tensors instead)")
+    do_center = default_center(info) if center is None else center
+    return lambda: [prepare_one(b, info, settings, invert, do_center) for b in blobs]
+
+
 async def prepare_many(blobs: list[bytes], info: ModelInfo, settings: Settings,
                        invert: Invert, center: bool | None) -> list[Prepared]:
-    do_center = default_center(info) if center is None else center
-    _check_channels(info)
-
-    def work() -> list[Prepared]:
-        return [prepare_one(b, info, settings, invert, do_center) for b in blobs]
-
-    return await offload(sum(len(b) for b in blobs), work)
+    return await offload(sum(len(b) for b in blobs),
+                         _preparer(blobs, info, settings, invert, center))
 
 
 async def classify_blobs(sv: ServedVersion, blobs: list[bytes], settings: Settings,
@@ -80,14 +79,12 @@ async def classify_blobs(sv: ServedVersion, blobs: list[bytes], settings: Settin
     defer_max = min(_DEFER_MAX_IMAGES, settings.max_batch_size)  # a deferred one fits a batch
     if sum(len(b) for b in blobs) > _INLINE_DECODE_BYTES or len(blobs) > defer_max:
         prepared = await prepare_many(blobs, sv.info, settings, invert, center)
-        return prepared, await _batched(sv, settings, sv.predict(_stack(prepared),
-                                                                 settings.request_timeout_s))
-    _check_channels(sv.info)
-    do_center = default_center(sv.info) if center is None else center
+        return prepared, await run_batched(sv, _stack(prepared), settings)
+    work = _preparer(blobs, sv.info, settings, invert, center)
     prepared = []
 
     def make() -> np.ndarray:
-        prepared.extend(prepare_one(b, sv.info, settings, invert, do_center) for b in blobs)
+        prepared.extend(work())
         return _stack(prepared)
 
     return prepared, await _batched(sv, settings, sv.predict_deferred(
