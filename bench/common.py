@@ -89,15 +89,12 @@ def _stop_group(proc: subprocess.Popen[bytes], grace_s: float = 20) -> None:
     would skew whatever is measured next."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(grace_s)
-    if _group_gone(proc.pid, grace_s):
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    if not _group_gone(proc.pid, grace_s):  # the leader counts until it is a zombie
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        if not _group_gone(proc.pid, 10):
+            print(f"warning: processes of group {proc.pid} survive SIGKILL", file=sys.stderr)
     proc.wait()
-    if not _group_gone(proc.pid, 10):
-        print(f"warning: processes of group {proc.pid} survive SIGKILL", file=sys.stderr)
 
 
 def _group_gone(pgid: int, timeout_s: float) -> bool:
