@@ -45,6 +45,7 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	@command -v wrk >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk)
+	$(PY) -m $(PIP_INSTALL) -e ".[dev,bench]"
 	$(PY) bench/serving.py
 
 # The bundled models: the exact commands that produced them (see README).

@@ -6,8 +6,9 @@
    again at the end; the ratios use the mean of both)
 2. naive baseline: FastAPI + ``model.predict`` per request (bench/naive_app.py)
 3. peer: LitServe with its own batching over the same SavedModel (bench/litserve_app.py)
-4. this service: single-image uploads at concurrency 1 and 64, and 64-image requests;
-   4b. single images at 64 again, with TensorFlow on one thread (a small-host tuning)
+4. this service: single-image uploads at concurrency 1 and 64, and 64-image requests,
+   with one process (the default) and 4b. with two worker processes (CNNLAB_WORKERS=2,
+   one per core of this machine)
 
 Servers 2-4 get the same request (TF-Serving-style JSON with one base64 PNG) from wrk at
 concurrency 64; ours is also measured on its raw-PNG upload route.
@@ -29,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 import tensorflow as tf
 
-from bench.common import ROOT, free_port, p50_ms, server, wrk
+from bench.common import ROOT, WrkResult, free_port, p50_ms, server, wrk
 from service.layout import list_versions
 
 
@@ -62,6 +63,23 @@ def multipart(files: list[bytes]) -> tuple[bytes, str]:
              for i, f in enumerate(files)]
     return b"".join(parts) + f"--{boundary}--\r\n".encode(), \
         f"multipart/form-data; boundary={boundary}"
+
+
+def measure_ours(model: str, env: dict[str, str], digit: bytes, tfs_body: bytes,
+                 multi: bytes, multi_type: str, seconds: int) -> dict[str, WrkResult]:
+    """This service (started with ``env``): single uploads at c=1 and c=64, the peers'
+    JSON body at c=64, and 64-image multipart requests at c=8."""
+    port = free_port()
+    with server([sys.executable, "-m", "service"], port, "/health/ready",
+                env={**env, "CNNLAB_PORT": str(port)}) as (url, _):
+        upload = f"{url}/api/models/{model}/predict"
+        return {
+            "c1": wrk(upload, digit, "image/png", 1, seconds),
+            "c64": wrk(upload, digit, "image/png", 64, seconds, threads=2),
+            "tfs_c64": wrk(f"{url}/v1/models/{model}:predict", tfs_body, "application/json",
+                           64, seconds, threads=2),
+            "batched": wrk(upload, multi, multi_type, 8, seconds, threads=2),
+        }
 
 
 def main() -> None:
@@ -105,37 +123,21 @@ def main() -> None:
     print(f"3. LitServe (batch 64): c=64 {lit.requests_per_s:.0f} img/s, "
           f"p50 {lit.p50_ms:.1f} ms, errors {lit.errors}", flush=True)
 
-    port = free_port()
-    env = {"CNNLAB_MODELS_DIR": str(args.models_dir.resolve()), "CNNLAB_PORT": str(port),
+    env = {"CNNLAB_MODELS_DIR": str(args.models_dir.resolve()),
            "CNNLAB_POLL_INTERVAL_S": "0", "CNNLAB_LOG_LEVEL": "warning"}
-    with server([py, "-m", "service"], port, "/health/ready", env=env) as (url, _):
-        upload = f"{url}/api/models/{args.model}/predict"
-        c1 = wrk(upload, digit, "image/png", 1, s)
-        c64 = wrk(upload, digit, "image/png", 64, s, threads=2)
-        tfs = wrk(f"{url}/v1/models/{args.model}:predict", tfs_body, "application/json", 64, s,
-                  threads=2)
-        body, ctype = multipart([digit] * 64)
-        batched = wrk(upload, body, ctype, 8, s, threads=2)
-    results.update(ours_c1=vars(c1), ours_c64=vars(c64), ours_tfs_c64=vars(tfs),
-                   ours_batched64_c8=vars(batched))
-    print(f"4. this service, upload route: c=1 p50 {c1.p50_ms:.2f} ms p99 {c1.p99_ms:.2f} ms; "
-          f"c=64 {c64.requests_per_s:.0f} img/s (p50 {c64.p50_ms:.1f} ms); "
-          f"64 images/request at c=8 {64 * batched.requests_per_s:.0f} img/s; "
-          f"TF-Serving JSON+b64 c=64 {tfs.requests_per_s:.0f} img/s; errors "
-          f"{c1.errors + c64.errors + tfs.errors + batched.errors}", flush=True)
-
-    # the same service tuned for single images on a small CPU host: TF on one thread leaves
-    # the other core to the event loop (64-image requests then lose the second core)
-    port = free_port()
-    tuned_env = {**env, "CNNLAB_PORT": str(port), "CNNLAB_TF_INTRA_OP_THREADS": "1",
-                 "CNNLAB_TF_INTER_OP_THREADS": "1"}
-    with server([py, "-m", "service"], port, "/health/ready", env=tuned_env) as (url, _):
-        tuned = wrk(f"{url}/api/models/{args.model}/predict", digit, "image/png", 64, s,
-                    threads=2)
-    results["ours_tuned_c64"] = vars(tuned)
-    print(f"4b. same, CNNLAB_TF_INTRA_OP_THREADS=1 CNNLAB_TF_INTER_OP_THREADS=1: c=64 "
-          f"{tuned.requests_per_s:.0f} img/s (p50 {tuned.p50_ms:.1f} ms), errors "
-          f"{tuned.errors}", flush=True)
+    multi, ctype = multipart([digit] * 64)
+    ours: dict[int, dict[str, WrkResult]] = {}
+    for workers in (1, 2):
+        ours[workers] = runs = measure_ours(args.model, {**env, "CNNLAB_WORKERS": str(workers)},
+                                            digit, tfs_body, multi, ctype, s)
+        results[f"ours_{workers}_workers"] = {k: vars(v) for k, v in runs.items()}
+        c1, c64, tfs, batched = runs["c1"], runs["c64"], runs["tfs_c64"], runs["batched"]
+        print(f"4{'' if workers == 1 else 'b'}. this service, CNNLAB_WORKERS={workers}, upload "
+              f"route: c=1 p50 {c1.p50_ms:.2f} ms p99 {c1.p99_ms:.2f} ms; c=64 "
+              f"{c64.requests_per_s:.0f} img/s (p50 {c64.p50_ms:.1f} ms); 64 images/request "
+              f"at c=8 {64 * batched.requests_per_s:.0f} img/s; TF-Serving JSON+b64 c=64 "
+              f"{tfs.requests_per_s:.0f} img/s; errors "
+              f"{sum(r.errors for r in runs.values())}", flush=True)
 
     # this VM's speed drifts by up to 2x within minutes: the limit is measured again after
     # our runs, and the ratios use the mean of both measurements
@@ -146,20 +148,23 @@ def main() -> None:
     print(f"5. raw serving_default again: batch 1 {after['b1_ms']:.2f} ms, batch 256 "
           f"{after['b256_img_s']:.0f} img/s; ratios use the means, {b1_ms:.2f} ms and "
           f"{b256:.0f} img/s", flush=True)
-    ratios = {
-        "c64 single / raw b256 (goal >= 0.5)": c64.requests_per_s / b256,
-        "  same, TF on 1 thread (4b)": tuned.requests_per_s / b256,
-        "batched / raw b256 (goal >= 0.85)": 64 * batched.requests_per_s / b256,
-        "c1 p50 / raw b1 (goal <= 2)": c1.p50_ms / b1_ms,
-        "same JSON body c64: ours / naive (goal >= 30)": tfs.requests_per_s / max(
-            naive.requests_per_s, 1e-9),
-        "same JSON body c64: ours / LitServe (goal > 1)": tfs.requests_per_s / max(
-            lit.requests_per_s, 1e-9),
-    }
+    ratios = {}
+    for workers, runs in ours.items():
+        tag = f"[{workers} worker{'s' if workers > 1 else ''}]"
+        ratios.update({
+            f"{tag} c64 single / raw b256 (goal >= 0.5)": runs["c64"].requests_per_s / b256,
+            f"{tag} batched / raw b256 (goal >= 0.85)": 64 * runs["batched"].requests_per_s
+            / b256,
+            f"{tag} c1 p50 / raw b1 (goal <= 2)": runs["c1"].p50_ms / b1_ms,
+            f"{tag} same JSON body c64: ours / naive (goal >= 30)":
+                runs["tfs_c64"].requests_per_s / max(naive.requests_per_s, 1e-9),
+            f"{tag} same JSON body c64: ours / LitServe (goal > 1)":
+                runs["tfs_c64"].requests_per_s / max(lit.requests_per_s, 1e-9),
+        })
     results["ratios"] = ratios
     print("\nratios")
     for k, v in ratios.items():
-        print(f"  {k:<48} {v:6.2f}")
+        print(f"  {k:<60} {v:6.2f}")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "serving.json").write_text(json.dumps(results, indent=2))

@@ -1,4 +1,5 @@
-"""``python -m service``: run the server with uvicorn on the configured host and port."""
+"""``python -m service``: run the server with uvicorn on the configured host and port
+(``CNNLAB_WORKERS`` > 1: that many worker processes, see ``service.workers``)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import uvicorn
 
-from service import logs
+from service import logs, workers
 from service.config import get_settings
-from service.main import create_app
 
 
 def main() -> None:
     settings = get_settings()
     logs.configure(settings.log_level, settings.log_format)
+    if settings.workers > 1:
+        workers.run(settings)  # the supervisor: each worker builds its own app
+        return
+    from service.main import create_app  # (TensorFlow: only where models are served)
+
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_config=None, access_log=False, timeout_graceful_shutdown=30)
 

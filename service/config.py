@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -22,6 +23,13 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     api_key: str | None = Field(default=None, description="required on every route but health")
     cors_origins: list[str] = Field(default_factory=list, description="CORS off when empty")
+    workers: int = Field(
+        default=1, ge=1, description="server processes sharing the port (uvicorn's workers), "
+        "each with its own models, batchers and event loop; admin actions reach all of them "
+        "and /metrics adds them up. On a small CPU host, one per core")
+    run_dir: Path | None = Field(
+        default=None, description="set by `python -m service` for its workers when workers > "
+        "1: their metrics files and admin sockets (not a user setting)")
 
     # --- model repository
     models_dir: Path = Path("models")
@@ -51,13 +59,15 @@ class Settings(BaseSettings):
         "in a pure-ASGI handler instead of FastAPI's per-request machinery (same answers)")
     tf_intra_op_threads: int = Field(
         default=0, ge=0, description="threads inside one op (TF Serving's "
-        "--tensorflow_intra_op_parallelism); 0 = TensorFlow's choice (all cores)")
+        "--tensorflow_intra_op_parallelism); 0 = TensorFlow's choice (all cores), or with "
+        "several workers the cores divided among them")
     opencv_threads: int = Field(
         default=1, ge=-1, description="OpenCV's threads for one call: 1 keeps a picture's "
         "work on the thread that asked (requests already run side by side); -1 = OpenCV's "
         "default, whose idle workers spin on sched_yield")
     tf_inter_op_threads: int = Field(
-        default=0, ge=0, description="ops run side by side; 0 = TensorFlow's choice")
+        default=0, ge=0, description="ops run side by side; 0 = TensorFlow's choice, or with "
+        "several workers the cores divided among them")
 
     # --- request limits
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
@@ -70,6 +80,13 @@ class Settings(BaseSettings):
     max_channels: int = Field(default=512, ge=1, description="channels per layer per request")
     max_json_values: int = Field(default=2_000_000, ge=1,
                                  description="floats in one JSON answer (use .npy beyond)")
+
+    def tf_threads(self) -> tuple[int, int]:
+        """(intra-op, inter-op) threads for TensorFlow; 0 = its own choice. Workers split
+        the cores: each runs TF on its share, so a batch never waits for another process's
+        thread and the event loops keep a core between them."""
+        share = max(1, len(os.sched_getaffinity(0)) // self.workers) if self.workers > 1 else 0
+        return self.tf_intra_op_threads or share, self.tf_inter_op_threads or share
 
     @field_validator("version_policy")
     @classmethod

@@ -10,13 +10,19 @@ _EXTRA = ("request_id", "route", "model", "version", "status", "ms")
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self, with_pid: bool = False) -> None:
+        super().__init__()
+        self.with_pid = with_pid
+
     def format(self, record: logging.LogRecord) -> str:
-        out = {
+        out: dict[str, object] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if self.with_pid:
+            out["pid"] = record.process
         out.update({k: getattr(record, k) for k in _EXTRA if hasattr(record, k)})
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
@@ -32,10 +38,12 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-def configure(level: str, fmt: str) -> None:
+def configure(level: str, fmt: str, *, with_pid: bool = False) -> None:
+    """Root logging; ``with_pid`` tags every line with the process (several workers)."""
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter(
-        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    pid = "[%(process)d]" if with_pid else ""
+    handler.setFormatter(JsonFormatter(with_pid) if fmt == "json" else TextFormatter(
+        f"%(asctime)s %(levelname)s %(name)s{pid}: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,13 +13,14 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
-from service import __version__, errors
+from service import __version__, errors, logs, workers
 from service.config import Settings, get_settings
 from service.deps import require_api_key
 from service.device import configure_devices
 from service.fastlane import FastLane
-from service.metrics import Metrics
+from service.metrics import Metrics, worker_exited
 from service.middleware import RequestContextMiddleware
+from service.peers import PeerServer
 from service.repository import ModelRepository
 from service.routes import (
     admin,
@@ -41,6 +43,8 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     metrics, access log; CORS; the fast lane) wrapped around the FastAPI app, outside
     FastAPI's own middleware stack so the hot route pays for none of it."""
     settings = settings or get_settings()
+    if workers.pool_dir(settings):  # one of several workers: nothing set its logging up
+        logs.configure(settings.log_level, settings.log_format, with_pid=True)
     api = create_api(settings)
     app: ASGIApp = FastLane(api) if settings.fast_lane else api
     if settings.cors_origins:
@@ -56,7 +60,7 @@ def create_api(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        device = configure_devices(settings.tf_intra_op_threads, settings.tf_inter_op_threads)
+        device = configure_devices(*settings.tf_threads())
         # OpenCV's pool parallelises even a 28x28 resize, and its idle worker spins on
         # sched_yield: under load it burnt ~25 % of a core here (1 = no pool).
         cv2.setNumThreads(settings.opencv_threads)
@@ -69,12 +73,19 @@ def create_api(settings: Settings) -> FastAPI:
         # start-up set; versions hot-loaded later are not frozen, so nothing accumulates.)
         gc.collect()
         gc.freeze()
-        log.info("serving %s from %s", ", ".join(sorted(repo.models)) or "no models",
-                 repo.root)
+        pool = workers.pool_dir(settings)
+        peer_server = PeerServer(repo, workers.peers_dir(pool)) if pool else None
+        if peer_server:
+            await peer_server.start()
+        log.info("serving %s from %s%s", ", ".join(sorted(repo.models)) or "no models",
+                 repo.root, f" (worker {os.getpid()} of {settings.workers})" if pool else "")
         try:
             yield
         finally:
+            if peer_server:
+                await peer_server.stop()
             await repo.stop()
+            worker_exited(workers.metrics_dir(pool) if pool else None)
 
     app = FastAPI(
         title="CNN Lab Server",

@@ -1,10 +1,25 @@
-"""Prometheus metrics, in a registry per app (so tests can run several apps in a process)."""
+"""Prometheus metrics, in a registry per app (so tests can run several apps in a process).
+
+With several worker processes (``CNNLAB_WORKERS``), ``python -m service`` points
+prometheus-client's multiprocess mode at a directory of the run (``PROMETHEUS_MULTIPROC_DIR``,
+set before any worker starts): every worker writes its values there, and ``/metrics``, on
+whichever worker answers, adds them up. Gauges say how: queue depths add up over live
+workers, per-version figures take the largest."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 _LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -29,18 +44,35 @@ class Metrics:
             "cnnlab_inference_seconds", "signature call time per batch", ["model", "version"],
             buckets=_LATENCY_BUCKETS, registry=r)
         self.queue_depth = Gauge(
-            "cnnlab_queue_depth", "images waiting for a batch", ["model", "version"], registry=r)
+            "cnnlab_queue_depth", "images waiting for a batch", ["model", "version"], registry=r,
+            multiprocess_mode="livesum")
         self.shed = Counter(
             "cnnlab_shed_total", "requests refused because the queue was full",
             ["model", "version"], registry=r)
         self.load_seconds = Gauge(
             "cnnlab_model_load_seconds", "time to load a version", ["model", "version"],
-            registry=r)
+            registry=r, multiprocess_mode="max")
         self.warmup_seconds = Gauge(
             "cnnlab_model_warmup_seconds", "time to warm a version up", ["model", "version"],
-            registry=r)
+            registry=r, multiprocess_mode="max")
         self.versions_loaded = Gauge(
-            "cnnlab_model_versions_available", "versions taking traffic", ["model"], registry=r)
+            "cnnlab_model_versions_available", "versions taking traffic", ["model"], registry=r,
+            multiprocess_mode="livemax")
         self.load_failures = Counter(
             "cnnlab_model_load_failures_total", "versions that failed to load", ["model"],
             registry=r)
+
+
+def exposition(metrics: Metrics, multiproc_dir: Path | None) -> bytes:
+    """The text for ``/metrics``: this app's registry, or every worker's values added up."""
+    if multiproc_dir is None:
+        return generate_latest(metrics.registry)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(multiproc_dir))
+    return generate_latest(registry)
+
+
+def worker_exited(multiproc_dir: Path | None) -> None:
+    """Drop this worker's live gauges (queue depth, versions) from the sums."""
+    if multiproc_dir is not None:
+        multiprocess.mark_process_dead(os.getpid(), str(multiproc_dir))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from service.deps import Repo
+from service.deps import AppSettings, Repo
+from service.metrics import exposition
 from service.schemas import HealthBody, VersionInfo
+from service.workers import metrics_dir, pool_dir
 
 router = APIRouter(tags=["health"])
 
@@ -45,6 +47,8 @@ async def v2_ready(repo: Repo) -> JSONResponse:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(request: Request) -> Response:
-    return Response(generate_latest(request.app.state.metrics.registry),
+async def metrics(request: Request, settings: AppSettings) -> Response:
+    """Prometheus text; with several workers, all of theirs added up."""
+    pool = pool_dir(settings)
+    return Response(exposition(request.app.state.metrics, metrics_dir(pool) if pool else None),
                     media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,63 @@
+"""Several worker processes on one port (CNNLAB_WORKERS=2): every request is answered,
+/metrics adds all workers up, and an admin action reaches every worker, whichever took it.
+
+Each request opens a new connection, so the kernel hands them to either worker."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+
+from tests.helpers import FIXTURES, run_server
+
+KEY = {"X-API-Key": "s3cret"}
+DIGIT = (FIXTURES / "digits" / "7_test0.png").read_bytes()
+
+
+def fresh(url: str, method: str, path: str, **kw: object) -> httpx.Response:
+    """One request, with the API key, on a connection of its own."""
+    with httpx.Client(base_url=url, timeout=30, headers=KEY) as c:
+        return c.request(method, path, **kw)  # type: ignore[arg-type]
+
+
+def predict(url: str, query: str = "") -> httpx.Response:
+    return fresh(url, "POST", f"/api/models/tiny/predict{query}", content=DIGIT,
+                 headers={"content-type": "image/png"})
+
+
+def served_predictions(url: str) -> float:
+    text = fresh(url, "GET", "/metrics").text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("cnnlab_requests_total{")
+               and 'route="/api/models/{name}/predict"' in line and 'status="200"' in line)
+
+
+def test_two_workers_share_the_port_and_the_metrics(tiny_repo: Path, tmp_path: Path) -> None:
+    with run_server(tiny_repo, tmp_path, workers="2", api_key="s3cret") as server:
+        answers = [predict(server.url) for _ in range(24)]
+        counted = [served_predictions(server.url) for _ in range(6)]
+        logs = server.logs()
+    assert [r.status_code for r in answers] == [200] * 24
+    assert {r.json()["version"] for r in answers} == {1}
+    # two processes loaded the models, and both answered predictions
+    assert len(set(re.findall(r"\(worker (\d+) of 2\)", logs))) == 2
+    assert len(set(re.findall(r"\[(\d+)\]: POST /api/models/tiny/predict 200", logs))) == 2
+    # whichever worker answers /metrics, it counts every worker's requests
+    assert counted == [24.0] * 6
+
+
+def test_an_admin_action_reaches_every_worker(tiny_repo: Path, tmp_path: Path) -> None:
+    with run_server(tiny_repo, tmp_path, workers="2", api_key="s3cret") as server:
+        url = server.url
+        assert fresh(url, "POST", "/admin/models/tiny/unload").status_code == 200
+        unloaded = [predict(url).status_code for _ in range(16)]
+        assert fresh(url, "POST", "/admin/models/tiny/load").json()["ready"] is True
+        label = fresh(url, "PUT", "/admin/models/tiny/labels/stable", json={"version": 1})
+        labelled = [predict(url, "?label=stable") for _ in range(16)]
+        summaries = [fresh(url, "GET", "/api/models/tiny").json()["labels"] for _ in range(8)]
+    assert unloaded == [503] * 16  # no worker kept serving the unloaded model
+    assert label.status_code == 200
+    assert [r.status_code for r in labelled] == [200] * 16
+    assert summaries == [{"stable": 1}] * 8
