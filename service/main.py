@@ -75,7 +75,7 @@ def create_api(settings: Settings) -> FastAPI:
         gc.freeze()
         pool = workers.pool_dir(settings)
         peer_server = PeerServer(repo, workers.peers_dir(pool)) if pool else None
-        if peer_server:
+        if peer_server:  # one of several workers: catch up on earlier admin actions, listen
             await peer_server.start()
         log.info("serving %s from %s%s", ", ".join(sorted(repo.models)) or "no models",
                  repo.root, f" (worker {os.getpid()} of {settings.workers})" if pool else "")

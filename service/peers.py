@@ -5,12 +5,18 @@ worker applies the action, then sends it to every other worker over their Unix s
 in the run directory (one JSON line each way); each applies it to its own repository. The
 request answers once all have, or says which could not (503). With one worker there are
 no peers and an action is simply applied.
+
+Each action that changes state (load, unload, a label) is also written to a journal in the
+directory, last one per model (and label) winning: a worker that starts later — one that
+uvicorn's supervisor restarted after a crash — replays it before it takes traffic, so it
+serves what its peers serve and not what the configuration said at start-up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -60,6 +66,7 @@ async def act(repo: ModelRepository, directory: Path | None, action: AdminAction
     await apply(repo, action)
     if directory is None:
         return
+    _journal(directory, action)
     own = _socket_path(directory, me)
     peers = sorted(p for p in directory.glob("*.sock") if p != own)
     failures = [f for f in await asyncio.gather(*(_tell(p, action) for p in peers)) if f]
@@ -67,6 +74,41 @@ async def act(repo: ModelRepository, directory: Path | None, action: AdminAction
         raise ApiError(503, f"applied on this worker, but {len(failures)} of {len(peers)} "
                             f"other worker(s) failed: {'; '.join(failures)}",
                        {"Retry-After": "1"})
+
+
+def _journal(directory: Path, action: AdminAction) -> None:
+    """Record a state-changing ``action`` (under a lock: two workers may write at once)."""
+    if action.op == "reload":
+        return  # changes nothing a new worker would not see on its own start-up scan
+    key = f"{action.name}/{'enabled' if action.op in ('load', 'unload') else action.label}"
+    with (directory / "journal.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        entries = _read_journal(directory)
+        entries.pop(key, None)  # re-inserted last: replayed in the order they were taken
+        entries[key] = asdict(action)
+        staged = directory / "journal.json.tmp"
+        staged.write_text(json.dumps(entries))
+        staged.replace(directory / "journal.json")
+
+
+def _read_journal(directory: Path) -> dict[str, dict[str, object]]:
+    try:
+        entries: dict[str, dict[str, object]] = json.loads(
+            (directory / "journal.json").read_text())
+    except FileNotFoundError:
+        return {}
+    return entries
+
+
+async def replay(repo: ModelRepository, directory: Path) -> None:
+    """Apply every journaled action to a worker that is starting (one that cannot be
+    applied, e.g. a label on a version this worker failed to load, is logged)."""
+    for entry in _read_journal(directory).values():
+        action = AdminAction(**entry)  # type: ignore[arg-type]
+        try:
+            await apply(repo, action)
+        except ApiError as exc:
+            log.warning("admin action %s not replayed on this worker: %s", action, exc.message)
 
 
 def _socket_path(directory: Path, name: str | None = None) -> Path:
@@ -102,10 +144,14 @@ class PeerServer:
 
     def __init__(self, repo: ModelRepository, directory: Path, name: str | None = None) -> None:
         self.repo = repo
+        self.directory = directory
         self.path = _socket_path(directory, name)
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
+        """Replay the journal (a worker restarted after admin actions catches up), then
+        listen for the peers' actions."""
+        await replay(self.repo, self.directory)
         self._server = await asyncio.start_unix_server(self._handle, str(self.path),
                                                        limit=_MAX_LINE)
 

@@ -5,7 +5,10 @@ Each request opens a new connection, so the kernel hands them to either worker."
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import time
 from pathlib import Path
 
 import httpx
@@ -61,3 +64,20 @@ def test_an_admin_action_reaches_every_worker(tiny_repo: Path, tmp_path: Path) -
     assert label.status_code == 200
     assert [r.status_code for r in labelled] == [200] * 16
     assert summaries == [{"stable": 1}] * 8
+
+
+def test_a_restarted_worker_serves_what_its_peers_serve(tiny_repo: Path, tmp_path: Path) -> None:
+    with run_server(tiny_repo, tmp_path, workers="2", api_key="s3cret") as server:
+        assert fresh(server.url, "POST", "/admin/models/tiny/unload").status_code == 200
+        started = set(re.findall(r"\(worker (\d+) of 2\)", server.logs()))
+        os.kill(int(min(started)), signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while not (new := set(re.findall(r"\(worker (\d+) of 2\)", server.logs())) - started):
+            assert time.monotonic() < deadline, "the supervisor did not start a new worker"
+            time.sleep(0.2)
+        time.sleep(1)  # until it accepts connections
+        unloaded = [predict(server.url).status_code for _ in range(24)]
+        logs = server.logs()
+    assert unloaded == [503] * 24  # the newcomer replayed the unload
+    [pid] = new
+    assert f"[{pid}]: POST /api/models/tiny/predict 503" in logs  # and answered some

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from service.errors import ApiError, not_found
-from service.peers import AdminAction, PeerServer, act
+from service.peers import AdminAction, PeerServer, act, replay
 
 pytestmark = pytest.mark.anyio
 
@@ -104,3 +104,29 @@ async def test_the_socket_of_a_dead_worker_is_skipped_and_removed(tmp_path: Path
     await act(here, tmp_path, AdminAction("load", "tiny"), me="w9")
     assert here.calls == [("enabled", "tiny", True)]
     assert not stale.exists()
+
+
+async def test_a_starting_worker_replays_the_state_changing_actions(tmp_path: Path) -> None:
+    here: Any = FakeRepo()
+    for action in (AdminAction("unload", "tiny"), AdminAction("label", "tiny", "stable", 1),
+                   AdminAction("reload"), AdminAction("load", "tiny"),
+                   AdminAction("label", "tiny", "stable", 2)):
+        await act(here, tmp_path, action, me="w9")
+    newcomer: Any = FakeRepo()
+    await replay(newcomer, tmp_path)
+    # the last word per model and label, in the order taken; a reload is not replayed
+    assert newcomer.calls == [("enabled", "tiny", True), ("label", "tiny", "stable", 2)]
+
+
+async def test_an_action_a_starting_worker_cannot_apply_is_skipped(tmp_path: Path) -> None:
+    here: Any = FakeRepo()
+    await act(here, tmp_path, AdminAction("label", "tiny", "stable", 2), me="w9")
+    await act(here, tmp_path, AdminAction("unload", "tiny"), me="w9")
+    newcomer: Any = FakeRepo()
+
+    def refuse(*args: object) -> None:
+        raise ApiError(400, "no version 2 here")
+
+    newcomer.set_label = refuse
+    await replay(newcomer, tmp_path)
+    assert newcomer.calls == [("enabled", "tiny", False)]
