@@ -25,6 +25,7 @@ def test_fuzz_every_route(tiny_repo: Path, tmp_path: Path) -> None:
              # unload deliberately takes the model away (503 afterwards is correct);
              # tests/integration/test_repository_live.py covers it explicitly
              "--exclude-path", "/admin/models/{name}/unload"],
+            cwd=tmp_path,  # its cache (.schemathesis/) goes there, not into the work tree
             capture_output=True, text=True, timeout=420)
         healthy = server.client(headers={"X-API-Key": "fuzz-key"}).get("/health/ready")
     report = proc.stdout + proc.stderr
