@@ -112,8 +112,7 @@ class DynamicBatcher:
         for item in items:
             self._queue.append(item)
             self._queued_images += item.n
-        self._depth()
-        self._wakeup.set()
+        self._wakeup.set()  # (the depth gauge is set when a batch is taken: once a batch)
         try:
             # asyncio.timeout, not wait_for: wait_for wraps the await in a new Task
             async with asyncio.timeout(timeout_s):
