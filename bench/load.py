@@ -1,13 +1,13 @@
 """Reliability under load (issue 5). Not a test: prints figures. Loopback only, bounded.
 
-  python bench/load.py [--seconds 60] [--concurrency 64]
+  python bench/load.py [--seconds 60] [--concurrency 64] [--workers 1]
 
 Runs the real service on a copy of the bundled models and drives it with a mix of
 predict (upload), activations and Sobel-filter requests. A third of the way in, a new
 version of mnist is published (staged in a hidden directory, then renamed, exactly as the
 trainer publishes); two thirds in, it is deleted. Prints requests served, failures
 (anything but 2xx and deliberate 503 load shedding), p50/p99, resident memory at start
-and end, and which mnist versions answered in each phase.
+and end (of all the server's processes), and which mnist versions answered in each phase.
 """
 
 from __future__ import annotations
@@ -38,11 +38,19 @@ REQUESTS = [
 ]
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def rss_mib(pgid: int) -> float:
+    """Resident memory of every process in group ``pgid`` (the server and its workers)."""
+    total = 0
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[2]) != pgid:
+                continue
+            status = (proc / "status").read_text()
+        except (OSError, IndexError, ValueError):
+            continue
+        total += sum(int(line.split()[1]) for line in status.splitlines()
+                     if line.startswith("VmRSS:"))
+    return total / 1024
 
 
 async def run(url: str, seconds: float, concurrency: int, models: Path) -> dict[str, object]:
@@ -106,13 +114,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--workers", type=int, default=1, help="CNNLAB_WORKERS of the server")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         models = Path(tmp) / "models"
         shutil.copytree(ROOT / "models", models)
         port = free_port()
         env = {"CNNLAB_MODELS_DIR": str(models), "CNNLAB_PORT": str(port),
-               "CNNLAB_POLL_INTERVAL_S": "1", "CNNLAB_LOG_LEVEL": "warning"}
+               "CNNLAB_POLL_INTERVAL_S": "1", "CNNLAB_LOG_LEVEL": "warning",
+               "CNNLAB_WORKERS": str(args.workers)}
         with server([sys.executable, "-m", "service"], port, "/health/ready",
                     env=env) as (url, pid):
             for _ in range(50):  # warm every route once
@@ -120,7 +130,8 @@ def main() -> None:
                     httpx.post(url + path, content=DIGIT, headers={"content-type": "image/png"})
             rss_start = rss_mib(pid)
             print(f"{args.seconds:.0f} s at concurrency {args.concurrency}, mixed requests; "
-                  f"server pid {pid}, RSS {rss_start:.0f} MiB", flush=True)
+                  f"server pid {pid} ({args.workers} worker(s)), RSS {rss_start:.0f} MiB",
+                  flush=True)
             out = asyncio.run(run(url, args.seconds, args.concurrency, models))
             rss_end = rss_mib(pid)
     growth = 100 * (rss_end - rss_start) / rss_start
