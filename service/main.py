@@ -73,19 +73,19 @@ def create_api(settings: Settings) -> FastAPI:
         # start-up set; versions hot-loaded later are not frozen, so nothing accumulates.)
         gc.collect()
         gc.freeze()
-        pool = workers.pool_dir(settings)
-        peer_server = PeerServer(repo, workers.peers_dir(pool)) if pool else None
+        peers = workers.pool_peers_dir(settings)
+        peer_server = PeerServer(repo, peers) if peers else None
         if peer_server:  # one of several workers: catch up on earlier admin actions, listen
             await peer_server.start()
         log.info("serving %s from %s%s", ", ".join(sorted(repo.models)) or "no models",
-                 repo.root, f" (worker {os.getpid()} of {settings.workers})" if pool else "")
+                 repo.root, f" (worker {os.getpid()} of {settings.workers})" if peers else "")
         try:
             yield
         finally:
             if peer_server:
                 await peer_server.stop()
             await repo.stop()
-            worker_exited(workers.metrics_dir(pool) if pool else None)
+            worker_exited(workers.pool_metrics_dir(settings))
 
     app = FastAPI(
         title="CNN Lab Server",

@@ -39,6 +39,18 @@ def peers_dir(run_dir: Path) -> Path:
     return run_dir / "peers"
 
 
+def pool_metrics_dir(settings: Settings) -> Path | None:
+    """Where every worker's metrics are, when this process is one of several."""
+    pool = pool_dir(settings)
+    return metrics_dir(pool) if pool else None
+
+
+def pool_peers_dir(settings: Settings) -> Path | None:
+    """Where the workers' admin sockets are, when this process is one of several."""
+    pool = pool_dir(settings)
+    return peers_dir(pool) if pool else None
+
+
 def run(settings: Settings) -> None:
     """Serve with ``settings.workers`` processes until stopped (SIGTERM/SIGINT: every
     worker drains its in-flight requests first, as a single process does)."""

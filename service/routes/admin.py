@@ -12,15 +12,14 @@ from service.deps import AppSettings, Repo, require_admin
 from service.peers import AdminAction
 from service.routes.models import summary
 from service.schemas import ERRORS, LabelBody, ModelList, ModelSummary
-from service.workers import peers_dir, pool_dir
+from service.workers import pool_peers_dir
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)],
                    responses=ERRORS)
 
 
 async def _act(repo: Repo, settings: AppSettings, action: AdminAction) -> None:
-    pool = pool_dir(settings)
-    await peers.act(repo, peers_dir(pool) if pool else None, action)
+    await peers.act(repo, pool_peers_dir(settings), action)
 
 
 @router.post("/reload", response_model=ModelList)
