@@ -107,14 +107,21 @@ def _group_gone(pgid: int, timeout_s: float) -> bool:
     return True
 
 
-def _group_alive(pgid: int) -> bool:
-    """Whether a live (not zombie) process is left in process group ``pgid``."""
+def group_processes(pgid: int) -> list[Path]:
+    """The ``/proc/<pid>`` directories of the live (not zombie) processes in group ``pgid``
+    (a server started by ``server``: its leader and every worker it spawned)."""
+    found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError):
             fields = stat.read_text().rsplit(")", 1)[1].split()
             if int(fields[2]) == pgid and fields[0] != "Z":
-                return True
-    return False
+                found.append(stat.parent)
+    return found
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a live (not zombie) process is left in process group ``pgid``."""
+    return bool(group_processes(pgid))
 
 
 def _ms(text: str) -> float:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import shutil
 import statistics
 import sys
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from bench.common import ROOT, free_port, server
+from bench.common import ROOT, free_port, group_processes, server
 from service.layout import list_versions
 
 DIGIT = (ROOT / "tests" / "fixtures" / "digits" / "7_test0.png").read_bytes()
@@ -41,15 +42,10 @@ REQUESTS = [
 def rss_mib(pgid: int) -> float:
     """Resident memory of every process in group ``pgid`` (the server and its workers)."""
     total = 0
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[2]) != pgid:
-                continue
-            status = (proc / "status").read_text()
-        except (OSError, IndexError, ValueError):
-            continue
-        total += sum(int(line.split()[1]) for line in status.splitlines()
-                     if line.startswith("VmRSS:"))
+    for proc in group_processes(pgid):
+        with contextlib.suppress(OSError):
+            total += sum(int(line.split()[1]) for line in (proc / "status").read_text()
+                         .splitlines() if line.startswith("VmRSS:"))
     return total / 1024
 
 

@@ -21,8 +21,7 @@ def main() -> None:
         return
     from service.main import create_app  # (TensorFlow: only where models are served)
 
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_config=None, access_log=False, timeout_graceful_shutdown=30)
+    uvicorn.run(create_app(settings), **workers.server_options(settings))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -51,6 +52,12 @@ def pool_peers_dir(settings: Settings) -> Path | None:
     return peers_dir(pool) if pool else None
 
 
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options, the same for one process and for several workers."""
+    return {"host": settings.host, "port": settings.port, "log_config": None,
+            "access_log": False, "timeout_graceful_shutdown": 30}
+
+
 def run(settings: Settings) -> None:
     """Serve with ``settings.workers`` processes until stopped (SIGTERM/SIGINT: every
     worker drains its in-flight requests first, as a single process does)."""
@@ -61,6 +68,5 @@ def run(settings: Settings) -> None:
         # read by the workers' Settings and, before it is imported there, prometheus-client
         os.environ["CNNLAB_RUN_DIR"] = str(run_dir)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir(run_dir))
-        uvicorn.run(APP_FACTORY, factory=True, workers=settings.workers, host=settings.host,
-                    port=settings.port, log_config=None, access_log=False,
-                    timeout_graceful_shutdown=30)
+        uvicorn.run(APP_FACTORY, factory=True, workers=settings.workers,
+                    **server_options(settings))
