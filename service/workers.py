@@ -8,8 +8,10 @@ supervisor shares the listening socket among them and restarts one that dies.
 
 Per-process state is made whole again through a run directory, created here and handed
 to the workers in the environment: prometheus-client's multiprocess files (``/metrics``
-adds every worker's values up) and one Unix socket per worker, over which an admin
-action taken by one worker reaches the others (``service.peers``). The models directory
+adds every worker's values up), one Unix socket per worker, over which an admin
+action taken by one worker reaches the others (``service.peers``), and each worker's
+count of open connections, by which they take new connections in turn
+(``service.balance``). The models directory
 itself is shared: every worker polls it and converges on the same versions.
 """
 
@@ -25,6 +27,7 @@ import uvicorn
 from service.config import Settings
 
 APP_FACTORY = "service.main:create_app"
+LOOP_FACTORY = "service.balance:new_loop"  # accepts in turn with the other workers
 
 
 def pool_dir(settings: Settings) -> Path | None:
@@ -38,6 +41,10 @@ def metrics_dir(run_dir: Path) -> Path:
 
 def peers_dir(run_dir: Path) -> Path:
     return run_dir / "peers"
+
+
+def connections_dir(run_dir: Path) -> Path:
+    return run_dir / "connections"
 
 
 def pool_metrics_dir(settings: Settings) -> Path | None:
@@ -68,5 +75,5 @@ def run(settings: Settings) -> None:
         # read by the workers' Settings and, before it is imported there, prometheus-client
         os.environ["CNNLAB_RUN_DIR"] = str(run_dir)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir(run_dir))
-        uvicorn.run(APP_FACTORY, factory=True, workers=settings.workers,
+        uvicorn.run(APP_FACTORY, factory=True, workers=settings.workers, loop=LOOP_FACTORY,
                     **server_options(settings))

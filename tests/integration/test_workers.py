@@ -1,14 +1,17 @@
 """Several worker processes on one port (CNNLAB_WORKERS=2): every request is answered,
-/metrics adds all workers up, and an admin action reaches every worker, whichever took it.
+/metrics adds all workers up, an admin action reaches every worker, whichever took it,
+and a burst of new connections is shared evenly.
 
-Each request opens a new connection, so the kernel hands them to either worker."""
+Each request opens a new connection, so either worker may take it."""
 
 from __future__ import annotations
 
 import os
 import re
 import signal
+import socket
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -81,3 +84,44 @@ def test_a_restarted_worker_serves_what_its_peers_serve(tiny_repo: Path, tmp_pat
     assert unloaded == [503] * 24  # the newcomer replayed the unload
     [pid] = new
     assert f"[{pid}]: POST /api/models/tiny/predict 503" in logs  # and answered some
+
+
+def request_on(sock: socket.socket, rid: str) -> int:
+    """One keep-alive request on an open connection; returns the status."""
+    sock.sendall(b"POST /api/models/tiny/predict HTTP/1.1\r\nhost: t\r\n"
+                 b"content-type: image/png\r\nx-request-id: " + rid.encode() +
+                 f"\r\ncontent-length: {len(DIGIT)}\r\n\r\n".encode() + DIGIT)
+    with sock.makefile("rb") as reply:
+        status = int(reply.readline().split()[1])
+        length = 0
+        while (line := reply.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        reply.read(length)
+    return status
+
+
+def test_a_burst_of_connections_is_shared_by_the_workers(tiny_repo: Path,
+                                                         tmp_path: Path) -> None:
+    with run_server(tiny_repo, tmp_path, workers="2") as server:
+        deadline = time.monotonic() + 120
+        while len(set(re.findall(r"\[(\d+)\]: Application startup complete",
+                                 server.logs()))) < 2:
+            assert time.monotonic() < deadline, "a worker did not start"
+            time.sleep(0.2)
+        time.sleep(0.5)  # (from startup complete to listening)
+        port = int(server.url.rsplit(":", 1)[1])
+        # 16 keep-alive connections opened at once (as a client's pool does), then used
+        conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(16)]
+        statuses = [request_on(c, f"burst-{i}") for i, c in enumerate(conns)]
+        for c in conns:
+            c.close()
+        pattern = r"\[(\d+)\]: POST /api/models/tiny/predict 200 rid=burst-"
+        while len(served_by := re.findall(pattern, server.logs())) < 16:  # (logged after
+            assert time.monotonic() < deadline, "requests not logged"     # the answer)
+            time.sleep(0.1)
+    assert statuses == [200] * 16
+    per_worker = sorted(Counter(served_by).values())
+    assert len(served_by) == 16 and len(per_worker) == 2, per_worker
+    assert per_worker[1] - per_worker[0] <= 2, per_worker  # 8/8 give or take one
