@@ -147,13 +147,17 @@ class PeerServer:
         self.directory = directory
         self.path = _socket_path(directory, name)
         self._server: asyncio.Server | None = None
+        self._turn = asyncio.Lock()  # one action at a time, the replay first
 
     async def start(self) -> None:
-        """Replay the journal (a worker restarted after admin actions catches up), then
-        listen for the peers' actions."""
-        await replay(self.repo, self.directory)
-        self._server = await asyncio.start_unix_server(self._handle, str(self.path),
-                                                       limit=_MAX_LINE)
+        """Listen for the peers' actions, then replay the journal (a worker restarted
+        after admin actions catches up). Listening first, an action taken meanwhile
+        cannot miss this worker: it waits for the replay, then applies (actions are
+        journaled before they are sent, and applying one twice changes nothing)."""
+        async with self._turn:
+            self._server = await asyncio.start_unix_server(self._handle, str(self.path),
+                                                           limit=_MAX_LINE)
+            await replay(self.repo, self.directory)
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -165,7 +169,9 @@ class PeerServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         answer: dict[str, object] = {"ok": True}
         try:
-            await apply(self.repo, AdminAction(**json.loads(await reader.readline())))
+            action = AdminAction(**json.loads(await reader.readline()))
+            async with self._turn:
+                await apply(self.repo, action)
         except ApiError as exc:
             answer = {"error": exc.message, "status": exc.status_code}
         except Exception:

@@ -6,6 +6,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from service.errors import ApiError, not_found
@@ -130,3 +131,27 @@ async def test_an_action_a_starting_worker_cannot_apply_is_skipped(tmp_path: Pat
     newcomer.set_label = refuse
     await replay(newcomer, tmp_path)
     assert newcomer.calls == [("enabled", "tiny", False)]
+
+
+async def test_an_action_taken_while_a_worker_replays_reaches_it(tmp_path: Path) -> None:
+    here: Any = FakeRepo()
+    await act(here, tmp_path, AdminAction("unload", "tiny"), me="w9")
+    gate = anyio.Event()
+
+    class SlowRepo(FakeRepo):  # its replay takes until the gate opens
+        async def set_enabled(self, name: str, enabled: bool) -> None:
+            await gate.wait()
+            await super().set_enabled(name, enabled)
+
+    newcomer: Any = SlowRepo()
+    server = PeerServer(newcomer, tmp_path, name="w1")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.start)
+        while not (tmp_path / "w1.sock").exists():  # listening, replay under way
+            await anyio.sleep(0.01)
+        tg.start_soon(act, here, tmp_path, AdminAction("load", "tiny"))
+        await anyio.sleep(0.1)
+        gate.set()
+    await server.stop()
+    # the replayed unload, then the load taken meanwhile: the newcomer serves the model
+    assert newcomer.calls == [("enabled", "tiny", False), ("enabled", "tiny", True)]
