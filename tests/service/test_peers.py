@@ -145,13 +145,14 @@ async def test_an_action_taken_while_a_worker_replays_reaches_it(tmp_path: Path)
 
     newcomer: Any = SlowRepo()
     server = PeerServer(newcomer, tmp_path, name="w1")
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(server.start)
-        while not (tmp_path / "w1.sock").exists():  # listening, replay under way
-            await anyio.sleep(0.01)
-        tg.start_soon(act, here, tmp_path, AdminAction("load", "tiny"))
-        await anyio.sleep(0.1)
-        gate.set()
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(server.start)
+            while not (tmp_path / "w1.sock").exists():  # listening, replay under way
+                await anyio.sleep(0.01)
+            tg.start_soon(act, here, tmp_path, AdminAction("load", "tiny"))
+            await anyio.sleep(0.1)
+            gate.set()
     await server.stop()
     # the replayed unload, then the load taken meanwhile: the newcomer serves the model
     assert newcomer.calls == [("enabled", "tiny", False), ("enabled", "tiny", True)]
