@@ -32,6 +32,9 @@ from typing import Any
 
 import uvloop
 
+from service.config import get_settings
+from service.workers import connections_dir, pid_alive, pool_dir
+
 log = logging.getLogger("cnnlab.balance")
 
 DEFER_S = 0.002      # a worker over its share looks again after this long
@@ -60,7 +63,7 @@ class Counts:
             if not entry.name.isdigit() or int(entry.name) == self.pid:
                 continue
             pid = int(entry.name)
-            if not _alive(pid):
+            if not pid_alive(pid):
                 Path(entry.path).unlink(missing_ok=True)
                 continue
             try:
@@ -80,16 +83,6 @@ class Counts:
             os.close(self._fd)
             self._fd = -1
             self.path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _pending(sock: socket.socket) -> bool:
@@ -206,9 +199,6 @@ class BalancedLoop(uvloop.Loop):  # type: ignore[misc]
 def new_loop() -> asyncio.AbstractEventLoop:
     """uvicorn's ``loop`` hook (``loop="service.balance:new_loop"``): a worker's event
     loop, balancing through the run directory named in the environment."""
-    from service.config import get_settings
-    from service.workers import connections_dir, pool_dir
-
     run_dir = pool_dir(get_settings())
     loop = BalancedLoop()
     loop.counts_dir = connections_dir(run_dir) if run_dir else None

@@ -9,6 +9,7 @@ workers, per-version figures take the largest."""
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from prometheus_client import (
     values,
 )
 
+from service.workers import pid_alive
+
 if getattr(values.ValueClass, "_multiprocess", False):
     # One of several workers: prometheus-client's multiprocess values call os.getpid(), a
     # system call, on every update to notice a fork (py-spy --gil: 4.6 % of a worker's
@@ -29,6 +32,7 @@ if getattr(values.ValueClass, "_multiprocess", False):
     _PID = os.getpid()
     values.ValueClass = values.MultiProcessValue(lambda: _PID)
 
+_PID_FILE = re.compile(r"_(\d+)\.db$")  # prometheus-client's <kind>_<pid>.db
 _LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
@@ -75,9 +79,20 @@ def exposition(metrics: Metrics, multiproc_dir: Path | None) -> bytes:
     """The text for ``/metrics``: this app's registry, or every worker's values added up."""
     if multiproc_dir is None:
         return generate_latest(metrics.registry)
+    forget_dead_workers(multiproc_dir)
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=str(multiproc_dir))
     return generate_latest(registry)
+
+
+def forget_dead_workers(multiproc_dir: Path) -> None:
+    """Drop the live gauges of workers that died without saying so (SIGKILL, a crash:
+    uvicorn's supervisor replaces them but has no hook to clean up after them)."""
+    pids = {int(m[1]) for p in multiproc_dir.glob("gauge_live*_*.db")
+            if (m := _PID_FILE.search(p.name))}
+    for pid in pids:
+        if not pid_alive(pid):
+            multiprocess.mark_process_dead(pid, str(multiproc_dir))
 
 
 def worker_exited(multiproc_dir: Path | None) -> None:

@@ -59,6 +59,17 @@ def pool_peers_dir(settings: Settings) -> Path | None:
     return peers_dir(pool) if pool else None
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` (a worker) still runs."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it runs, as another user
+        return True
+    return True
+
+
 def server_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's options, the same for one process and for several workers."""
     return {"host": settings.host, "port": settings.port, "log_config": None,
