@@ -1,6 +1,6 @@
 """Reliability under load (issue 5). Not a test: prints figures. Loopback only, bounded.
 
-  python bench/load.py [--seconds 60] [--concurrency 64] [--workers 1]
+  python bench/load.py [--seconds 60] [--concurrency 64] [--workers 1] [--rss-every 10]
 
 Runs the real service on a copy of the bundled models and drives it with a mix of
 predict (upload), activations and Sobel-filter requests. A third of the way in, a new
@@ -49,7 +49,8 @@ def rss_mib(pgid: int) -> float:
     return total / 1024
 
 
-async def run(url: str, seconds: float, concurrency: int, models: Path) -> dict[str, object]:
+async def run(url: str, seconds: float, concurrency: int, models: Path, pid: int,
+              rss_every: float) -> dict[str, object]:
     statuses: Counter[str] = Counter()
     failures: Counter[str] = Counter()
     latencies: list[float] = []
@@ -97,7 +98,13 @@ async def run(url: str, seconds: float, concurrency: int, models: Path) -> dict[
         print(f"  t={time.monotonic() - start:.0f}s deleted mnist version {current + 1}",
               flush=True)
 
-    await asyncio.gather(reload_script(), *(worker(i) for i in range(concurrency)))
+    async def rss_samples() -> None:  # does memory settle, or keep growing?
+        while (left := stop_at - time.monotonic()) > rss_every / 2:
+            await asyncio.sleep(min(rss_every, left))
+            print(f"  t={time.monotonic() - start:.0f}s RSS {rss_mib(pid):.0f} MiB", flush=True)
+
+    await asyncio.gather(reload_script(), rss_samples(),
+                         *(worker(i) for i in range(concurrency)))
     lat = sorted(latencies)
     return {"statuses": dict(statuses), "failures": dict(failures),
             "served": sum(statuses.values()),
@@ -111,6 +118,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--workers", type=int, default=1, help="CNNLAB_WORKERS of the server")
+    ap.add_argument("--rss-every", type=float, default=10, help="print RSS every N seconds")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         models = Path(tmp) / "models"
@@ -128,7 +136,8 @@ def main() -> None:
             print(f"{args.seconds:.0f} s at concurrency {args.concurrency}, mixed requests; "
                   f"server pid {pid} ({args.workers} worker(s)), RSS {rss_start:.0f} MiB",
                   flush=True)
-            out = asyncio.run(run(url, args.seconds, args.concurrency, models))
+            out = asyncio.run(run(url, args.seconds, args.concurrency, models, pid,
+                                  args.rss_every))
             rss_end = rss_mib(pid)
     growth = 100 * (rss_end - rss_start) / rss_start
     fails = sum(out["failures"].values())  # type: ignore[attr-defined]

@@ -26,7 +26,8 @@ class Settings(BaseSettings):
     workers: int = Field(
         default=1, ge=1, description="server processes sharing the port (uvicorn's workers), "
         "each with its own models, batchers and event loop; admin actions reach all of them "
-        "and /metrics adds them up. On a small CPU host, one per core")
+        "and /metrics adds them up. On a small CPU host, one per core; `auto` = one per CPU "
+        "this process may use (each worker holds its own models and TensorFlow)")
     run_dir: Path | None = Field(
         default=None, description="set by `python -m service` for its workers when workers > "
         "1: their metrics files and admin sockets (not a user setting)")
@@ -87,6 +88,13 @@ class Settings(BaseSettings):
         thread and the event loops keep a core between them."""
         share = max(1, len(os.sched_getaffinity(0)) // self.workers) if self.workers > 1 else 0
         return self.tf_intra_op_threads or share, self.tf_inter_op_threads or share
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _auto_workers(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return len(os.sched_getaffinity(0))  # CPUs we may use (cpuset, taskset; not a CPU quota)
+        return value
 
     @field_validator("version_policy")
     @classmethod

@@ -1,8 +1,11 @@
-"""Settings: TensorFlow's thread pools follow the number of worker processes."""
+"""Settings: the number of worker processes, and TensorFlow's thread pools that follow it."""
 
 from __future__ import annotations
 
 import os
+
+import pytest
+from pydantic import ValidationError
 
 from service.config import Settings
 
@@ -20,3 +23,11 @@ def test_workers_split_the_cores_between_them() -> None:
 def test_explicit_thread_counts_win() -> None:
     assert Settings(workers=2, tf_intra_op_threads=3, tf_inter_op_threads=2).tf_threads() \
         == (3, 2)
+
+
+def test_auto_workers_means_one_per_usable_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CNNLAB_WORKERS", "auto")
+    assert Settings().workers == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("CNNLAB_WORKERS", "0")
+    with pytest.raises(ValidationError):
+        Settings()
