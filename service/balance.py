@@ -85,11 +85,6 @@ class Counts:
             self.path.unlink(missing_ok=True)
 
 
-def _pending(sock: socket.socket) -> bool:
-    """A connection waits in ``sock``'s accept queue (without taking it)."""
-    return bool(select.select([sock], [], [], 0)[0])
-
-
 class AcceptLoop:
     """Accepts on a listening socket in turn with the peers; uvicorn sees it as its
     ``asyncio.Server`` (it only calls ``close``)."""
@@ -104,8 +99,14 @@ class AcceptLoop:
         self._ssl = ssl_context
         self._transports: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
         self._closed = False
+        self._queue = select.poll()  # (poll, not select: any fd number)
+        self._queue.register(sock.fileno(), select.POLLIN)
         self._task = loop.create_task(self._serve())
         self.sockets = [sock]
+
+    def _pending(self) -> bool:
+        """A connection waits in the accept queue (looked at, not taken)."""
+        return bool(self._queue.poll(0))
 
     def open_connections(self) -> int:
         return sum(1 for t in list(self._transports) if not t.is_closing())
@@ -130,7 +131,7 @@ class AcceptLoop:
     async def _serve(self) -> None:
         waited_since: float | None = None  # a connection we left to a peer, since when
         while True:
-            if not _pending(self._sock):
+            if not self._pending():
                 waited_since = None
                 self._counts.publish(self.open_connections())
                 await self._readable(REFRESH_S)

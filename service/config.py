@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     @classmethod
     def _auto_workers(cls, value: object) -> object:
         if isinstance(value, str) and value.strip().lower() == "auto":
-            return len(os.sched_getaffinity(0))  # CPUs we may use (cpuset, taskset; not a CPU quota)
+            return len(os.sched_getaffinity(0))  # CPUs we may use (cpuset, taskset; no quota)
         return value
 
     @field_validator("version_policy")
