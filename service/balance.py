@@ -90,13 +90,11 @@ class AcceptLoop:
     ``asyncio.Server`` (it only calls ``close``)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, factory: Callable[[], Any],
-                 sock: socket.socket, counts: Counts,
-                 ssl_context: _ssl.SSLContext | None = None) -> None:
+                 sock: socket.socket, counts: Counts) -> None:
         self._loop = loop
         self._factory = factory
         self._sock = sock
         self._counts = counts
-        self._ssl = ssl_context
         self._transports: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
         self._closed = False
         self._queue = select.poll()  # (poll, not select: any fd number)
@@ -129,6 +127,16 @@ class AcceptLoop:
                 self._loop.remove_reader(fd)
 
     async def _serve(self) -> None:
+        while True:
+            try:
+                await self._accept_in_turn()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never stop accepting: this worker would serve no one new
+                log.exception("accepting a connection failed; going on in 0.1 s")
+                await asyncio.sleep(0.1)
+
+    async def _accept_in_turn(self) -> None:
         waited_since: float | None = None  # a connection we left to a peer, since when
         while True:
             if not self._pending():
@@ -157,9 +165,8 @@ class AcceptLoop:
                 continue
             conn.setblocking(False)
             try:
-                transport, _ = await self._loop.connect_accepted_socket(
-                    self._factory, conn, ssl=self._ssl)
-            except (OSError, _ssl.SSLError) as exc:  # e.g. a failed TLS handshake
+                transport, _ = await self._loop.connect_accepted_socket(self._factory, conn)
+            except OSError as exc:
                 log.info("connection dropped before it started: %s", exc)
                 conn.close()
                 continue
@@ -189,12 +196,13 @@ class BalancedLoop(uvloop.Loop):  # type: ignore[misc]
             self, protocol_factory: Callable[[], Any], host: Any = None,
             port: Any = None, *, sock: socket.socket | None = None, backlog: int = 100,
             ssl: _ssl.SSLContext | None = None, **kwargs: Any) -> Any:
-        if sock is None or self.counts_dir is None:
+        # TLS stays with uvloop's own server: a handshake must not hold up the accept loop
+        if sock is None or self.counts_dir is None or ssl is not None:
             return await super().create_server(protocol_factory, host, port, sock=sock,
                                                backlog=backlog, ssl=ssl, **kwargs)
         sock.setblocking(False)
         sock.listen(backlog)
-        return AcceptLoop(self, protocol_factory, sock, Counts(self.counts_dir), ssl)
+        return AcceptLoop(self, protocol_factory, sock, Counts(self.counts_dir))
 
 
 def new_loop() -> asyncio.AbstractEventLoop:
