@@ -8,11 +8,11 @@ supervisor shares the listening socket among them and restarts one that dies.
 
 Per-process state is made whole again through a run directory, created here and handed
 to the workers in the environment: prometheus-client's multiprocess files (``/metrics``
-adds every worker's values up), one Unix socket per worker, over which an admin
-action taken by one worker reaches the others (``service.peers``), and each worker's
-count of open connections, by which they take new connections in turn
-(``service.balance``). The models directory
-itself is shared: every worker polls it and converges on the same versions.
+adds every worker's values up), one Unix socket per worker, over which an admin action
+taken by one worker reaches the others (``service.peers``), and each worker's count of
+open connections, by which they take new connections in turn (``service.balance``). The
+models directory itself is shared: every worker polls it and converges on the same
+versions.
 """
 
 from __future__ import annotations
