@@ -3,8 +3,9 @@
   python bench/serving.py [--models-dir models] [--model mnist] [--seconds 10]
 
 1. raw in-process limit: ``serving_default`` in a loop at batch 1 and batch 256, measured
-   at the start and again right before and after each block of this service's runs; a
-   block's ratios use the mean of the two measurements around it
+   at the start and again between every two measurements of this service; each ratio uses
+   the mean of the two limits measured right before and right after its measurement (this
+   VM's speed drifts by 5-40 % within minutes)
 2. naive baseline: FastAPI + ``model.predict`` per request (bench/naive_app.py)
 3. peer: LitServe with its own batching over the same SavedModel (bench/litserve_app.py)
 4. this service: single-image uploads at concurrency 1 and 64, and 64-image requests,
@@ -19,11 +20,14 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -35,8 +39,18 @@ from bench.common import ROOT, WrkResult, free_port, p50_ms, server, wrk
 from service.layout import list_versions
 
 
+@functools.cache
+def _serving_default(model_dir: Path) -> Any:
+    module = tf.saved_model.load(str(model_dir))
+    _loaded.append(module)  # (a signature needs its module alive)
+    return module.signatures["serving_default"]
+
+
+_loaded: list[Any] = []
+
+
 def raw_limit(model_dir: Path, image: np.ndarray) -> dict[str, float]:
-    fn = tf.saved_model.load(str(model_dir)).signatures["serving_default"]
+    fn = _serving_default(model_dir)
     one = tf.constant(image[None])
     many = tf.constant(np.repeat(image[None], 256, axis=0))
     for _ in range(20):
@@ -66,21 +80,38 @@ def multipart(files: list[bytes]) -> tuple[bytes, str]:
         f"multipart/form-data; boundary={boundary}"
 
 
+Limits = tuple[dict[str, float], dict[str, float]]  # raw limit right before / after
+
+
 def measure_ours(model: str, env: dict[str, str], digit: bytes, tfs_body: bytes,
-                 multi: bytes, multi_type: str, seconds: int) -> dict[str, WrkResult]:
+                 multi: bytes, multi_type: str, seconds: int, raw: Callable[[], dict[str, float]],
+                 before: dict[str, float]) -> tuple[dict[str, WrkResult], dict[str, Limits]]:
     """This service (started with ``env``): single uploads at c=1 and c=64, the peers'
-    JSON body at c=64, and 64-image multipart requests at c=8."""
+    JSON body at c=64, and 64-image multipart requests at c=8; each measurement with the
+    raw limit measured right before and right after it (``before``: the first one)."""
     port = free_port()
+    runs: dict[str, WrkResult] = {}
+    around: dict[str, Limits] = {}
     with server([sys.executable, "-m", "service"], port, "/health/ready",
                 env={**env, "CNNLAB_PORT": str(port)}) as (url, _):
         upload = f"{url}/api/models/{model}/predict"
-        return {
-            "c1": wrk(upload, digit, "image/png", 1, seconds),
-            "c64": wrk(upload, digit, "image/png", 64, seconds, threads=2),
-            "tfs_c64": wrk(f"{url}/v1/models/{model}:predict", tfs_body, "application/json",
-                           64, seconds, threads=2),
-            "batched": wrk(upload, multi, multi_type, 8, seconds, threads=2),
+        plan = {
+            "c1": (upload, digit, "image/png", 1),
+            "c64": (upload, digit, "image/png", 64),
+            "tfs_c64": (f"{url}/v1/models/{model}:predict", tfs_body, "application/json", 64),
+            "batched": (upload, multi, multi_type, 8),
         }
+        for key, (target, body, ctype, connections) in plan.items():
+            runs[key] = wrk(target, body, ctype, connections, seconds,
+                            threads=1 if connections == 1 else 2)
+            after = raw()
+            around[key] = (before, after)
+            before = after
+    return runs, around
+
+
+def mean_limit(limits: Limits, key: str) -> float:
+    return (limits[0][key] + limits[1][key]) / 2
 
 
 def main() -> None:
@@ -128,38 +159,38 @@ def main() -> None:
            "CNNLAB_POLL_INTERVAL_S": "0", "CNNLAB_LOG_LEVEL": "warning"}
     multi, ctype = multipart([digit] * 64)
     ours: dict[int, dict[str, WrkResult]] = {}
-    # This VM's speed drifts by 5-40 % within one run, so each block of our measurements
-    # gets its own limit: the raw call measured right before and right after it (the mean).
-    limits: dict[int, tuple[float, float]] = {}
+    limits: dict[int, dict[str, Limits]] = {}
     before = raw_limit(vdir, pixels)
     for workers in (1, 2):
-        ours[workers] = runs = measure_ours(args.model, {**env, "CNNLAB_WORKERS": str(workers)},
-                                            digit, tfs_body, multi, ctype, s)
-        after = raw_limit(vdir, pixels)
-        limits[workers] = ((before["b1_ms"] + after["b1_ms"]) / 2,
-                           (before["b256_img_s"] + after["b256_img_s"]) / 2)
+        runs, around = measure_ours(
+            args.model, {**env, "CNNLAB_WORKERS": str(workers)}, digit, tfs_body, multi, ctype,
+            s, lambda: raw_limit(vdir, pixels), before)
+        ours[workers], limits[workers] = runs, around
+        before = around["batched"][1]
         results[f"ours_{workers}_workers"] = {k: vars(v) for k, v in runs.items()}
-        results[f"raw_around_{workers}_workers"] = [before, after]
+        results[f"raw_around_{workers}_workers"] = {k: list(v) for k, v in around.items()}
         c1, c64, tfs, batched = runs["c1"], runs["c64"], runs["tfs_c64"], runs["batched"]
+        b256 = " / ".join(f"{around[k][0]['b256_img_s']:.0f}" for k in around) + \
+            f" / {before['b256_img_s']:.0f}"
         print(f"4{'' if workers == 1 else 'b'}. this service, CNNLAB_WORKERS={workers}, upload "
               f"route: c=1 p50 {c1.p50_ms:.2f} ms p99 {c1.p99_ms:.2f} ms; c=64 "
               f"{c64.requests_per_s:.0f} img/s (p50 {c64.p50_ms:.1f} ms); 64 images/request "
               f"at c=8 {64 * batched.requests_per_s:.0f} img/s; TF-Serving JSON+b64 c=64 "
               f"{tfs.requests_per_s:.0f} img/s; errors "
-              f"{sum(r.errors for r in runs.values())}\n   raw serving_default before / after "
-              f"this block: batch 1 {before['b1_ms']:.2f} / {after['b1_ms']:.2f} ms, batch 256 "
-              f"{before['b256_img_s']:.0f} / {after['b256_img_s']:.0f} img/s", flush=True)
-        before = after
+              f"{sum(r.errors for r in runs.values())}\n   raw serving_default batch 256 "
+              f"around these runs: {b256} img/s", flush=True)
 
     ratios = {}
     for workers, runs in ours.items():
         tag = f"[{workers} worker{'s' if workers > 1 else ''}]"
-        b1_ms, b256 = limits[workers]
+        around = limits[workers]
         ratios.update({
-            f"{tag} c64 single / raw b256 (goal >= 0.5)": runs["c64"].requests_per_s / b256,
+            f"{tag} c64 single / raw b256 (goal >= 0.5)": runs["c64"].requests_per_s
+            / mean_limit(around["c64"], "b256_img_s"),
             f"{tag} batched / raw b256 (goal >= 0.85)": 64 * runs["batched"].requests_per_s
-            / b256,
-            f"{tag} c1 p50 / raw b1 (goal <= 2)": runs["c1"].p50_ms / b1_ms,
+            / mean_limit(around["batched"], "b256_img_s"),
+            f"{tag} c1 p50 / raw b1 (goal <= 2)": runs["c1"].p50_ms
+            / mean_limit(around["c1"], "b1_ms"),
             f"{tag} same JSON body c64: ours / naive (goal >= 30)":
                 runs["tfs_c64"].requests_per_s / max(naive.requests_per_s, 1e-9),
             f"{tag} same JSON body c64: ours / LitServe (goal > 1)":
