@@ -58,21 +58,7 @@ class Counts:
 
     def peers(self) -> dict[int, int]:
         """The live peers' published counts (files of dead workers are removed)."""
-        found: dict[int, int] = {}
-        for entry in os.scandir(self.directory):
-            if not entry.name.isdigit() or int(entry.name) == self.pid:
-                continue
-            pid = int(entry.name)
-            if not pid_alive(pid):
-                Path(entry.path).unlink(missing_ok=True)
-                continue
-            try:
-                data = Path(entry.path).read_bytes()
-            except FileNotFoundError:
-                continue
-            if len(data) == 8:
-                found[pid] = int.from_bytes(data, "little")
-        return found
+        return read_counts(self.directory, skip=self.pid)
 
     def my_turn(self, mine: int) -> bool:
         """True when no live peer holds fewer open connections than ``mine``."""
@@ -83,6 +69,26 @@ class Counts:
             os.close(self._fd)
             self._fd = -1
             self.path.unlink(missing_ok=True)
+
+
+def read_counts(directory: Path, skip: int | None = None) -> dict[int, int]:
+    """The published open-connection count of every live worker (but ``skip``); the file
+    of a dead worker is removed."""
+    found: dict[int, int] = {}
+    for entry in os.scandir(directory):
+        if not entry.name.isdigit() or int(entry.name) == skip:
+            continue
+        pid = int(entry.name)
+        if not pid_alive(pid):
+            Path(entry.path).unlink(missing_ok=True)
+            continue
+        try:
+            data = Path(entry.path).read_bytes()
+        except FileNotFoundError:
+            continue
+        if len(data) == 8:
+            found[pid] = int.from_bytes(data, "little")
+    return found
 
 
 class AcceptLoop:

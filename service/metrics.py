@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,10 @@ from prometheus_client import (
     multiprocess,
     values,
 )
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
+from service.balance import read_counts
 from service.workers import pid_alive
 
 if getattr(values.ValueClass, "_multiprocess", False):
@@ -75,13 +79,32 @@ class Metrics:
             registry=r)
 
 
-def exposition(metrics: Metrics, multiproc_dir: Path | None) -> bytes:
-    """The text for ``/metrics``: this app's registry, or every worker's values added up."""
+class WorkerConnections(Collector):
+    """Open client connections of each worker, as they publish them for taking new ones
+    in turn (``service.balance``): shows how evenly the workers share the clients."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("cnnlab_worker_open_connections",
+                                   "open client connections per worker process", labels=["pid"])
+        for pid, count in sorted(read_counts(self.directory).items()):
+            family.add_metric([str(pid)], count)
+        yield family
+
+
+def exposition(metrics: Metrics, multiproc_dir: Path | None,
+               connections_dir: Path | None = None) -> bytes:
+    """The text for ``/metrics``: this app's registry, or every worker's values added up
+    (and, given ``connections_dir``, each worker's open connections)."""
     if multiproc_dir is None:
         return generate_latest(metrics.registry)
     forget_dead_workers(multiproc_dir)
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=str(multiproc_dir))
+    if connections_dir is not None:
+        registry.register(WorkerConnections(connections_dir))
     return generate_latest(registry)
 
 

@@ -53,6 +53,12 @@ def pool_metrics_dir(settings: Settings) -> Path | None:
     return metrics_dir(pool) if pool else None
 
 
+def pool_connections_dir(settings: Settings) -> Path | None:
+    """Where the workers publish their open-connection counts, when there are several."""
+    pool = pool_dir(settings)
+    return connections_dir(pool) if pool else None
+
+
 def pool_peers_dir(settings: Settings) -> Path | None:
     """Where the workers' admin sockets are, when this process is one of several."""
     pool = pool_dir(settings)

@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from service.deps import AppSettings, Repo
 from service.metrics import exposition
 from service.schemas import HealthBody, VersionInfo
-from service.workers import pool_metrics_dir
+from service.workers import pool_connections_dir, pool_metrics_dir
 
 router = APIRouter(tags=["health"])
 
@@ -49,5 +49,5 @@ async def v2_ready(repo: Repo) -> JSONResponse:
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request, settings: AppSettings) -> Response:
     """Prometheus text; with several workers, all of theirs added up."""
-    return Response(exposition(request.app.state.metrics, pool_metrics_dir(settings)),
-                    media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(request.app.state.metrics, pool_metrics_dir(settings),
+                               pool_connections_dir(settings)), media_type=CONTENT_TYPE_LATEST)

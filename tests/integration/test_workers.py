@@ -115,6 +115,8 @@ def test_a_burst_of_connections_is_shared_by_the_workers(tiny_repo: Path,
         # 16 keep-alive connections opened at once (as a client's pool does), then used
         conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(16)]
         statuses = [request_on(c, f"burst-{i}") for i, c in enumerate(conns)]
+        shown = re.findall(r'^cnnlab_worker_open_connections\{pid="(\d+)"\} (\S+)$',
+                           fresh(server.url, "GET", "/metrics").text, re.M)
         for c in conns:
             c.close()
         pattern = r"\[(\d+)\]: POST /api/models/tiny/predict 200 rid=burst-"
@@ -125,3 +127,5 @@ def test_a_burst_of_connections_is_shared_by_the_workers(tiny_repo: Path,
     per_worker = sorted(Counter(served_by).values())
     assert len(served_by) == 16 and len(per_worker) == 2, per_worker
     assert per_worker[1] - per_worker[0] <= 2, per_worker  # 8/8 give or take one
+    # /metrics shows each worker's connections: the 16, and the one asking
+    assert len(shown) == 2 and sum(float(n) for _, n in shown) >= 17, shown

@@ -1,5 +1,5 @@
 """Metrics of several workers added up: a worker that died without a word (SIGKILL) stops
-counting in the live gauges."""
+counting in the live gauges; each worker's open connections are shown."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from service.balance import Counts
 from service.metrics import Metrics, exposition
 
 WORKER = """
@@ -49,3 +50,16 @@ def test_the_live_gauges_of_a_dead_worker_are_dropped(tmp_path: Path) -> None:
         alive.wait()
     assert queue_depth(text) == 3  # 3 + 5 if the dead worker still counted
     assert not list(tmp_path.glob(f"gauge_livesum_{dead.pid}.db"))
+
+
+def test_each_workers_open_connections_are_shown(tmp_path: Path) -> None:
+    (tmp_path / "metrics").mkdir()
+    mine, peer = Counts(tmp_path / "conns", os.getpid()), Counts(tmp_path / "conns", os.getppid())
+    mine.publish(7)
+    peer.publish(9)
+    text = exposition(Metrics(), tmp_path / "metrics", tmp_path / "conns").decode()
+    assert f'cnnlab_worker_open_connections{{pid="{os.getpid()}"}} 7.0' in text
+    assert f'cnnlab_worker_open_connections{{pid="{os.getppid()}"}} 9.0' in text
+    peer.close()  # a worker that stops serving leaves the list
+    text = exposition(Metrics(), tmp_path / "metrics", tmp_path / "conns").decode()
+    assert f'pid="{os.getppid()}"' not in text
