@@ -40,17 +40,13 @@ from service.layout import list_versions
 
 
 @functools.cache
-def _serving_default(model_dir: Path) -> Any:
-    module = tf.saved_model.load(str(model_dir))
-    _loaded.append(module)  # (a signature needs its module alive)
-    return module.signatures["serving_default"]
-
-
-_loaded: list[Any] = []
+def _load(model_dir: Path) -> Any:
+    """The SavedModel, loaded once for every raw measurement (kept alive by the cache)."""
+    return tf.saved_model.load(str(model_dir))
 
 
 def raw_limit(model_dir: Path, image: np.ndarray) -> dict[str, float]:
-    fn = _serving_default(model_dir)
+    fn = _load(model_dir).signatures["serving_default"]
     one = tf.constant(image[None])
     many = tf.constant(np.repeat(image[None], 256, axis=0))
     for _ in range(20):

@@ -33,7 +33,7 @@ from typing import Any
 import uvloop
 
 from service.config import get_settings
-from service.workers import connections_dir, pid_alive, pool_dir
+from service.workers import pid_alive, pool_connections_dir
 
 log = logging.getLogger("cnnlab.balance")
 
@@ -214,7 +214,6 @@ class BalancedLoop(uvloop.Loop):  # type: ignore[misc]
 def new_loop() -> asyncio.AbstractEventLoop:
     """uvicorn's ``loop`` hook (``loop="service.balance:new_loop"``): a worker's event
     loop, balancing through the run directory named in the environment."""
-    run_dir = pool_dir(get_settings())
     loop = BalancedLoop()
-    loop.counts_dir = connections_dir(run_dir) if run_dir else None
+    loop.counts_dir = pool_connections_dir(get_settings())
     return loop

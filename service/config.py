@@ -86,14 +86,14 @@ class Settings(BaseSettings):
         """(intra-op, inter-op) threads for TensorFlow; 0 = its own choice. Workers split
         the cores: each runs TF on its share, so a batch never waits for another process's
         thread and the event loops keep a core between them."""
-        share = max(1, len(os.sched_getaffinity(0)) // self.workers) if self.workers > 1 else 0
+        share = max(1, usable_cpus() // self.workers) if self.workers > 1 else 0
         return self.tf_intra_op_threads or share, self.tf_inter_op_threads or share
 
     @field_validator("workers", mode="before")
     @classmethod
     def _auto_workers(cls, value: object) -> object:
         if isinstance(value, str) and value.strip().lower() == "auto":
-            return len(os.sched_getaffinity(0))  # CPUs we may use (cpuset, taskset; no quota)
+            return usable_cpus()
         return value
 
     @field_validator("version_policy")
@@ -103,6 +103,11 @@ class Settings(BaseSettings):
 
         parse_policy(v)
         return v
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (cpusets and taskset count; a CPU quota does not)."""
+    return len(os.sched_getaffinity(0))
 
 
 @lru_cache

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,22 +48,25 @@ def connections_dir(run_dir: Path) -> Path:
     return run_dir / "connections"
 
 
-def pool_metrics_dir(settings: Settings) -> Path | None:
-    """Where every worker's metrics are, when this process is one of several."""
+def _in_pool(settings: Settings, part: Callable[[Path], Path]) -> Path | None:
+    """``part`` of the run directory when this process is one of several, else None."""
     pool = pool_dir(settings)
-    return metrics_dir(pool) if pool else None
+    return part(pool) if pool else None
+
+
+def pool_metrics_dir(settings: Settings) -> Path | None:
+    """Where every worker's metrics are."""
+    return _in_pool(settings, metrics_dir)
 
 
 def pool_connections_dir(settings: Settings) -> Path | None:
-    """Where the workers publish their open-connection counts, when there are several."""
-    pool = pool_dir(settings)
-    return connections_dir(pool) if pool else None
+    """Where the workers publish their open-connection counts."""
+    return _in_pool(settings, connections_dir)
 
 
 def pool_peers_dir(settings: Settings) -> Path | None:
-    """Where the workers' admin sockets are, when this process is one of several."""
-    pool = pool_dir(settings)
-    return peers_dir(pool) if pool else None
+    """Where the workers' admin sockets are."""
+    return _in_pool(settings, peers_dir)
 
 
 def pid_alive(pid: int) -> bool:
