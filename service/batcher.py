@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +31,20 @@ class BatcherClosed(Exception):
 
 
 MakeFn = Callable[[], np.ndarray]
+# A make function may carry a ``make_many`` attribute: one call that makes several makes of
+# its kind at once, returning per make its images or the exception that fails it alone
+# (inference.Uploads: the pictures of several requests preprocessed together).
+MakeMany = Callable[[list[Any]], list[np.ndarray | Exception]]
+
+
+def _make_each(makes: list[MakeFn]) -> list[np.ndarray | Exception]:
+    results: list[np.ndarray | Exception] = []
+    for make in makes:
+        try:
+            results.append(make())
+        except Exception as exc:
+            results.append(exc)
+    return results
 
 
 @dataclass
@@ -147,20 +162,30 @@ class DynamicBatcher:
     @staticmethod
     def _make_inputs(batch: list[_Item]) -> tuple[list[_Item], int]:
         """Run the deferred items' ``make``; an item whose ``make`` fails gets the error
-        and leaves the batch. Returns what is left and its image count."""
-        kept: list[_Item] = []
+        and leaves the batch. Makes that come with a ``make_many`` (see ``MakeMany``) are
+        made together with the others of their kind, in one call. Returns what is left
+        and its image count."""
+        kinds: dict[MakeMany, list[_Item]] = {}
         for item in batch:
             if item.make is not None:
-                make, item.make = item.make, None
-                try:
-                    item.images = make()
-                    if len(item.images) != item.n:
-                        raise ValueError(f"made {len(item.images)} images, not {item.n}")
-                except Exception as exc:
+                kinds.setdefault(getattr(item.make, "make_many", _make_each), []).append(item)
+        for make_many, items in kinds.items():
+            makes = [item.make for item in items]
+            for item in items:
+                item.make = None
+            try:
+                results = make_many(makes)
+            except Exception as exc:
+                results = [exc] * len(items)
+            for item, made in zip(items, results, strict=True):
+                if not isinstance(made, Exception) and len(made) != item.n:
+                    made = ValueError(f"made {len(made)} images, not {item.n}")
+                if isinstance(made, Exception):
                     if not item.future.done():
-                        item.future.set_exception(exc)
-                    continue
-            kept.append(item)
+                        item.future.set_exception(made)
+                else:
+                    item.images = made
+        kept = [item for item in batch if item.images is not None]
         return kept, sum(item.n for item in kept)
 
     async def _collect(self) -> None:

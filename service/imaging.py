@@ -177,6 +177,82 @@ def prepare(gray: np.ndarray, height: int, width: int, *, invert: Invert = "auto
                     original_size=(gray.shape[1], gray.shape[0]))
 
 
+def prepare_batch(grays: list[np.ndarray], height: int, width: int, *,
+                  invert: Invert = "auto", center: bool = False) -> list[Prepared]:
+    """``prepare`` for many pictures at once, with the very same pixels.
+
+    Pictures of one shape are judged and measured together in numpy (background, ink
+    bounding box, centre of mass: exact integer sums, as ``cv2.moments`` takes them), so
+    what is left per picture is its resize and its one warp: for 28x28 digits about a
+    quarter of the cost of ``prepare`` on each (see bench/preprocess.py)."""
+    out: list[Prepared | None] = [None] * len(grays)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, gray in enumerate(grays):
+        groups.setdefault(gray.shape, []).append(i)
+    centered = center and height == width
+    for (h, w), members in groups.items():
+        stack = np.stack([grays[i] for i in members])  # [N, h, w]
+        flips = _light_backgrounds(stack) if invert == "auto" else np.full(
+            len(members), invert == "on")
+        if flips.any():
+            stack[flips] = 255 - stack[flips]
+        pixels = _center_stack(stack, height) if centered else [
+            pad_to(g, height, width) for g in stack]
+        for i, px, flip in zip(members, pixels, flips.tolist(), strict=True):
+            out[i] = Prepared(pixels=px[:, :, None], inverted=flip, centered=center,
+                              original_size=(w, h))
+    return out  # type: ignore[return-value]  # every index was filled above
+
+
+def _light_backgrounds(stack: np.ndarray) -> np.ndarray:
+    """``_light_background`` of each picture of ``stack`` ``[N,H,W]``."""
+    border = np.concatenate((stack[:, 0], stack[:, -1], stack[:, :, 0], stack[:, :, -1]),
+                            axis=1)
+    return np.count_nonzero(border > 127, axis=1) > stack.shape[1] + stack.shape[2]
+
+
+def _ink_boxes(stack: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per picture: is there ink, and its box ``y0, y1, x0, x1`` (ends exclusive), with
+    ``center_like_mnist``'s threshold (a tenth of the picture's brightest pixel)."""
+    peak = np.maximum(stack.max(axis=(1, 2)).astype(np.int64), 1)
+    # cv2.threshold compares uint8 pixels with floor(thresh): the same as with thresh
+    ink = stack > (0.1 * peak)[:, None, None]
+    rows, cols = ink.any(axis=2), ink.any(axis=1)   # [N, H], [N, W]
+    n_rows, n_cols = rows.shape[1], cols.shape[1]
+    return (rows.any(axis=1), rows.argmax(axis=1), n_rows - rows[:, ::-1].argmax(axis=1),
+            cols.argmax(axis=1), n_cols - cols[:, ::-1].argmax(axis=1))
+
+
+def _center_stack(stack: np.ndarray, size: int, box: int = 20) -> list[np.ndarray]:
+    """``center_like_mnist`` of each picture of ``stack`` ``[N,H,W]``, the same pixels."""
+    has, y0, y1, x0, x1 = (a.tolist() for a in _ink_boxes(stack))
+    digits = [fit_longest_side(g[t:b, lft:r], box) if ok else None
+              for g, ok, t, b, lft, r in zip(stack, has, y0, y1, x0, x1, strict=True)]
+    canvas = np.zeros((len(digits), box, box), np.int64)  # every digit fits the box
+    for c, digit in zip(canvas, digits, strict=True):
+        if digit is not None:
+            c[:digit.shape[0], :digit.shape[1]] = digit
+    ramp = np.arange(box)
+    m00 = canvas.sum(axis=(1, 2)).tolist()
+    m10 = (canvas.sum(axis=1) @ ramp).tolist()  # sum of x * pixel
+    m01 = (canvas.sum(axis=2) @ ramp).tolist()  # sum of y * pixel
+    out = []
+    for digit, s00, s10, s01 in zip(digits, m00, m10, m01, strict=True):
+        if digit is None:
+            out.append(np.zeros((size, size), np.uint8))
+            continue
+        h, w = digit.shape
+        top, left = (size - h) // 2, (size - w) // 2
+        dx = dy = 0.0
+        if s00 > 0:  # the same arithmetic as center_like_mnist, in the same order
+            dx = size / 2 - (left + s10 / s00)
+            dy = size / 2 - (top + s01 / s00)
+        shift = np.array([[1, 0, left + dx], [0, 1, top + dy]], np.float32)
+        out.append(cv2.warpAffine(digit, shift, (size, size), flags=cv2.INTER_LINEAR,
+                                  borderValue=0))
+    return out
+
+
 def encode_png(img: np.ndarray) -> bytes:
     ok, buf = cv2.imencode(".png", img)
     if not ok:

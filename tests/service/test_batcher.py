@@ -5,6 +5,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -205,4 +206,42 @@ async def test_a_failing_deferred_input_fails_only_its_own_request() -> None:
     assert run.sizes == [1, 1]
     with pytest.raises(ValueError, match="do not fit"):
         await b.submit_deferred(9, lambda: np.ones((9, 2), np.float32))
+    await b.close()
+
+
+class Tagged:
+    """A deferred input that can be made with others of its kind in one call."""
+
+    calls: ClassVar[list[list[int]]] = []
+
+    def __init__(self, value: int, n: int) -> None:
+        self.value, self.n = value, n
+
+    def __call__(self) -> np.ndarray:
+        raise AssertionError("made one at a time, not together")
+
+    @staticmethod
+    def make_many(makes: list[Tagged]) -> list[np.ndarray | Exception]:
+        Tagged.calls.append([m.value for m in makes])
+        return [LookupError(f"no {m.value}") if m.value < 0 else
+                np.full((m.n, 2), m.value, np.float32) for m in makes]
+
+
+async def test_deferred_inputs_of_one_kind_are_made_in_one_call() -> None:
+    Tagged.calls = []
+    run, b, first = await held(width=2)
+    tasks = [asyncio.create_task(b.submit_deferred(n, Tagged(v, n)))
+             for v, n in [(1, 2), (-1, 1), (3, 1)]]
+    plain = asyncio.create_task(b.submit_deferred(1, lambda: np.full((1, 2), 4, np.float32)))
+    await asyncio.sleep(0.05)
+    run.gate.set()
+    await first
+    one, failed, three = tasks
+    np.testing.assert_array_equal(await one, np.full((2, 2), 2, np.float32))
+    with pytest.raises(LookupError, match="no -1"):
+        await failed  # fails alone: the others of its call are answered
+    np.testing.assert_array_equal(await three, np.full((1, 2), 6, np.float32))
+    np.testing.assert_array_equal(await plain, np.full((1, 2), 8, np.float32))
+    assert Tagged.calls == [[1, -1, 3]]
+    assert run.sizes == [1, 4]
     await b.close()

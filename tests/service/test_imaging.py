@@ -94,3 +94,42 @@ def test_light_background_is_judged_by_most_of_the_border() -> None:
     assert imaging._light_background(img) is False
     img[0, :] = img[-1, :] = img[:, 0] = 255  # 3 of 4 sides light
     assert imaging._light_background(img) is True
+
+
+def _drawings(n: int, seed: int = 0) -> list[np.ndarray]:
+    """Strokes of random width and brightness at random places, some on white paper,
+    some empty, in a few sizes: what users send."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        h, w = [(28, 28), (28, 28), (40, 30), (9, 64)][i % 4]
+        img = np.zeros((h, w), np.uint8)
+        for _ in range(int(rng.integers(0, 4))):
+            p, q = rng.integers(0, [w, h], 2), rng.integers(0, [w, h], 2)
+            cv2.line(img, (int(p[0]), int(p[1])), (int(q[0]), int(q[1])),
+                     int(rng.integers(1, 256)), int(rng.integers(1, 5)))
+        if i % 2:
+            img = cv2.GaussianBlur(img, (5, 5), 1.0)  # soft edges: every grey level
+        out.append(255 - img if i % 3 == 0 else img)
+    edge = np.zeros((28, 28), np.uint8)
+    edge[10:14, 10:14], edge[2, 25] = 250, 25  # a faint speck right at the ink threshold
+    return [*out, edge]
+
+
+@pytest.mark.parametrize("center", [True, False])
+@pytest.mark.parametrize("invert", ["auto", "on", "off"])
+def test_preparing_together_gives_each_picture_exactly_its_own_result(
+        center: bool, invert: imaging.Invert) -> None:
+    grays = _drawings(120)
+    together = imaging.prepare_batch(grays, 28, 28, invert=invert, center=center)
+    for gray, got in zip(grays, together, strict=True):
+        alone = imaging.prepare(gray, 28, 28, invert=invert, center=center)
+        assert (got.inverted, got.centered, got.original_size) == (
+            alone.inverted, alone.centered, alone.original_size)
+        np.testing.assert_array_equal(got.pixels, alone.pixels)
+
+
+def test_preparing_together_leaves_the_callers_pictures_alone() -> None:
+    paper = np.full((28, 28), 255, np.uint8)
+    imaging.prepare_batch([paper, paper.copy()], 28, 28, invert="on", center=True)
+    assert int(paper.min()) == 255
