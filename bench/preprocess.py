@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import cv2
+import numpy as np
 
 from bench.common import ROOT
 from service.imaging import decode, prepare, prepare_batch
@@ -45,12 +46,17 @@ def main() -> None:
     print("n    one by one   together  (µs a picture)")
     for n in (1, 4, 8, 16, 32, 64):
         group = grays[:n]
-        alone = per_picture_us(lambda g=group: [prepare(x, 28, 28, center=True) for x in g],
-                               n, args.repeat)
-        together = per_picture_us(lambda g=group: prepare_batch(g, 28, 28, center=True),
-                                  n, args.repeat)
-        print(f"{n:<4} {alone:10.1f} {together:10.1f}   x{alone / together:.2f}", flush=True)
 
+        def one_by_one(g: list[np.ndarray] = group) -> object:
+            return [prepare(x, 28, 28, center=True) for x in g]
+
+        def together(g: list[np.ndarray] = group) -> object:
+            return prepare_batch(g, 28, 28, center=True)
+
+        alone_us = per_picture_us(one_by_one, n, args.repeat)
+        together_us = per_picture_us(together, n, args.repeat)
+        print(f"{n:<4} {alone_us:10.1f} {together_us:10.1f}   x{alone_us / together_us:.2f}",
+              flush=True)
 
 if __name__ == "__main__":
     main()
