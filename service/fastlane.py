@@ -29,6 +29,7 @@ from service.deps import require_api_key
 from service.errors import ApiError, error_response, internal_error, validation_message
 from service.middleware import BodyTooLarge
 from service.repository import ModelRepository
+from service.routes import tfserving
 from service.routes.inspect import ACTIVATIONS_PATH, ActivationsParams, activations_response
 from service.routes.predict import PREDICT_PATH, PredictParams, classify_uploads
 
@@ -57,7 +58,8 @@ class Lane:
 
 
 LANES = (Lane(PREDICT_PATH, PredictParams, _predict),
-         Lane(ACTIVATIONS_PATH, ActivationsParams, activations_response))
+         Lane(ACTIVATIONS_PATH, ActivationsParams, activations_response),
+         Lane(tfserving.PREDICT_PATH, tfserving.NoQuery, tfserving.predict_response))
 
 
 class FastLane:

@@ -13,14 +13,17 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 
 from service import inference
+from service.config import Settings
 from service.deps import AppSettings, Repo, tag_request
 from service.errors import ApiError, bad_request, parse_json
 from service.model import PREDICT_SIGNATURE, ServedVersion, signature_io
 from service.repository import ModelRepository
 
 router = APIRouter(prefix="/v1/models", tags=["TensorFlow Serving REST"])
+PREDICT_PATH = "/v1/models/{name}:predict"
 
 _DT = {"uint8": "DT_UINT8", "float32": "DT_FLOAT", "int32": "DT_INT32", "int64": "DT_INT64",
        "float64": "DT_DOUBLE", "bool": "DT_BOOL"}
@@ -184,6 +187,18 @@ async def _predict(request: Request, repo: ModelRepository, settings: Any, name:
         return JSONResponse(
             {"predictions": [{k: v[i].tolist() for k, v in out.items()} for i in range(n)]})
     return JSONResponse({"outputs": {k: v.tolist() for k, v in out.items()}})
+
+
+class NoQuery(BaseModel):
+    """``:predict`` takes no query parameters (TF Serving ignores any, as FastAPI does)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+async def predict_response(request: Request, repo: ModelRepository, settings: Settings,
+                           name: str, params: NoQuery) -> JSONResponse:
+    """``POST /v1/models/{name}:predict`` as answered by ``service.fastlane``."""
+    return await _predict(request, repo, settings, name, None, None)
 
 
 @router.post("/{name}:predict")

@@ -1,10 +1,12 @@
-"""The fast lane answers its routes (predict, activations) exactly as FastAPI's routes do.
+"""The fast lane answers its routes (predict, activations, TF Serving's :predict) exactly as
+FastAPI's routes do.
 
 Two real servers over the same tiny model, one with ``CNNLAB_FAST_LANE=false``: every
 request below, good and bad, must get the same status, error text and body."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,6 +66,18 @@ CASES: list[tuple[str, str, dict[str, object]]] = [
     ("activations bad colormap", "/api/models/tiny/activations?colormap=jet",
      {"content": png(DIGIT), "headers": AUTH}),
     ("activations no key", "/api/models/tiny/activations", {"content": png(DIGIT)}),
+    ("tfs b64", "/v1/models/tiny:predict", {"json": {"instances": [
+        {"b64": base64.b64encode(png(DIGIT)).decode()}]}, "headers": AUTH}),
+    ("tfs pixels, query ignored", "/v1/models/tiny:predict?x=1", {"json": {
+        "inputs": DIGIT[None, :, :, None].tolist()}, "headers": AUTH}),
+    ("tfs bad json", "/v1/models/tiny:predict", {"content": b"{", "headers": AUTH}),
+    ("tfs bad b64", "/v1/models/tiny:predict", {"json": {"instances": [{"b64": "@@"}]},
+                                                "headers": AUTH}),
+    ("tfs unknown model", "/v1/models/nope:predict", {"json": {"instances": [[0]]},
+                                                      "headers": AUTH}),
+    ("tfs no key", "/v1/models/tiny:predict", {"json": {"instances": [[0]]}}),
+    ("tfs too large", "/v1/models/tiny:predict", {"content": b"[" + b" " * 5000 + b"]",
+                                                  "headers": AUTH}),
 ]
 
 
