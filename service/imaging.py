@@ -178,8 +178,8 @@ def prepare(gray: np.ndarray, height: int, width: int, *, invert: Invert = "auto
 
 
 # Below this many pictures of one shape, numpy's fixed cost a call outweighs what working
-# on them together saves (28x28 digits: 2 together 111 µs a picture, 1 by 1 37 µs; even
-# at 6, break-even at 8: 31 vs 38; 64: 22 vs 38 µs; bench/preprocess.py).
+# on them together saves (28x28 digits, bench/preprocess.py, µs a picture together against
+# one by one: 2 pictures 111 against 37, 6 about even, 8 31 against 38, 64 22 against 38).
 _TOGETHER_FROM = 8
 
 
@@ -189,8 +189,9 @@ def prepare_batch(grays: list[np.ndarray], height: int, width: int, *,
 
     Pictures of one shape are judged and measured together in numpy (background, ink
     bounding box, centre of mass: exact integer sums, as ``cv2.moments`` takes them), so
-    what is left per picture is its resize and its one warp: for 28x28 digits about a
-    quarter of the cost of ``prepare`` on each (see bench/preprocess.py)."""
+    what is left per picture is its resize and its one warp: for 64 digits of 28x28 about
+    60 % of the cost of ``prepare`` on each (bench/preprocess.py). Groups of fewer than
+    ``_TOGETHER_FROM`` pictures go through ``prepare`` one by one."""
     out: list[Prepared | None] = [None] * len(grays)
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, gray in enumerate(grays):
