@@ -140,13 +140,20 @@ def center_like_mnist(gray: np.ndarray, size: int = 28, box: int = 20) -> np.nda
     if w == 0 or h == 0:
         return np.zeros((size, size), np.uint8)
     digit = fit_longest_side(gray[y:y + h, x:x + w], box)
+    m = cv2.moments(digit, binaryImage=False)
+    return _place_digit(digit, size, m["m00"], m["m10"], m["m01"])
+
+
+def _place_digit(digit: np.ndarray, size: int, m00: float, m10: float,
+                 m01: float) -> np.ndarray:
+    """The fitted ``digit`` in a ``size``x``size`` frame, its centre of mass (from its
+    moments ``m00``, ``m10``, ``m01``) in the middle."""
     h, w = digit.shape
     top, left = (size - h) // 2, (size - w) // 2  # where the box sits in the frame
-    m = cv2.moments(digit, binaryImage=False)
     dx = dy = 0.0
-    if m["m00"] > 0:  # then move the centre of mass to the middle
-        dx = size / 2 - (left + m["m10"] / m["m00"])
-        dy = size / 2 - (top + m["m01"] / m["m00"])
+    if m00 > 0:  # then move the centre of mass to the middle
+        dx = size / 2 - (left + m10 / m00)
+        dy = size / 2 - (top + m01 / m00)
     # placing the box and shifting it are one translation: one warp, no canvas
     shift = np.array([[1, 0, left + dx], [0, 1, top + dy]], np.float32)
     return cv2.warpAffine(digit, shift, (size, size), flags=cv2.INTER_LINEAR, borderValue=0)
@@ -247,21 +254,9 @@ def _center_stack(stack: np.ndarray, size: int, box: int = 20) -> list[np.ndarra
     m00 = canvas.sum(axis=(1, 2)).tolist()
     m10 = (canvas.sum(axis=1) @ ramp).tolist()  # sum of x * pixel
     m01 = (canvas.sum(axis=2) @ ramp).tolist()  # sum of y * pixel
-    out = []
-    for digit, s00, s10, s01 in zip(digits, m00, m10, m01, strict=True):
-        if digit is None:
-            out.append(np.zeros((size, size), np.uint8))
-            continue
-        h, w = digit.shape
-        top, left = (size - h) // 2, (size - w) // 2
-        dx = dy = 0.0
-        if s00 > 0:  # the same arithmetic as center_like_mnist, in the same order
-            dx = size / 2 - (left + s10 / s00)
-            dy = size / 2 - (top + s01 / s00)
-        shift = np.array([[1, 0, left + dx], [0, 1, top + dy]], np.float32)
-        out.append(cv2.warpAffine(digit, shift, (size, size), flags=cv2.INTER_LINEAR,
-                                  borderValue=0))
-    return out
+    return [np.zeros((size, size), np.uint8) if digit is None else
+            _place_digit(digit, size, s00, s10, s01)
+            for digit, s00, s10, s01 in zip(digits, m00, m10, m01, strict=True)]
 
 
 def encode_png(img: np.ndarray) -> bytes:
