@@ -74,19 +74,17 @@ class Uploads:
     @staticmethod
     def make_many(requests: list[Uploads]) -> list[np.ndarray | Exception]:
         """Each request's model input ``[n,H,W,1]``, or the error that fails it alone."""
-        results: list[np.ndarray | Exception] = []
-        decoded: list[tuple[Uploads, list[np.ndarray]]] = []
+        decoded: list[list[np.ndarray] | Exception] = []
         for req in requests:
             try:
-                decoded.append((req, [decode(b, req.max_pixels) for b in req.blobs]))
+                decoded.append([decode(b, req.max_pixels) for b in req.blobs])
             except Exception as exc:  # ApiError for a bad picture: that request fails
-                results.append(exc)
-            else:
-                results.append(np.empty(0))  # filled below
+                decoded.append(exc)
         groups: dict[tuple[Invert, bool, int, int], list[tuple[Uploads, list[np.ndarray]]]] = {}
-        for req, grays in decoded:
-            key = (req.invert, req.center, req.info.height, req.info.width)
-            groups.setdefault(key, []).append((req, grays))
+        for req, grays in zip(requests, decoded, strict=True):
+            if not isinstance(grays, Exception):
+                key = (req.invert, req.center, req.info.height, req.info.width)
+                groups.setdefault(key, []).append((req, grays))
         for (invert, center, height, width), members in groups.items():
             prepared = prepare_batch([g for _, grays in members for g in grays], height,
                                      width, invert=invert, center=center)
@@ -94,9 +92,8 @@ class Uploads:
             for req, grays in members:
                 req.prepared = prepared[start:start + len(grays)]
                 start += len(grays)
-        made = iter(_stack(req.prepared) for req, _ in decoded)
-        return [next(made) if isinstance(r, np.ndarray) else r for r in results]
-
+        return [grays if isinstance(grays, Exception) else _stack(req.prepared)
+                for req, grays in zip(requests, decoded, strict=True)]
 
 def uploads_for(blobs: list[bytes], info: ModelInfo, settings: Settings, invert: Invert,
                 center: bool | None) -> Uploads:
