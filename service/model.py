@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from service.batcher import DynamicBatcher
 from service.layout import METADATA_FILE
+from service.runner import SessionRunner, session_runner
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ class ServedVersion:
     inflight: int = 0
     batcher: DynamicBatcher | None = None
     executor: Executor | None = None  # the repository's inference thread(s)
+    runner: SessionRunner | None = None  # serving_default in a Session (service.runner)
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
@@ -115,6 +117,8 @@ class ServedVersion:
 
     # --- synchronous calls (run on the inference executor, never on the event loop)
     def predict_sync(self, images: np.ndarray) -> np.ndarray:
+        if self.runner is not None:
+            return self.runner(images)
         fn = self.signatures[PREDICT_SIGNATURE]
         x = tf.constant(images.astype(self.info.input.dtype, copy=False))
         out = fn(**{self.info.input.name: x})
@@ -147,9 +151,18 @@ class ServedVersion:
     async def drained(self) -> None:
         await self._idle.wait()
 
+    def close(self) -> None:
+        """Free what the version holds beyond its Python objects (the Session)."""
+        if self.runner is not None:
+            self.runner.close()
+            self.runner = None
 
-def load_version(name: str, version: int, path: Path, device: str) -> ServedVersion:
-    """Load a SavedModel directory (blocking; call in a worker thread)."""
+
+def load_version(name: str, version: int, path: Path, device: str, *, session: bool = False,
+                 intra_op_threads: int = 0) -> ServedVersion:
+    """Load a SavedModel directory (blocking; call in a worker thread). With ``session``,
+    predictions run in a Session of the same SavedModel (``service.runner``) when it can
+    be built, else through the loaded signature."""
     started = time.perf_counter()
     try:
         with tf.device(device):
@@ -161,8 +174,10 @@ def load_version(name: str, version: int, path: Path, device: str) -> ServedVers
     if PREDICT_SIGNATURE not in signatures:
         raise LoadError(f"no {PREDICT_SIGNATURE!r} signature (has {sorted(signatures)})")
     info = _read_info(path, signatures[PREDICT_SIGNATURE])
+    runner = session_runner(path, PREDICT_SIGNATURE, info.input.name, info.output.name,
+                            info.input.dtype, intra_op_threads) if session else None
     return ServedVersion(name=name, version=version, path=path, module=module,
-                         signatures=signatures, info=info, device=device,
+                         signatures=signatures, info=info, device=device, runner=runner,
                          load_seconds=time.perf_counter() - started)
 
 

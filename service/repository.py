@@ -223,11 +223,17 @@ class ModelRepository:
     async def _load(self, entry: ModelEntry, version: int) -> bool:
         path = self.root / entry.name / str(version)
         entry.loading.add(version)
+        sv: ServedVersion | None = None
         try:
-            sv = await asyncio.to_thread(load_version, entry.name, version, path, self.device)
+            sv = await asyncio.to_thread(
+                load_version, entry.name, version, path, self.device,
+                session=self.settings.session_runner,
+                intra_op_threads=self.settings.tf_threads()[0])
             if self.settings.warmup:
                 await asyncio.to_thread(warm_up, sv, self.settings.max_batch_size)
         except (LoadError, Exception) as exc:  # any failure: report, keep old versions
+            if sv is not None:
+                sv.close()
             msg = str(exc) if isinstance(exc, LoadError) else f"{type(exc).__name__}: {exc}"
             entry.failed[version] = (_mtime(path), msg)
             self.metrics.load_failures.labels(entry.name).inc()
@@ -259,8 +265,10 @@ class ModelRepository:
         entry.failed.pop(version, None)
         entry.ended.pop(version, None)
         entry.served[version] = sv  # from here on it takes traffic
-        log.info("model %s version %d AVAILABLE on %s (load %.2f s, warm-up %.2f s)",
-                 entry.name, version, sv.device, sv.load_seconds, sv.warmup_seconds)
+        log.info("model %s version %d AVAILABLE on %s (%s; load %.2f s, warm-up %.2f s)",
+                 entry.name, version, sv.device,
+                 "in a Session" if sv.runner else "through the loaded signature",
+                 sv.load_seconds, sv.warmup_seconds)
         return True
 
     def _retire(self, entry: ModelEntry, version: int, reason: str) -> None:
@@ -277,6 +285,7 @@ class ModelRepository:
             await sv.drained()
             if sv.batcher:
                 await sv.batcher.close()
+            sv.close()
             entry.unloading.discard(version)
             entry.ended[version] = reason
             log.info("model %s version %d END (drained in %.2f s)", entry.name, version,

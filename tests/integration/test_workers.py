@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.helpers import FIXTURES, run_server
+from tests.helpers import FIXTURES, Server, run_server
 
 KEY = {"X-API-Key": "s3cret"}
 DIGIT = (FIXTURES / "digits" / "7_test0.png").read_bytes()
@@ -40,8 +40,19 @@ def served_predictions(url: str) -> float:
                and 'route="/api/models/{name}/predict"' in line and 'status="200"' in line)
 
 
+def wait_for_both(server: Server) -> None:
+    """Until both workers listen (ready answers as soon as the first one does)."""
+    deadline = time.monotonic() + 120
+    while len(set(re.findall(r"\[(\d+)\]: Application startup complete",
+                             server.logs()))) < 2:
+        assert time.monotonic() < deadline, "a worker did not start"
+        time.sleep(0.2)
+    time.sleep(0.5)  # (from startup complete to listening)
+
+
 def test_two_workers_share_the_port_and_the_metrics(tiny_repo: Path, tmp_path: Path) -> None:
     with run_server(tiny_repo, tmp_path, workers="2", api_key="s3cret") as server:
+        wait_for_both(server)
         answers = [predict(server.url) for _ in range(24)]
         counted = [served_predictions(server.url) for _ in range(6)]
         logs = server.logs()
@@ -105,12 +116,8 @@ def request_on(sock: socket.socket, rid: str) -> int:
 def test_a_burst_of_connections_is_shared_by_the_workers(tiny_repo: Path,
                                                          tmp_path: Path) -> None:
     with run_server(tiny_repo, tmp_path, workers="2") as server:
+        wait_for_both(server)
         deadline = time.monotonic() + 120
-        while len(set(re.findall(r"\[(\d+)\]: Application startup complete",
-                                 server.logs()))) < 2:
-            assert time.monotonic() < deadline, "a worker did not start"
-            time.sleep(0.2)
-        time.sleep(0.5)  # (from startup complete to listening)
         port = int(server.url.rsplit(":", 1)[1])
         # 16 keep-alive connections opened at once (as a client's pool does), then used
         conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(16)]

@@ -1,0 +1,93 @@
+"""``serving_default`` run the way TensorFlow Serving runs a SavedModel: its graph in a
+Session, every op on the calling thread.
+
+Calling the loaded signature (``tf.saved_model.load(...).signatures[...]``) goes through
+TF2's eager function machinery: Python packs the arguments, the eager runtime looks the
+function up and hands its ops to the inter-op thread pool. That costs about 0.6-1 ms of CPU
+a call here, as much as the tutorial CNN itself at batch 1 (bench/session_runner.py:
+batch 1 1.08 vs 1.70 ms CPU, batch 8 ~12 % less CPU an image). A Session built from the
+same SavedModel's MetaGraph (``tf.compat.v1.saved_model.loader``, TF Serving's loader)
+with ``inter_op_parallelism_threads=-1`` runs each call's ops on the thread that asks — our
+inference thread — and ``make_callable`` does the per-call bookkeeping once, in C++.
+Same graph, same variables, same outputs (``tests/service/test_runner.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+log = logging.getLogger(__name__)
+
+tf1 = tf.compat.v1
+
+
+@contextlib.contextmanager
+def _quiet_tensorflow() -> Iterator[None]:
+    """Hide TF's notes while loading ("loader.load is deprecated", "Restoring
+    parameters from ..."): this loader is TF Serving's, used on purpose."""
+    tf_log = logging.getLogger("tensorflow")
+    level = tf_log.level
+    tf_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        tf_log.setLevel(level)
+
+
+class SessionRunner:
+    """One signature's ``input -> output`` of a SavedModel, as a Session callable.
+
+    ``intra_op_threads``: threads inside one op (0 = TensorFlow's choice). The pool is the
+    process's, so every runner in a process shares one size."""
+
+    def __init__(self, path: Path, signature: str, input_name: str, output_name: str,
+                 dtype: str, intra_op_threads: int = 0) -> None:
+        config = tf1.ConfigProto(inter_op_parallelism_threads=-1,  # ops on the caller
+                                 intra_op_parallelism_threads=intra_op_threads,
+                                 allow_soft_placement=True)
+        config.gpu_options.allow_growth = True
+        graph = tf.Graph()
+        self._session = tf1.Session(graph=graph, config=config)
+        try:
+            with graph.as_default(), _quiet_tensorflow():
+                meta = tf1.saved_model.loader.load(self._session, [tf.saved_model.SERVING],
+                                                   str(path))
+            # protobuf maps: [] on a missing key would create an empty entry, not raise
+            if signature not in meta.signature_def:
+                raise KeyError(f"no signature {signature!r}")
+            sig = meta.signature_def[signature]
+            for kind, key, present in (("input", input_name, sig.inputs),
+                                       ("output", output_name, sig.outputs)):
+                if key not in present:
+                    raise KeyError(f"signature {signature!r} has no {kind} {key!r}")
+            self._call = self._session.make_callable(
+                sig.outputs[output_name].name, feed_list=[sig.inputs[input_name].name])
+        except Exception:
+            self._session.close()
+            raise
+        self._dtype = np.dtype(dtype)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return self._call(images.astype(self._dtype, copy=False))  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self._session.close()
+
+
+def session_runner(path: Path, signature: str, input_name: str, output_name: str, dtype: str,
+                   intra_op_threads: int) -> SessionRunner | None:
+    """A ``SessionRunner``, or None (with a warning) when the SavedModel cannot be run that
+    way — e.g. it has no ``serve`` tag; the caller then uses the eager signature."""
+    try:
+        return SessionRunner(path, signature, input_name, output_name, dtype, intra_op_threads)
+    except Exception as exc:  # TF raises many types; the eager signature still works
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log.warning("%s: cannot run %s in a Session (%s); calling the loaded signature "
+                    "instead", path, signature, first[:200])
+        return None

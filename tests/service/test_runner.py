@@ -1,0 +1,86 @@
+"""serving_default in a Session (service.runner): the same outputs as the loaded signature,
+a fallback when the SavedModel cannot be run that way, and a version that frees it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from service.model import PREDICT_SIGNATURE, load_version
+from service.runner import SessionRunner, session_runner
+from tests.helpers import export_tiny
+
+
+class Brightness(tf.Module):
+    """A float-input model exported elsewhere: input ``x``, output ``scores``."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 4, 4, 1], tf.float32, name="x")])
+    def serve(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"scores": tf.stack([tf.reduce_mean(x, [1, 2, 3]), tf.reduce_max(x, [1, 2, 3])],
+                                   axis=1)}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_tiny(tmp_path_factory.mktemp("runner") / "tiny", version=1, seed=3)
+
+
+def _images(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("n", [1, 5, 64])
+def test_session_gives_the_signatures_outputs(tiny: Path, n: int) -> None:
+    runner = SessionRunner(tiny, PREDICT_SIGNATURE, "image", "probabilities", "uint8")
+    images = _images(n, n)
+    signature = tf.saved_model.load(str(tiny)).signatures[PREDICT_SIGNATURE]
+    expected = signature(image=tf.constant(images))["probabilities"].numpy()
+    got = runner(images)
+    runner.close()
+    assert got.shape == (n, 10)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(got, got[::-1]) or n == 1  # the images do differ
+
+
+def test_input_is_cast_to_the_models_dtype(tmp_path: Path) -> None:
+    module = Brightness()
+    tf.saved_model.save(module, str(tmp_path / "1"), signatures={"serving_default": module.serve})
+    runner = SessionRunner(tmp_path / "1", PREDICT_SIGNATURE, "x", "scores", "float32")
+    pixels = np.arange(32, dtype=np.uint8).reshape(2, 4, 4, 1)
+    out = runner(pixels)
+    runner.close()
+    np.testing.assert_allclose(out, [[7.5, 15], [23.5, 31]])
+
+
+@pytest.mark.parametrize(("signature", "input_name", "output_name", "missing"), [
+    ("no_such_signature", "image", "probabilities", "no signature 'no_such_signature'"),
+    (PREDICT_SIGNATURE, "pixels", "probabilities", "no input 'pixels'"),
+    (PREDICT_SIGNATURE, "image", "logits", "no output 'logits'"),
+])
+def test_unusable_signature_falls_back_with_a_warning(
+        tiny: Path, caplog: pytest.LogCaptureFixture, signature: str, input_name: str,
+        output_name: str, missing: str) -> None:
+    with caplog.at_level(logging.WARNING, logger="service.runner"):
+        runner = session_runner(tiny, signature, input_name, output_name, "uint8", 0)
+    assert runner is None
+    assert missing in caplog.text and "calling the loaded signature instead" in caplog.text
+
+
+def test_version_predicts_the_same_either_way_and_frees_its_session(tiny: Path) -> None:
+    with_session = load_version("tiny", 1, tiny, "/CPU:0", session=True)
+    without = load_version("tiny", 1, tiny, "/CPU:0", session=False)
+    assert with_session.runner is not None and without.runner is None
+    images = _images(3, 7)
+    np.testing.assert_allclose(with_session.predict_sync(images), without.predict_sync(images),
+                               rtol=1e-5, atol=1e-7)
+    runner = with_session.runner
+    with_session.close()
+    assert with_session.runner is None
+    with pytest.raises(RuntimeError):  # the Session is closed ...
+        runner(images)
+    np.testing.assert_allclose(with_session.predict_sync(images),  # ... the signature remains
+                               without.predict_sync(images), rtol=1e-5, atol=1e-7)
