@@ -5,7 +5,8 @@
 1. raw in-process limit: ``serving_default`` in a loop at batch 1 and batch 256, measured
    at the start and again between every two measurements of this service; each ratio uses
    the mean of the two limits measured right before and right after its measurement (this
-   VM's speed drifts by 5-40 % within minutes)
+   VM's speed drifts by 5-40 % within minutes); printed beside it, not a limit: batch 1 in
+   a Session (service.runner), the way the service runs the model
 2. naive baseline: FastAPI + ``model.predict`` per request (bench/naive_app.py)
 3. peer: LitServe with its own batching over the same SavedModel (bench/litserve_app.py)
 4. this service: single-image uploads at concurrency 1 and 64, and 64-image requests,
