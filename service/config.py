@@ -57,7 +57,7 @@ class Settings(BaseSettings):
         "(TF Serving's num_batch_threads)")
     session_runner: bool = Field(
         default=True, description="run serving_default as TF Serving does, in a Session of "
-        "the SavedModel with its ops on the inference thread (about 0.6-1 ms less CPU a "
+        "the SavedModel with its ops on the inference thread (about 1 ms less CPU a "
         "batch than calling the loaded signature); false = the loaded signature")
     fast_lane: bool = Field(
         default=True, description="answer POST /api/models/{name}/predict and .../activations "

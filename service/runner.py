@@ -3,13 +3,14 @@ Session, every op on the calling thread.
 
 Calling the loaded signature (``tf.saved_model.load(...).signatures[...]``) goes through
 TF2's eager function machinery: Python packs the arguments, the eager runtime looks the
-function up and hands its ops to the inter-op thread pool. That costs about 0.6-1 ms of CPU
-a call here, as much as the tutorial CNN itself at batch 1 (bench/session_runner.py:
-batch 1 1.08 vs 1.70 ms CPU, batch 8 ~12 % less CPU an image). A Session built from the
-same SavedModel's MetaGraph (``tf.compat.v1.saved_model.loader``, TF Serving's loader)
-with ``inter_op_parallelism_threads=-1`` runs each call's ops on the thread that asks — our
-inference thread — and ``make_callable`` does the per-call bookkeeping once, in C++.
-Same graph, same variables, same outputs (``tests/service/test_runner.py``).
+function up and hands its ops to the inter-op thread pool. That costs about 1 ms of CPU
+a call here, as much as the tutorial CNN itself at batch 1 (bench/session_runner.py, one
+intra-op thread: batch 1 989 vs 1,983 µs of CPU, batch 8 742 vs 894 µs an image). A
+Session built from the same SavedModel's MetaGraph (``tf.compat.v1.saved_model.loader``,
+TF Serving's loader) with ``inter_op_parallelism_threads=-1`` runs each call's ops on the
+thread that asks — our inference thread — and ``make_callable`` does the per-call
+bookkeeping once, in C++. Same graph, same variables, same outputs
+(``tests/service/test_runner.py``).
 """
 
 from __future__ import annotations
@@ -60,12 +61,12 @@ class SessionRunner:
                                                    str(path))
             # protobuf maps: [] on a missing key would create an empty entry, not raise
             if signature not in meta.signature_def:
-                raise KeyError(f"no signature {signature!r}")
+                raise ValueError(f"no signature {signature!r}")
             sig = meta.signature_def[signature]
             for kind, key, present in (("input", input_name, sig.inputs),
                                        ("output", output_name, sig.outputs)):
                 if key not in present:
-                    raise KeyError(f"signature {signature!r} has no {kind} {key!r}")
+                    raise ValueError(f"signature {signature!r} has no {kind} {key!r}")
             self._call = self._session.make_callable(
                 sig.outputs[output_name].name, feed_list=[sig.inputs[input_name].name])
         except Exception:
