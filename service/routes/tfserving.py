@@ -96,17 +96,19 @@ async def label_metadata(repo: Repo, name: str, label: str) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ :predict
-def _decode_b64(value: dict[str, Any], sv: ServedVersion, settings: Any, where: str) -> np.ndarray:
+# A request's images: pixel values already batched, or (every instance a {"b64": ...}) the
+# encoded pictures, which go through the uploads' preprocessing (deferred to the batch).
+Batch = np.ndarray | list[bytes]
+
+
+def _b64_bytes(value: dict[str, Any], where: str) -> bytes:
     try:
-        data = base64.b64decode(str(value["b64"]), validate=True)
+        return base64.b64decode(str(value["b64"]), validate=True)
     except (binascii.Error, ValueError):
         raise bad_request(f"{where}: 'b64' is not valid base64") from None
-    info = sv.info
-    prep = inference.prepare_one(data, info, settings, "auto", inference.default_center(info))
-    return prep.pixels
 
 
-def _instances_to_batch(values: list[Any], sv: ServedVersion, settings: Any) -> np.ndarray:
+def _instances_to_batch(values: list[Any], sv: ServedVersion, settings: Any) -> Batch:
     name, shape = sv.info.input.name, sv.info.input.shape
     if not values:
         raise bad_request("'instances' is empty")
@@ -114,7 +116,7 @@ def _instances_to_batch(values: list[Any], sv: ServedVersion, settings: Any) -> 
         raise ApiError(413, f"{len(values)} instances; the limit is {settings.max_instances}")
     if not any(isinstance(v, dict) for v in values):  # fast path: plain numbers
         return inference.to_uint8_tensor(values, shape, "instances")
-    rows = []
+    rows: list[np.ndarray | bytes] = []
     for i, v in enumerate(values):
         where = f"instances[{i}]"
         if isinstance(v, dict) and "b64" not in v:
@@ -123,13 +125,39 @@ def _instances_to_batch(values: list[Any], sv: ServedVersion, settings: Any) -> 
                                   f"got {sorted(v)}")
             v = v[name]
         if isinstance(v, dict) and "b64" in v:
-            rows.append(_decode_b64(v, sv, settings, where))
+            rows.append(_b64_bytes(v, where))
         else:
             rows.append(inference.to_uint8_tensor([v], shape, where)[0])
-    return np.stack(rows)
+    if all(isinstance(r, bytes) for r in rows):
+        return [r for r in rows if isinstance(r, bytes)]
+    info = sv.info  # pictures mixed with pixel rows (rare): the pictures prepared here
+    return np.stack([r if isinstance(r, np.ndarray) else inference.prepare_one(
+        r, info, settings, "auto", inference.default_center(info)).pixels for r in rows])
 
 
-def _inputs_to_batch(inputs: Any, sv: ServedVersion, settings: Any) -> np.ndarray:
+async def _run(sv: ServedVersion, batch: Batch, settings: Any, signature: str
+               ) -> tuple[dict[str, np.ndarray], int]:
+    """The signature's outputs for ``batch``, and its image count. Pictures for
+    ``serving_default`` are preprocessed with the other requests of their batch, as
+    uploads are (``inference.classify_blobs``)."""
+    if signature == PREDICT_SIGNATURE:
+        if isinstance(batch, list):
+            probs = (await inference.classify_blobs(sv, batch, settings, "auto", None))[1]
+        else:
+            probs = await inference.run_batched(sv, batch, settings)
+        return {sv.info.output.name: probs}, len(batch)
+    inputs, _ = signature_io(sv.signatures[signature])
+    if set(inputs) != {sv.info.input.name}:
+        raise bad_request(f"signature {signature!r} needs inputs {sorted(inputs)}; "
+                          "only image-only signatures can be called here")
+    if isinstance(batch, list):
+        prepared = await inference.prepare_many(batch, sv.info, settings, "auto", None)
+        batch = np.stack([p.pixels for p in prepared])
+    out = await inference.call_signature(sv, signature, **{sv.info.input.name: batch})
+    return out, len(batch)
+
+
+def _inputs_to_batch(inputs: Any, sv: ServedVersion, settings: Any) -> Batch:
     name = sv.info.input.name
     if isinstance(inputs, dict) and "b64" not in inputs:
         if set(inputs) != {name}:
@@ -143,7 +171,7 @@ def _inputs_to_batch(inputs: Any, sv: ServedVersion, settings: Any) -> np.ndarra
 
 
 def _parse_predict(raw: bytes, sv: ServedVersion, settings: Any
-                   ) -> tuple[dict[str, Any], np.ndarray]:
+                   ) -> tuple[dict[str, Any], Batch]:
     """The request body and the image batch it carries (CPU-bound for large bodies)."""
     body = parse_json(raw, "request body")
     if not isinstance(body, dict):
@@ -170,20 +198,12 @@ async def _predict(request: Request, repo: ModelRepository, settings: Any, name:
         body, batch = await inference.offload(len(raw), _parse_predict, raw, sv, settings)
         signature = body.get("signature_name") or PREDICT_SIGNATURE
         row = "instances" in body
-        if signature == PREDICT_SIGNATURE:
-            out = {sv.info.output.name: await inference.run_batched(sv, batch, settings)}
-        else:
-            inputs, _ = signature_io(sv.signatures[signature])
-            if set(inputs) != {sv.info.input.name}:
-                raise bad_request(f"signature {signature!r} needs inputs {sorted(inputs)}; "
-                                  "only image-only signatures can be called here")
-            out = await inference.call_signature(sv, signature, **{sv.info.input.name: batch})
+        out, n = await _run(sv, batch, settings, signature)
     # JSONResponse directly: FastAPI's generic encoder walks every float (slow for batches)
     if len(out) == 1:
         value = next(iter(out.values())).tolist()
         return JSONResponse({"predictions": value} if row else {"outputs": value})
     if row:
-        n = len(batch)
         return JSONResponse(
             {"predictions": [{k: v[i].tolist() for k, v in out.items()} for i in range(n)]})
     return JSONResponse({"outputs": {k: v.tolist() for k, v in out.items()}})

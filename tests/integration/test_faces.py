@@ -86,6 +86,24 @@ def test_tf_serving_row_columnar_and_b64(bundled_server: Server) -> None:
     assert np.argmax(b64.json()["predictions"], 1).tolist() == labels
 
 
+def test_tf_serving_b64_mixed_with_pixels_and_other_signatures(bundled_server: Server) -> None:
+    (l0, d0), (l1, d1) = DIGITS[:2]
+    mixed = [{"b64": base64.b64encode(d0).decode()}, pixels(d1)[..., None].tolist()]
+    with bundled_server.client() as c:
+        predicted = c.post("/v1/models/mnist:predict", json={"instances": mixed})
+        b64 = c.post("/v1/models/mnist:predict", json={
+            "signature_name": "activations", "instances": [{"b64": base64.b64encode(d).decode()}
+                                                          for d in (d0, d1)]})
+        rows = c.post("/v1/models/mnist:predict", json={
+            "signature_name": "activations", "instances": [pixels(d)[..., None].tolist()
+                                                          for d in (d0, d1)]})
+    assert predicted.status_code == b64.status_code == rows.status_code == 200, predicted.text
+    assert np.argmax(predicted.json()["predictions"], 1).tolist() == [l0, l1]
+    from_b64, from_rows = b64.json()["predictions"], rows.json()["predictions"]
+    assert len(from_b64) == len(from_rows) == 2
+    assert set(from_b64[0]) == set(from_rows[0]) and len(from_b64[0]) > 1
+
+
 def test_tf_serving_status_and_metadata(bundled_server: Server) -> None:
     with bundled_server.client() as c:
         status = c.get("/v1/models/mnist").json()["model_version_status"]
