@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from service.batcher import BatcherClosed, QueueFull
 from service.config import Settings
 from service.errors import ApiError, overloaded
-from service.imaging import Invert, Prepared, decode, prepare, prepare_batch
+from service.imaging import Invert, Prepared, decode, prepare_batch
 from service.model import ModelInfo, ServedVersion
 
 T = TypeVar("T")
@@ -36,12 +36,6 @@ async def offload(size: int, fn: Callable[..., T], *args: Any) -> T:
 def default_center(info: ModelInfo) -> bool:
     """MNIST-style centering suits digits; clothing fills its frame, so not for it."""
     return info.dataset == "mnist"
-
-
-def prepare_one(data: bytes, info: ModelInfo, settings: Settings, invert: Invert,
-                center: bool) -> Prepared:
-    gray = decode(data, settings.max_image_pixels)
-    return prepare(gray, info.height, info.width, invert=invert, center=center)
 
 
 def _stack(prepared: list[Prepared]) -> np.ndarray:

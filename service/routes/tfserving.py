@@ -128,11 +128,12 @@ def _instances_to_batch(values: list[Any], sv: ServedVersion, settings: Any) -> 
             rows.append(_b64_bytes(v, where))
         else:
             rows.append(inference.to_uint8_tensor([v], shape, where)[0])
-    if all(isinstance(r, bytes) for r in rows):
-        return [r for r in rows if isinstance(r, bytes)]
-    info = sv.info  # pictures mixed with pixel rows (rare): the pictures prepared here
-    return np.stack([r if isinstance(r, np.ndarray) else inference.prepare_one(
-        r, info, settings, "auto", inference.default_center(info)).pixels for r in rows])
+    pictures = [r for r in rows if isinstance(r, bytes)]
+    if len(pictures) == len(rows):
+        return pictures
+    # pictures mixed with pixel rows (rare): the pictures are prepared here
+    prepared = iter(inference.uploads_for(pictures, sv.info, settings, "auto", None)())
+    return np.stack([r if isinstance(r, np.ndarray) else next(prepared) for r in rows])
 
 
 async def _run(sv: ServedVersion, batch: Batch, settings: Any, signature: str
