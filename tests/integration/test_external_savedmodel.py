@@ -3,6 +3,7 @@ metadata.json, float input) still serves predictions; inspection answers a clear
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 
 import numpy as np
@@ -22,12 +23,25 @@ class Brightness(tf.Module):
         return {"scores": tf.nn.softmax(logits)}
 
 
+class Redness(tf.Module):
+    """A colour model: class 1 when the red channel outweighs the others."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 8, 8, 3], tf.uint8, name="rgb")])
+    def serve(self, rgb: tf.Tensor) -> dict[str, tf.Tensor]:
+        mean = tf.reduce_mean(tf.cast(rgb, tf.float32), axis=[1, 2])
+        red = tf.cast(mean[:, 0] > (mean[:, 1] + mean[:, 2]) / 2, tf.float32)
+        return {"scores": tf.stack([1 - red, red], axis=1)}
+
+
 @pytest.fixture(scope="module")
 def external(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("external")
     module = Brightness()
     tf.saved_model.save(module, str(root / "bright" / "1"),
                         signatures={"serving_default": module.serve})
+    colour = Redness()
+    tf.saved_model.save(colour, str(root / "red" / "1"),
+                        signatures={"serving_default": colour.serve})
     with run_server(root, tmp_path_factory.mktemp("ext-logs")) as server:
         yield server
 
@@ -63,3 +77,19 @@ def test_inspection_names_the_missing_signature(external: Server, method: str, p
     assert r.status_code == 422, r.text
     assert missing in r.json()["error"] and "serving_default" in r.json()["error"]
     assert summary.status_code == 200 and summary.json()["layers"] == []
+
+
+def test_a_colour_model_takes_tensors_and_refuses_pictures_clearly(external: Server) -> None:
+    red = np.zeros((8, 8, 3), np.uint8)
+    red[..., 0] = 200
+    picture = base64.b64encode(png(np.full((8, 8), 200, np.uint8))).decode()
+    with external.client() as c:
+        tensors = c.post("/v1/models/red:predict",
+                         json={"instances": [red.tolist(), np.zeros_like(red).tolist()]})
+        pictures = [c.post("/v1/models/red:predict", json={"instances": instances})
+                    for instances in ([{"b64": picture}], [{"b64": picture}, red.tolist()])]
+    assert tensors.status_code == 200, tensors.text
+    assert np.argmax(tensors.json()["predictions"], 1).tolist() == [1, 0]
+    for r in pictures:
+        assert r.status_code == 400, r.text
+        assert "1-channel" in r.json()["error"]
