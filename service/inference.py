@@ -89,6 +89,7 @@ class Uploads:
         return [grays if isinstance(grays, Exception) else _stack(req.prepared)
                 for req, grays in zip(requests, decoded, strict=True)]
 
+
 def uploads_for(blobs: list[bytes], info: ModelInfo, settings: Settings, invert: Invert,
                 center: bool | None) -> Uploads:
     """``blobs`` as uploads for ``info``'s input, checked now, preprocessed later."""
@@ -120,8 +121,9 @@ async def classify_blobs(sv: ServedVersion, blobs: list[bytes], settings: Settin
     thread."""
     uploads = uploads_for(blobs, sv.info, settings, invert, center)
     defer_max = min(_DEFER_MAX_IMAGES, settings.max_batch_size)  # a deferred one fits a batch
-    if sum(len(b) for b in blobs) > _INLINE_DECODE_BYTES or len(blobs) > defer_max:
-        images = await offload(sum(len(b) for b in blobs), uploads)
+    size = sum(len(b) for b in blobs)
+    if size > _INLINE_DECODE_BYTES or len(blobs) > defer_max:
+        images = await offload(size, uploads)
         return uploads.prepared, await run_batched(sv, images, settings)
     probs = await _batched(sv, settings, sv.predict_deferred(
         len(blobs), uploads, settings.request_timeout_s))

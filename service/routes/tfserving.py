@@ -96,8 +96,9 @@ async def label_metadata(repo: Repo, name: str, label: str) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ :predict
-# A request's images: pixel values already batched, or (every instance a {"b64": ...}) the
-# encoded pictures, which go through the uploads' preprocessing (deferred to the batch).
+# A request's images: pixel values already batched, or (every instance a {"b64": ...}, for
+# serving_default) the encoded pictures, which go through the uploads' path: preprocessed
+# with the other requests of their batch.
 Batch = np.ndarray | list[bytes]
 
 
@@ -108,7 +109,10 @@ def _b64_bytes(value: dict[str, Any], where: str) -> bytes:
         raise bad_request(f"{where}: 'b64' is not valid base64") from None
 
 
-def _instances_to_batch(values: list[Any], sv: ServedVersion, settings: Any) -> Batch:
+def _instances_to_batch(values: list[Any], sv: ServedVersion, settings: Any,
+                        batchable: bool) -> Batch:
+    """The images of ``values``; encoded pictures stay encoded when ``batchable`` (the
+    call is serving_default's) and nothing else is mixed in, else are prepared here."""
     name, shape = sv.info.input.name, sv.info.input.shape
     if not values:
         raise bad_request("'instances' is empty")
@@ -129,36 +133,28 @@ def _instances_to_batch(values: list[Any], sv: ServedVersion, settings: Any) -> 
         else:
             rows.append(inference.to_uint8_tensor([v], shape, where)[0])
     pictures = [r for r in rows if isinstance(r, bytes)]
-    if len(pictures) == len(rows):
+    if batchable and len(pictures) == len(rows):
         return pictures
-    # pictures mixed with pixel rows (rare): the pictures are prepared here
     prepared = iter(inference.uploads_for(pictures, sv.info, settings, "auto", None)())
     return np.stack([r if isinstance(r, np.ndarray) else next(prepared) for r in rows])
 
 
 async def _run(sv: ServedVersion, batch: Batch, settings: Any, signature: str
-               ) -> tuple[dict[str, np.ndarray], int]:
-    """The signature's outputs for ``batch``, and its image count. Pictures for
-    ``serving_default`` are preprocessed with the other requests of their batch, as
-    uploads are (``inference.classify_blobs``)."""
+               ) -> dict[str, np.ndarray]:
+    """The signature's outputs for ``batch``."""
+    if isinstance(batch, list):  # serving_default's pictures (see Batch)
+        probs = (await inference.classify_blobs(sv, batch, settings, "auto", None))[1]
+        return {sv.info.output.name: probs}
     if signature == PREDICT_SIGNATURE:
-        if isinstance(batch, list):
-            probs = (await inference.classify_blobs(sv, batch, settings, "auto", None))[1]
-        else:
-            probs = await inference.run_batched(sv, batch, settings)
-        return {sv.info.output.name: probs}, len(batch)
+        return {sv.info.output.name: await inference.run_batched(sv, batch, settings)}
     inputs, _ = signature_io(sv.signatures[signature])
     if set(inputs) != {sv.info.input.name}:
         raise bad_request(f"signature {signature!r} needs inputs {sorted(inputs)}; "
                           "only image-only signatures can be called here")
-    if isinstance(batch, list):
-        prepared = await inference.prepare_many(batch, sv.info, settings, "auto", None)
-        batch = np.stack([p.pixels for p in prepared])
-    out = await inference.call_signature(sv, signature, **{sv.info.input.name: batch})
-    return out, len(batch)
+    return await inference.call_signature(sv, signature, **{sv.info.input.name: batch})
 
 
-def _inputs_to_batch(inputs: Any, sv: ServedVersion, settings: Any) -> Batch:
+def _inputs_to_batch(inputs: Any, sv: ServedVersion, settings: Any, batchable: bool) -> Batch:
     name = sv.info.input.name
     if isinstance(inputs, dict) and "b64" not in inputs:
         if set(inputs) != {name}:
@@ -168,7 +164,7 @@ def _inputs_to_batch(inputs: Any, sv: ServedVersion, settings: Any) -> Batch:
         inputs = [inputs]
     if not isinstance(inputs, list):
         raise bad_request("'inputs' must be a list (a batch) or an object of named inputs")
-    return _instances_to_batch(inputs, sv, settings)
+    return _instances_to_batch(inputs, sv, settings, batchable)
 
 
 def _parse_predict(raw: bytes, sv: ServedVersion, settings: Any
@@ -184,11 +180,12 @@ def _parse_predict(raw: bytes, sv: ServedVersion, settings: Any
     if signature not in sv.signatures:
         raise bad_request(f"signature {signature!r} not found; this model has "
                           f"{sorted(sv.signatures)}")
+    batchable = signature == PREDICT_SIGNATURE
     if "instances" in body:
         if not isinstance(body["instances"], list):
             raise bad_request("'instances' must be a list, one entry per image")
-        return body, _instances_to_batch(body["instances"], sv, settings)
-    return body, _inputs_to_batch(body["inputs"], sv, settings)
+        return body, _instances_to_batch(body["instances"], sv, settings, batchable)
+    return body, _inputs_to_batch(body["inputs"], sv, settings, batchable)
 
 
 async def _predict(request: Request, repo: ModelRepository, settings: Any, name: str,
@@ -199,12 +196,13 @@ async def _predict(request: Request, repo: ModelRepository, settings: Any, name:
         body, batch = await inference.offload(len(raw), _parse_predict, raw, sv, settings)
         signature = body.get("signature_name") or PREDICT_SIGNATURE
         row = "instances" in body
-        out, n = await _run(sv, batch, settings, signature)
+        out = await _run(sv, batch, settings, signature)
     # JSONResponse directly: FastAPI's generic encoder walks every float (slow for batches)
     if len(out) == 1:
         value = next(iter(out.values())).tolist()
         return JSONResponse({"predictions": value} if row else {"outputs": value})
     if row:
+        n = len(batch)
         return JSONResponse(
             {"predictions": [{k: v[i].tolist() for k, v in out.items()} for i in range(n)]})
     return JSONResponse({"outputs": {k: v.tolist() for k, v in out.items()}})
