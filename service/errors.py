@@ -17,6 +17,13 @@ from starlette.types import Scope
 log = logging.getLogger(__name__)
 
 
+def first_line(exc: BaseException, limit: int) -> str:
+    """The first line of ``exc``'s message (TensorFlow's run on for pages), at most
+    ``limit`` characters; its type's name when it has no message."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
+
+
 class ApiError(Exception):
     """An error a client caused or must be told about, with its HTTP status."""
 

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from service.batcher import DynamicBatcher
+from service.errors import first_line
 from service.layout import METADATA_FILE
 from service.runner import SessionRunner, session_runner
 
@@ -168,8 +169,7 @@ def load_version(name: str, version: int, path: Path, device: str, *, session: b
         with tf.device(device):
             module = tf.saved_model.load(str(path))
     except Exception as exc:  # TF raises many types for corrupt protobufs / variables
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LoadError(f"cannot load SavedModel: {first[:300]}") from None
+        raise LoadError(f"cannot load SavedModel: {first_line(exc, 300)}") from None
     signatures = dict(module.signatures)
     if PREDICT_SIGNATURE not in signatures:
         raise LoadError(f"no {PREDICT_SIGNATURE!r} signature (has {sorted(signatures)})")

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from service.errors import first_line
+
 log = logging.getLogger(__name__)
 
 tf1 = tf.compat.v1
@@ -88,7 +90,6 @@ def session_runner(path: Path, signature: str, input_name: str, output_name: str
     try:
         return SessionRunner(path, signature, input_name, output_name, dtype, intra_op_threads)
     except Exception as exc:  # TF raises many types; the eager signature still works
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         log.warning("%s: cannot run %s in a Session (%s); calling the loaded signature "
-                    "instead", path, signature, first[:200])
+                    "instead", path, signature, first_line(exc, 200))
         return None
