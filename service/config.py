@@ -70,6 +70,12 @@ class Settings(BaseSettings):
         default=1, ge=-1, description="OpenCV's threads for one call: 1 keeps a picture's "
         "work on the thread that asked (requests already run side by side); -1 = OpenCV's "
         "default, whose idle workers spin on sched_yield")
+    gil_switch_interval_ms: float = Field(
+        default=5.0, gt=0, le=1000, description="Python's thread switch interval "
+        "(sys.setswitchinterval): how long an inference thread can wait for the GIL while "
+        "the event loop runs Python, when it picks up a batch and when it hands the answer "
+        "back. 5 = Python's default; smaller = lower latency at low load, less throughput "
+        "at high load (README, Speed)")
     tf_inter_op_threads: int = Field(
         default=0, ge=0, description="ops run side by side; 0 = TensorFlow's choice, or with "
         "several workers the cores divided among them")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -64,6 +65,9 @@ def create_api(settings: Settings) -> FastAPI:
         # OpenCV's pool parallelises even a 28x28 resize, and its idle worker spins on
         # sched_yield: under load it burnt ~25 % of a core here (1 = no pool).
         cv2.setNumThreads(settings.opencv_threads)
+        # an inference thread needs the GIL to start a batch and to hand its answer back;
+        # while the loop runs Python it gets it only after this interval
+        sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
         repo = ModelRepository(settings, metrics, device)
         app.state.repo = repo
         await repo.start()  # load + warm every model before taking traffic

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -12,14 +14,31 @@ from service.main import create_api
 
 pytestmark = pytest.mark.anyio
 
+# (setting, value, what the process reads back, how to set it back)
+PROCESS_WIDE: list[tuple[str, float, Callable[[], float], Callable[[float], object]]] = [
+    ("opencv_threads", 1, cv2.getNumThreads, lambda v: cv2.setNumThreads(int(v))),
+    ("opencv_threads", 3, cv2.getNumThreads, lambda v: cv2.setNumThreads(int(v))),
+    ("gil_switch_interval_ms", 0.5, lambda: 1000 * sys.getswitchinterval(),
+     lambda v: sys.setswitchinterval(v / 1000)),
+    ("gil_switch_interval_ms", 2.0, lambda: 1000 * sys.getswitchinterval(),
+     lambda v: sys.setswitchinterval(v / 1000)),
+]
 
-@pytest.mark.parametrize("threads", [1, 3])
-async def test_start_up_sizes_opencvs_thread_pool(tmp_path: Path, threads: int) -> None:
-    before = cv2.getNumThreads()
+
+@pytest.mark.parametrize(("field", "value", "read", "restore"), PROCESS_WIDE)
+async def test_start_up_applies_process_wide_settings(
+        tmp_path: Path, field: str, value: float, read: Callable[[], float],
+        restore: Callable[[float], object]) -> None:
+    before = read()
     try:
         api = create_api(Settings(models_dir=tmp_path, poll_interval_s=0,
-                                  opencv_threads=threads))
+                                  **{field: value}))  # type: ignore[arg-type]
         async with api.router.lifespan_context(api):
-            assert cv2.getNumThreads() == threads
+            assert read() == pytest.approx(value)
     finally:
-        cv2.setNumThreads(before)
+        restore(before)
+
+
+def test_switch_interval_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="gil_switch_interval_ms"):
+        Settings(gil_switch_interval_ms=0)
