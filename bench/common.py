@@ -37,6 +37,18 @@ class WrkResult:
     errors: int  # non-2xx responses plus socket errors
 
 
+def first_digit() -> bytes:
+    """The first fixture digit (PNG bytes): the picture the upload benchmarks send."""
+    return sorted((ROOT / "tests" / "fixtures" / "digits").glob("*.png"))[0].read_bytes()
+
+
+def service_env(port: int, **settings: str) -> dict[str, str]:
+    """Environment of ``python -m service`` under a benchmark: the bundled models, no
+    polling, quiet logs, on ``port``; ``settings`` are more ``CNNLAB_*`` variables."""
+    return {"CNNLAB_MODELS_DIR": str(ROOT / "models"), "CNNLAB_POLL_INTERVAL_S": "0",
+            "CNNLAB_LOG_LEVEL": "warning", "CNNLAB_PORT": str(port), **settings}
+
+
 def p50_ms(fn: Callable[[], object], repeat: int, pause_s: float = 0.0) -> float:
     """Median wall time of ``fn`` in ms over ``repeat`` calls after one warm-up call,
     optionally idling ``pause_s`` before each timed call."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, free_port, group_processes, server, wrk
+from bench.common import first_digit, free_port, group_processes, server, service_env, wrk
 from bench.serving import multipart
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -39,12 +39,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--model", default="mnist")
     args = ap.parse_args()
-    digit = sorted((ROOT / "tests" / "fixtures" / "digits").glob("*.png"))[0].read_bytes()
+    digit = first_digit()
     multi, multi_type = multipart([digit] * 64)
     port = free_port()
-    env = {"CNNLAB_MODELS_DIR": str(ROOT / "models"), "CNNLAB_POLL_INTERVAL_S": "0",
-           "CNNLAB_LOG_LEVEL": "warning", "CNNLAB_WORKERS": str(args.workers),
-           "CNNLAB_PORT": str(port)}
+    env = service_env(port, CNNLAB_WORKERS=str(args.workers))
     with server([sys.executable, "-m", "service"], port, "/health/ready", env=env) as (url,
                                                                                        pid):
         target = f"{url}/api/models/{args.model}/predict"

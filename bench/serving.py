@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 import tensorflow as tf
 
-from bench.common import ROOT, WrkResult, free_port, p50_ms, server, wrk
+from bench.common import ROOT, WrkResult, first_digit, free_port, p50_ms, server, wrk
 from service.layout import list_versions
 from service.runner import SessionRunner
 
@@ -128,7 +128,7 @@ def main() -> None:
     args = ap.parse_args()
     version = list_versions(args.models_dir / args.model)[-1]
     vdir = (args.models_dir / args.model / str(version)).resolve()
-    digit = sorted((ROOT / "tests" / "fixtures" / "digits").glob("*.png"))[0].read_bytes()
+    digit = first_digit()
     import cv2
 
     gray = cv2.imdecode(np.frombuffer(digit, np.uint8), cv2.IMREAD_GRAYSCALE)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, free_port, server, wrk
+from bench.common import first_digit, free_port, server, service_env, wrk
 from bench.serving import multipart
 
 
@@ -41,14 +41,13 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--model", default="mnist")
     args = ap.parse_args()
-    digit = sorted((ROOT / "tests" / "fixtures" / "digits").glob("*.png"))[0].read_bytes()
+    digit = first_digit()
     multi, multi_type = multipart([digit] * 64)
     s = args.seconds
     for round_ in range(1, args.rounds + 1):
         for name, extra in args.configs:
             port = free_port()
-            env = {"CNNLAB_MODELS_DIR": str(ROOT / "models"), "CNNLAB_POLL_INTERVAL_S": "0",
-                   "CNNLAB_LOG_LEVEL": "warning", "CNNLAB_PORT": str(port), **extra}
+            env = service_env(port, **extra)
             with server([sys.executable, "-m", "service"], port, "/health/ready",
                         env=env) as (url, _):
                 target = f"{url}/api/models/{args.model}/predict"
