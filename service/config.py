@@ -74,8 +74,8 @@ class Settings(BaseSettings):
         default=5.0, gt=0, le=1000, description="Python's thread switch interval "
         "(sys.setswitchinterval): how long an inference thread can wait for the GIL while "
         "the event loop runs Python, when it picks up a batch and when it hands the answer "
-        "back. 5 = Python's default; smaller = lower latency at low load, less throughput "
-        "at high load (README, Speed)")
+        "back. 5 = Python's default; smaller = a shorter wait for that thread, but end to "
+        "end no gain was measured on the 2-core machine (README, Speed)")
     tf_inter_op_threads: int = Field(
         default=0, ge=0, description="ops run side by side; 0 = TensorFlow's choice, or with "
         "several workers the cores divided among them")
