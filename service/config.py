@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -9,6 +10,11 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# `auto` stops here: one Python event loop per core pays on small hosts, where the loop and
+# TensorFlow fight over few cores; beyond a few workers more processes only cost memory
+# (each adds ~0.4 GB: its own TensorFlow heap and models).
+MAX_AUTO_WORKERS = 4
 
 
 class Settings(BaseSettings):
@@ -24,10 +30,12 @@ class Settings(BaseSettings):
     api_key: str | None = Field(default=None, description="required on every route but health")
     cors_origins: list[str] = Field(default_factory=list, description="CORS off when empty")
     workers: int = Field(
-        default=1, ge=1, description="server processes sharing the port (uvicorn's workers), "
-        "each with its own models, batchers and event loop; admin actions reach all of them "
-        "and /metrics adds them up. On a small CPU host, one per core; `auto` = one per CPU "
-        "this process may use (each worker holds its own models and TensorFlow)")
+        default="auto", validate_default=True, ge=1,
+        description="server processes sharing the port (uvicorn's workers), each with its own "
+        "models, batchers and event loop; admin actions reach all of them and /metrics adds "
+        "them up. `auto` (the default): one per CPU this process may use, at most "
+        f"{MAX_AUTO_WORKERS}, on a CPU-only host; 1 where an NVIDIA GPU is present (the "
+        "processes would share one card)")
     run_dir: Path | None = Field(
         default=None, description="set by `python -m service` for its workers when workers > "
         "1: their metrics files and admin sockets (not a user setting)")
@@ -103,7 +111,7 @@ class Settings(BaseSettings):
     @classmethod
     def _auto_workers(cls, value: object) -> object:
         if isinstance(value, str) and value.strip().lower() == "auto":
-            return usable_cpus()
+            return auto_workers()
         return value
 
     @field_validator("version_policy")
@@ -116,8 +124,38 @@ class Settings(BaseSettings):
 
 
 def usable_cpus() -> int:
-    """The CPUs this process may run on (cpusets and taskset count; a CPU quota does not)."""
-    return len(os.sched_getaffinity(0))
+    """The CPUs this process may run on: its affinity (cpusets, taskset), lowered to a
+    cgroup v2 CPU quota when there is one (``docker --cpus=2`` on a big host: 2)."""
+    cpus = len(os.sched_getaffinity(0))
+    quota = cgroup_cpu_quota()
+    return max(1, min(cpus, math.ceil(quota))) if quota else cpus
+
+
+def cgroup_cpu_quota(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> float | None:
+    """CPUs' worth of time the cgroup may use (``cpu.max`` = "quota period"), None when
+    unlimited or unknown."""
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+    except (OSError, ValueError):
+        return None
+    if quota == "max" or not quota.isdigit() or not period.isdigit() or int(period) == 0:
+        return None
+    return int(quota) / int(period)
+
+
+def gpu_present(driver_dir: Path = Path("/proc/driver/nvidia/gpus")) -> bool:
+    """Whether the NVIDIA driver lists a GPU (read without importing TensorFlow: the
+    supervisor of several workers never does)."""
+    try:
+        return any(driver_dir.iterdir())
+    except OSError:
+        return False
+
+
+def auto_workers() -> int:
+    """``CNNLAB_WORKERS=auto``: 1 on a GPU host, else one per usable CPU, at most
+    ``MAX_AUTO_WORKERS``."""
+    return 1 if gpu_present() else min(usable_cpus(), MAX_AUTO_WORKERS)
 
 
 @lru_cache

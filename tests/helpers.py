@@ -74,10 +74,11 @@ class Server:
 def run_server(models_dir: Path, tmp: Path, wait_ready: bool = True,
                **env: str) -> Iterator[Server]:
     """Start ``python -m service`` on a loopback port (free unless ``port`` is given);
-    SIGTERM it afterwards. Other keyword arguments become ``CNNLAB_<NAME>`` settings."""
+    SIGTERM it afterwards. Other keyword arguments become ``CNNLAB_<NAME>`` settings; one
+    worker process unless ``workers`` is given (the default, auto, depends on the host)."""
     port = int(env.pop("port")) if "port" in env else free_port()
     full_env = {**os.environ, "CNNLAB_MODELS_DIR": str(models_dir), "CNNLAB_PORT": str(port),
-                "CNNLAB_HOST": "127.0.0.1", "CNNLAB_POLL_INTERVAL_S": "0",
+                "CNNLAB_HOST": "127.0.0.1", "CNNLAB_POLL_INTERVAL_S": "0", "CNNLAB_WORKERS": "1",
                 "TF_CPP_MIN_LOG_LEVEL": "2", **{f"CNNLAB_{k.upper()}": v for k, v in env.items()}}
     log = tmp / f"server-{port}.log"
     with log.open("wb") as out:
