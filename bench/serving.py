@@ -49,7 +49,8 @@ def _load(model_dir: Path) -> Any:
 
 @functools.cache
 def _session(model_dir: Path) -> SessionRunner:
-    return SessionRunner(model_dir, "serving_default", "image", "probabilities", "uint8")
+    return SessionRunner(model_dir, "serving_default", "image", "probabilities", "uint8",
+                         freeze=True)
 
 
 def raw_limit(model_dir: Path, image: np.ndarray) -> dict[str, float]:

@@ -160,10 +160,10 @@ class ServedVersion:
 
 
 def load_version(name: str, version: int, path: Path, device: str, *, session: bool = False,
-                 intra_op_threads: int = 0) -> ServedVersion:
+                 intra_op_threads: int = 0, freeze: bool = False) -> ServedVersion:
     """Load a SavedModel directory (blocking; call in a worker thread). With ``session``,
-    predictions run in a Session of the same SavedModel (``service.runner``) when it can
-    be built, else through the loaded signature."""
+    predictions run in a Session of the same SavedModel (``service.runner``; its graph
+    frozen with ``freeze``) when it can be built, else through the loaded signature."""
     started = time.perf_counter()
     try:
         with tf.device(device):
@@ -175,7 +175,7 @@ def load_version(name: str, version: int, path: Path, device: str, *, session: b
         raise LoadError(f"no {PREDICT_SIGNATURE!r} signature (has {sorted(signatures)})")
     info = _read_info(path, signatures[PREDICT_SIGNATURE])
     runner = session_runner(path, PREDICT_SIGNATURE, info.input.name, info.output.name,
-                            info.input.dtype, intra_op_threads) if session else None
+                            info.input.dtype, intra_op_threads, freeze) if session else None
     return ServedVersion(name=name, version=version, path=path, module=module,
                          signatures=signatures, info=info, device=device, runner=runner,
                          load_seconds=time.perf_counter() - started)

@@ -228,7 +228,8 @@ class ModelRepository:
             sv = await asyncio.to_thread(
                 load_version, entry.name, version, path, self.device,
                 session=self.settings.session_runner,
-                intra_op_threads=self.settings.tf_threads()[0])
+                intra_op_threads=self.settings.tf_threads()[0],
+                freeze=self.settings.freeze_graph)
             if self.settings.warmup:
                 await asyncio.to_thread(warm_up, sv, self.settings.max_batch_size)
         except (LoadError, Exception) as exc:  # any failure: report, keep old versions
@@ -267,7 +268,8 @@ class ModelRepository:
         entry.served[version] = sv  # from here on it takes traffic
         log.info("model %s version %d AVAILABLE on %s (%s; load %.2f s, warm-up %.2f s)",
                  entry.name, version, sv.device,
-                 "in a Session" if sv.runner else "through the loaded signature",
+                 ("in a Session, graph frozen" if sv.runner.frozen else "in a Session")
+                 if sv.runner else "through the loaded signature",
                  sv.load_seconds, sv.warmup_seconds)
         return True
 

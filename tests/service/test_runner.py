@@ -1,5 +1,6 @@
 """serving_default in a Session (service.runner): the same outputs as the loaded signature,
-a fallback when the SavedModel cannot be run that way, and a version that frees it."""
+its graph frozen or not, a fallback when the SavedModel cannot be run that way (or frozen),
+and a version that frees it."""
 
 from __future__ import annotations
 
@@ -33,9 +34,12 @@ def _images(n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
 
 
+@pytest.mark.parametrize("freeze", [False, True])
 @pytest.mark.parametrize("n", [1, 5, 64])
-def test_session_gives_the_signatures_outputs(tiny: Path, n: int) -> None:
-    runner = SessionRunner(tiny, PREDICT_SIGNATURE, "image", "probabilities", "uint8")
+def test_session_gives_the_signatures_outputs(tiny: Path, n: int, freeze: bool) -> None:
+    runner = SessionRunner(tiny, PREDICT_SIGNATURE, "image", "probabilities", "uint8",
+                           freeze=freeze)
+    assert runner.frozen == freeze
     images = _images(n, n)
     signature = tf.saved_model.load(str(tiny)).signatures[PREDICT_SIGNATURE]
     expected = signature(image=tf.constant(images))["probabilities"].numpy()
@@ -46,10 +50,55 @@ def test_session_gives_the_signatures_outputs(tiny: Path, n: int) -> None:
     assert not np.allclose(got, got[::-1]) or n == 1  # the images do differ
 
 
-def test_input_is_cast_to_the_models_dtype(tmp_path: Path) -> None:
+def _variable_ops(graph_def: tf.compat.v1.GraphDef) -> set[str]:
+    """The variable ops a graph runs, in the bodies of the functions it calls included
+    (its library also keeps the SavedModel's other functions, which it never calls)."""
+    bodies = {fn.signature.name: list(fn.node_def) for fn in graph_def.library.function}
+    ops: set[str] = set()
+    nodes, seen = list(graph_def.node), set()
+    while nodes:
+        node = nodes.pop()
+        ops.add(node.op)
+        called = node.attr["f"].func.name if "f" in node.attr else ""
+        if called and called not in seen:
+            seen.add(called)
+            nodes.extend(bodies[called])
+    return ops & {"VarHandleOp", "ReadVariableOp", "VariableV2", "ResourceGather"}
+
+
+def test_a_frozen_graph_reads_no_variables(tiny: Path) -> None:
+    plain = SessionRunner(tiny, PREDICT_SIGNATURE, "image", "probabilities", "uint8")
+    frozen = SessionRunner(tiny, PREDICT_SIGNATURE, "image", "probabilities", "uint8",
+                           freeze=True)
+    assert _variable_ops(plain.graph.as_graph_def()) >= {"VarHandleOp", "ReadVariableOp"}
+    assert _variable_ops(frozen.graph.as_graph_def()) == set()
+    plain.close()
+    frozen.close()
+
+
+def test_a_graph_that_cannot_be_frozen_runs_as_it_is(
+        tiny: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise ValueError("cannot convert this op")
+
+    monkeypatch.setattr(tf.compat.v1.graph_util, "convert_variables_to_constants", refuse)
+    with caplog.at_level(logging.WARNING, logger="service.runner"):
+        runner = SessionRunner(tiny, PREDICT_SIGNATURE, "image", "probabilities", "uint8",
+                               freeze=True)
+    assert not runner.frozen and "cannot freeze the graph (cannot convert" in caplog.text
+    images = _images(2, 11)
+    expected = tf.saved_model.load(str(tiny)).signatures[PREDICT_SIGNATURE](
+        image=tf.constant(images))["probabilities"].numpy()
+    np.testing.assert_allclose(runner(images), expected, rtol=1e-5, atol=1e-7)
+    runner.close()
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+def test_input_is_cast_to_the_models_dtype(tmp_path: Path, freeze: bool) -> None:
     module = Brightness()
     tf.saved_model.save(module, str(tmp_path / "1"), signatures={"serving_default": module.serve})
-    runner = SessionRunner(tmp_path / "1", PREDICT_SIGNATURE, "x", "scores", "float32")
+    runner = SessionRunner(tmp_path / "1", PREDICT_SIGNATURE, "x", "scores", "float32",
+                           freeze=freeze)
     pixels = np.arange(32, dtype=np.uint8).reshape(2, 4, 4, 1)
     out = runner(pixels)
     runner.close()
@@ -71,7 +120,8 @@ def test_unusable_signature_falls_back_with_a_warning(
 
 
 def test_version_predicts_the_same_either_way_and_frees_its_session(tiny: Path) -> None:
-    with_session = load_version("tiny", 1, tiny, "/CPU:0", session=True)
+    with_session = load_version("tiny", 1, tiny, "/CPU:0", session=True, freeze=True)
+    assert with_session.runner is not None and with_session.runner.frozen
     without = load_version("tiny", 1, tiny, "/CPU:0", session=False)
     assert with_session.runner is not None and without.runner is None
     images = _images(3, 7)
