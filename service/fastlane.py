@@ -12,6 +12,7 @@ other request, and every request when ``CNNLAB_FAST_LANE=false``, goes to FastAP
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -56,6 +57,19 @@ class Lane:
     def pattern(self) -> re.Pattern[str]:
         return re.compile("^" + self.path.replace("{name}", "([^/]+)") + "$")
 
+    def query(self, request: Request) -> BaseModel:
+        """The validated query parameters (``ApiError`` 422 if invalid)."""
+        if not request.scope.get("query_string"):
+            return self.no_query  # most requests have none: validated once
+        try:
+            return self.params.model_validate(dict(request.query_params))
+        except ValidationError as exc:
+            raise ApiError(422, validation_message(exc.errors(), ("query",))) from None
+
+    @functools.cached_property
+    def no_query(self) -> BaseModel:
+        return self.params.model_validate({})
+
 
 LANES = (Lane(PREDICT_PATH, PredictParams, _predict),
          Lane(ACTIVATIONS_PATH, ActivationsParams, activations_response),
@@ -87,11 +101,8 @@ class FastLane:
         state = self.api.state
         try:
             await require_api_key(request, state.settings)
-            try:
-                params = lane.params.model_validate(dict(request.query_params))
-            except ValidationError as exc:
-                raise ApiError(422, validation_message(exc.errors(), ("query",))) from None
-            response = await lane.handler(request, state.repo, state.settings, name, params)
+            response = await lane.handler(request, state.repo, state.settings, name,
+                                          lane.query(request))
         except ApiError as exc:
             response = error_response(exc.status_code, exc.message, exc.headers)
         except BodyTooLarge:

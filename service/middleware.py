@@ -29,6 +29,9 @@ class RequestContextMiddleware:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        # the labelled series, looked up once: prometheus-client's ``labels()`` checks and
+        # converts every value and takes a lock on each call. Bounded as its own are.
+        self._series: dict[tuple[str, ...], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -98,8 +101,13 @@ class RequestContextMiddleware:
         state = scope.get("state", {})
         model, version = str(state.get("model", "")), str(state.get("version", ""))
         method = scope.get("method", "")
-        self.metrics.requests.labels(template, method, model, version, str(status)).inc()
-        self.metrics.latency.labels(template, method).observe(elapsed)
+        key = (template, method, model, version, str(status))
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = (self.metrics.requests.labels(*key),
+                                          self.metrics.latency.labels(template, method))
+        series[0].inc()
+        series[1].observe(elapsed)
         if access_log.isEnabledFor(logging.INFO):
             access_log.info(
                 "%s %s %s", method, scope.get("path", ""), status,

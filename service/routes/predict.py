@@ -40,7 +40,7 @@ _UPLOAD_BODY = {
 class ImageQuery(BaseModel):
     """Query parameters of every route that runs one model version on uploaded images."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     version: int | None = Field(default=None, ge=1, description="a version number "
                                 "(default: newest)")

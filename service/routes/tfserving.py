@@ -211,7 +211,7 @@ async def _predict(request: Request, repo: ModelRepository, settings: Any, name:
 class NoQuery(BaseModel):
     """``:predict`` takes no query parameters (TF Serving ignores any, as FastAPI does)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 async def predict_response(request: Request, repo: ModelRepository, settings: Settings,
