@@ -10,8 +10,8 @@
 2. naive baseline: FastAPI + ``model.predict`` per request (bench/naive_app.py)
 3. peer: LitServe with its own batching over the same SavedModel (bench/litserve_app.py)
 4. this service: single-image uploads at concurrency 1 and 64, and 64-image requests,
-   with one process (the default) and 4b. with two worker processes (CNNLAB_WORKERS=2,
-   one per core of this machine)
+   as ``make run`` starts it (CNNLAB_WORKERS=auto: one worker process per CPU, 2 on this
+   machine) and 4b. as one process (CNNLAB_WORKERS=1)
 
 Servers 2-4 get the same request (TF-Serving-style JSON with one base64 PNG) from wrk at
 concurrency 64; ours is also measured on its raw-PNG upload route.
@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from bench.common import ROOT, WrkResult, first_digit, free_port, p50_ms, server, wrk
+from service.config import auto_workers
 from service.layout import list_versions
 from service.runner import SessionRunner
 
@@ -166,21 +167,22 @@ def main() -> None:
     env = {"CNNLAB_MODELS_DIR": str(args.models_dir.resolve()),
            "CNNLAB_POLL_INTERVAL_S": "0", "CNNLAB_LOG_LEVEL": "warning"}
     multi, ctype = multipart([digit] * 64)
-    ours: dict[int, dict[str, WrkResult]] = {}
-    limits: dict[int, dict[str, Limits]] = {}
+    ours: dict[str, dict[str, WrkResult]] = {}
+    limits: dict[str, dict[str, Limits]] = {}
     before = raw_limit(vdir, pixels)
-    for workers in (1, 2):
+    default = f"make run's default, {auto_workers()} worker(s)"
+    for name, settings in ((default, {}), ("one process", {"CNNLAB_WORKERS": "1"})):
         runs, around = measure_ours(
-            args.model, {**env, "CNNLAB_WORKERS": str(workers)}, digit, tfs_body, multi, ctype,
+            args.model, {**env, **settings}, digit, tfs_body, multi, ctype,
             s, lambda: raw_limit(vdir, pixels), before)
-        ours[workers], limits[workers] = runs, around
+        ours[name], limits[name] = runs, around
         before = around["batched"][1]
-        results[f"ours_{workers}_workers"] = {k: vars(v) for k, v in runs.items()}
-        results[f"raw_around_{workers}_workers"] = {k: list(v) for k, v in around.items()}
+        results[f"ours, {name}"] = {k: vars(v) for k, v in runs.items()}
+        results[f"raw around ours, {name}"] = {k: list(v) for k, v in around.items()}
         c1, c64, tfs, batched = runs["c1"], runs["c64"], runs["tfs_c64"], runs["batched"]
         b256 = " / ".join(f"{around[k][0]['b256_img_s']:.0f}" for k in around) + \
             f" / {before['b256_img_s']:.0f}"
-        print(f"4{'' if workers == 1 else 'b'}. this service, CNNLAB_WORKERS={workers}, upload "
+        print(f"4{'' if name == default else 'b'}. this service, {name}, upload "
               f"route: c=1 p50 {c1.p50_ms:.2f} ms p99 {c1.p99_ms:.2f} ms; c=64 "
               f"{c64.requests_per_s:.0f} img/s (p50 {c64.p50_ms:.1f} ms); 64 images/request "
               f"at c=8 {64 * batched.requests_per_s:.0f} img/s; TF-Serving JSON+b64 c=64 "
@@ -188,26 +190,30 @@ def main() -> None:
               f"{sum(r.errors for r in runs.values())}\n   raw serving_default batch 256 "
               f"around these runs: {b256} img/s", flush=True)
 
-    ratios = {}
-    for workers, runs in ours.items():
-        tag = f"[{workers} worker{'s' if workers > 1 else ''}]"
-        around = limits[workers]
-        ratios.update({
-            f"{tag} c64 single / raw b256 (goal >= 0.5)": runs["c64"].requests_per_s
-            / mean_limit(around["c64"], "b256_img_s"),
-            f"{tag} batched / raw b256 (goal >= 0.85)": 64 * runs["batched"].requests_per_s
-            / mean_limit(around["batched"], "b256_img_s"),
-            f"{tag} c1 p50 / raw b1 (goal <= 2)": runs["c1"].p50_ms
-            / mean_limit(around["c1"], "b1_ms"),
-            f"{tag} same JSON body c64: ours / naive (goal >= 30)":
-                runs["tfs_c64"].requests_per_s / max(naive.requests_per_s, 1e-9),
-            f"{tag} same JSON body c64: ours / LitServe (goal > 1)":
-                runs["tfs_c64"].requests_per_s / max(lit.requests_per_s, 1e-9),
-        })
+    ratios: dict[str, float] = {}
+    met: dict[str, bool] = {}
+    for name, runs in ours.items():
+        around = limits[name]
+        goals = (
+            ("c64 single / raw b256", ">=", 0.5, runs["c64"].requests_per_s
+             / mean_limit(around["c64"], "b256_img_s")),
+            ("batched / raw b256", ">=", 0.85, 64 * runs["batched"].requests_per_s
+             / mean_limit(around["batched"], "b256_img_s")),
+            ("c1 p50 / raw b1", "<=", 2.0, runs["c1"].p50_ms / mean_limit(around["c1"], "b1_ms")),
+            ("same JSON body c64: ours / naive", ">=", 30.0,
+             runs["tfs_c64"].requests_per_s / max(naive.requests_per_s, 1e-9)),
+            ("same JSON body c64: ours / LitServe", ">", 1.0,
+             runs["tfs_c64"].requests_per_s / max(lit.requests_per_s, 1e-9)),
+        )
+        for what, op, goal, value in goals:
+            key = f"[{name}] {what} (goal {op} {goal:g})"
+            ratios[key] = value
+            met[key] = value >= goal if op == ">=" else value > goal if op == ">" \
+                else value <= goal
     results["ratios"] = ratios
     print("\nratios")
     for k, v in ratios.items():
-        print(f"  {k:<60} {v:6.2f}")
+        print(f"  {k:<78} {v:7.2f} {'met' if met[k] else 'MISSED'}")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "serving.json").write_text(json.dumps(results, indent=2))
