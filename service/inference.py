@@ -166,11 +166,25 @@ class Ranked:
     probability: float
 
 
+def _best(values: list[float], k: int) -> list[int]:
+    # plain floats: sorting 10 of them in Python beats a numpy call
+    return sorted(range(len(values)), key=values.__getitem__, reverse=True)[:k]
+
+
+def _label(class_names: list[str], i: int) -> str:
+    return class_names[i] if i < len(class_names) else str(i)
+
+
 def top_k(probs: np.ndarray, class_names: list[str], k: int) -> list[Ranked]:
-    values = probs.tolist()  # plain floats: sorting 10 of them in Python beats numpy's call
-    order = sorted(range(len(values)), key=values.__getitem__, reverse=True)[:k]
-    return [Ranked(i, class_names[i] if i < len(class_names) else str(i), values[i])
-            for i in order]
+    values = probs.tolist()
+    return [Ranked(i, _label(class_names, i), values[i]) for i in _best(values, k)]
+
+
+def top_k_json(values: list[float], class_names: list[str], k: int) -> list[dict[str, Any]]:
+    """The ``k`` most probable classes of one image's ``values`` (plain floats: take
+    ``probs.tolist()`` once for a whole batch), as the upload route answers them."""
+    return [{"class_index": i, "label": _label(class_names, i), "probability": values[i]}
+            for i in _best(values, k)]
 
 
 def to_uint8_tensor(value: object, shape: list[int], what: str) -> np.ndarray:

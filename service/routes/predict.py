@@ -67,18 +67,18 @@ async def classify_uploads(request: Request, repo: ModelRepository, settings: Se
         prepared, probs = await inference.classify_blobs(
             sv, [u.data for u in uploads], settings, params.invert, params.center)
     k = min(params.top_k, probs.shape[1])
+    names = sv.info.class_names
     return {"model": sv.name, "version": sv.version, "predictions": [
         {
             "filename": u.filename,
-            "top_k": [{"class_index": r.index, "label": r.label, "probability": r.probability}
-                      for r in inference.top_k(p, sv.info.class_names, k)],
-            "probabilities": p.tolist(),
+            "top_k": inference.top_k_json(row, names, k),
+            "probabilities": row,
             "inverted": prep.inverted, "centered": prep.centered,
             "original_size": list(prep.original_size),
             "input_png": base64.b64encode(encode_png(prep.pixels)).decode()
             if params.include_input else None,
         }
-        for u, prep, p in zip(uploads, prepared, probs, strict=True)
+        for u, prep, row in zip(uploads, prepared, probs.tolist(), strict=True)
     ]}
 
 
