@@ -1,8 +1,9 @@
-"""The loaded signature vs the same SavedModel in a Session (service.runner). Not a test.
+"""The loaded signature vs the same SavedModel in a Session (service.runner), its graph as
+it is and frozen (the service's default). Not a test.
 
   python bench/session_runner.py [--intra 1] [--batches 1,8,16,32,256] [--seconds 2]
 
-For each batch size, alternating the two ways of calling ``serving_default`` of the bundled
+For each batch size, alternating the three ways of calling ``serving_default`` of the bundled
 MNIST model: images a second and CPU time an image (this process's user + system time,
 so thread-pool overhead counts), and at batch 1 the median latency back to back and after
 3 ms idle. ``--intra`` sizes TensorFlow's intra-op pool (1 = what each of two workers gets
@@ -57,9 +58,12 @@ def main() -> None:
     signature = tf.saved_model.load(str(path)).signatures["serving_default"]
     runner = SessionRunner(path, "serving_default", "image", "probabilities", "uint8",
                            args.intra)
+    frozen = SessionRunner(path, "serving_default", "image", "probabilities", "uint8",
+                           args.intra, freeze=True)
     ways: dict[str, Call] = {
         "signature": lambda x: signature(image=tf.constant(x))["probabilities"].numpy(),
         "session": runner,
+        "frozen": frozen,  # the service's default (CNNLAB_FREEZE_GRAPH)
     }
     one = np.zeros([1, 28, 28, 1], np.uint8)
     print(f"{path.relative_to(ROOT)}, intra-op threads {args.intra or 'auto'}")
