@@ -108,8 +108,11 @@ class Settings(BaseSettings):
     def tf_threads(self) -> tuple[int, int]:
         """(intra-op, inter-op) threads for TensorFlow; 0 = its own choice. Workers split
         the cores: each runs TF on its share, so a batch never waits for another process's
-        thread and the event loops keep a core between them."""
-        share = max(1, usable_cpus() // self.workers) if self.workers > 1 else 0
+        thread and the event loops keep a core between them. Only processes started as
+        workers by ``python -m service`` (which sets ``run_dir``) split them: an app built
+        any other way (``uvicorn --factory`` by hand, in tests) is one process."""
+        pooled = self.workers > 1 and self.run_dir is not None
+        share = max(1, usable_cpus() // self.workers) if pooled else 0
         return self.tf_intra_op_threads or share, self.tf_inter_op_threads or share
 
     @field_validator("workers", mode="before")

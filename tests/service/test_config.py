@@ -17,15 +17,20 @@ def test_one_worker_leaves_the_thread_pools_to_tensorflow() -> None:
     assert Settings(workers=1).tf_threads() == (0, 0)
 
 
-def test_workers_split_the_cores_between_them() -> None:
+def test_workers_split_the_cores_between_them(tmp_path: Path) -> None:
     cores = config.usable_cpus()
-    assert Settings(workers=2).tf_threads() == (max(1, cores // 2),) * 2
-    assert Settings(workers=cores * 4).tf_threads() == (1, 1)  # never below one thread
+    assert Settings(workers=2, run_dir=tmp_path).tf_threads() == (max(1, cores // 2),) * 2
+    assert Settings(workers=cores * 4, run_dir=tmp_path).tf_threads() == (1, 1)  # at least 1
 
 
-def test_explicit_thread_counts_win() -> None:
-    assert Settings(workers=2, tf_intra_op_threads=3, tf_inter_op_threads=2).tf_threads() \
-        == (3, 2)
+def test_an_app_not_started_as_a_worker_keeps_all_cores() -> None:
+    # e.g. ``uvicorn --factory service.main:create_app`` by hand with the default auto
+    assert Settings(workers=2, run_dir=None).tf_threads() == (0, 0)
+
+
+def test_explicit_thread_counts_win(tmp_path: Path) -> None:
+    assert Settings(workers=2, run_dir=tmp_path, tf_intra_op_threads=3,
+                    tf_inter_op_threads=2).tf_threads() == (3, 2)
 
 
 def test_workers_default_to_one_per_usable_cpu_up_to_a_cap(
