@@ -17,8 +17,9 @@ variables become constants, so TensorFlow's graph optimizer (Grappler, which a S
 runs on its graph before the first call) folds everything that depends on the weights
 alone once, at load time — batch normalisation's ``gamma * rsqrt(variance + epsilon)``
 and its shift, for one — instead of reading every variable and redoing that arithmetic
-on every call. A served version's weights never change, so nothing is lost; the weights
-are held once more, as constants. Measured with ``bench/cpu_cost.py --workers 2``
+on every call. A served version's weights never change, so nothing is lost; the
+Session's copy of the weights is constants instead of variables (the unfrozen Session is
+closed). Measured with ``bench/cpu_cost.py --workers 2``
 (README, Speed): 14 % less server CPU a single-image upload.
 """
 
