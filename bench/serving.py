@@ -23,6 +23,7 @@ import argparse
 import base64
 import functools
 import json
+import operator
 import os
 import sys
 import time
@@ -89,6 +90,8 @@ def multipart(files: list[bytes]) -> tuple[bytes, str]:
 
 
 Limits = tuple[dict[str, float], dict[str, float]]  # raw limit right before / after
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge, ">": operator.gt, "<=": operator.le}
 
 
 def measure_ours(model: str, env: dict[str, str], digit: bytes, tfs_body: bytes,
@@ -208,8 +211,7 @@ def main() -> None:
         for what, op, goal, value in goals:
             key = f"[{name}] {what} (goal {op} {goal:g})"
             ratios[key] = value
-            met[key] = value >= goal if op == ">=" else value > goal if op == ">" \
-                else value <= goal
+            met[key] = _COMPARE[op](value, goal)
     results["ratios"] = ratios
     print("\nratios")
     for k, v in ratios.items():
