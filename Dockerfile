@@ -17,6 +17,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY service ./service
 COPY training ./training
+COPY cnnlab ./cnnlab
 # hadolint ignore=DL3013
 RUN pip install --no-cache-dir --quiet --disable-pip-version-check ".[gpu]"
 

@@ -33,10 +33,10 @@ run: $(STAMP)
 	$(PY) -m service
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check service training tests bench
+	$(VENV)/bin/ruff check service training cnnlab tests bench
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy service training bench
+	$(VENV)/bin/mypy service training cnnlab bench
 
 pytest: $(STAMP) system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -48,13 +48,17 @@ bench: $(STAMP)
 	$(PY) -m $(PIP_INSTALL) -e ".[dev,bench]"
 	$(PY) bench/serving.py
 
-# The bundled models: the exact commands that produced them (see README).
+# The bundled models: the exact commands that produced them (see README). DATA_DIR holds the
+# four IDX .gz files of the dataset; without it Keras's downloader fetches them.
+DATA_DIR ?=
+DATA_FLAG := $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+
 train-mnist: $(STAMP)
-	$(PY) -m training train mnist --arch best --data-dir ../shared/datasets --models-dir models
+	$(PY) -m training train mnist --arch best $(DATA_FLAG) --models-dir models
 
 train-fashion: $(STAMP)
 	$(PY) -m training train fashion_mnist --arch best --epochs 15 --no-augment --label-smoothing 0 \
-	  --data-dir ../shared/datasets --models-dir models
+	  $(DATA_FLAG) --models-dir models
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

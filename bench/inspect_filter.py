@@ -28,9 +28,9 @@ import numpy as np
 import tensorflow as tf
 
 from bench.common import ROOT, free_port, p50_ms, server, wrk
-from service import kernels
-from service.imaging import decode
-from service.layout import list_versions
+from cnnlab.layout import list_versions
+from service.images import kernels
+from service.images.decode import decode
 
 
 def photo_like(size: int = 1024) -> bytes:

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 
 from bench.common import ROOT, free_port, group_processes, server
-from service.layout import list_versions
+from cnnlab.layout import list_versions
 
 DIGIT = (ROOT / "tests" / "fixtures" / "digits" / "7_test0.png").read_bytes()
 REQUESTS = [

@@ -1,5 +1,5 @@
-"""The loaded signature vs the same SavedModel in a Session (service.runner), its graph as
-it is and frozen (the service's default). Not a test.
+"""The loaded signature vs the same SavedModel in a Session (service.serving.runner), its
+graph as it is and frozen (what the service runs). Not a test.
 
   python bench/session_runner.py [--intra 1] [--batches 1,8,16,32,256] [--seconds 2]
 
@@ -7,7 +7,7 @@ For each batch size, alternating the three ways of calling ``serving_default`` o
 MNIST model: images a second and CPU time an image (this process's user + system time,
 so thread-pool overhead counts), and at batch 1 the median latency back to back and after
 3 ms idle. ``--intra`` sizes TensorFlow's intra-op pool (1 = what each of two workers gets
-on this 2-core machine; 0 = TensorFlow's choice).
+on a 2-core machine; 0 = TensorFlow's choice).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import numpy as np
 import tensorflow as tf
 
 from bench.common import ROOT, p50_ms
-from service.layout import list_versions
-from service.runner import SessionRunner
+from cnnlab.layout import list_versions
+from service.serving.runner import SessionRunner
 
 Call = Callable[[np.ndarray], object]
 
@@ -57,13 +57,13 @@ def main() -> None:
     path = model_dir / str(list_versions(model_dir)[-1])
     signature = tf.saved_model.load(str(path)).signatures["serving_default"]
     runner = SessionRunner(path, "serving_default", "image", "probabilities", "uint8",
-                           args.intra)
+                           args.intra, freeze=False)
     frozen = SessionRunner(path, "serving_default", "image", "probabilities", "uint8",
                            args.intra, freeze=True)
     ways: dict[str, Call] = {
         "signature": lambda x: signature(image=tf.constant(x))["probabilities"].numpy(),
         "session": runner,
-        "frozen": frozen,  # the service's default (CNNLAB_FREEZE_GRAPH)
+        "frozen": frozen,  # what the service runs
     }
     one = np.zeros([1, 28, 28, 1], np.uint8)
     print(f"{path.relative_to(ROOT)}, intra-op threads {args.intra or 'auto'}")

@@ -2,11 +2,11 @@
 
   python bench/settings_ab.py NAME:KEY=VALUE[,KEY=VALUE...] [NAME:...] [--rounds 3]
 
-e.g. ``python bench/settings_ab.py w2:WORKERS=2 w2-gil05:WORKERS=2,GIL_SWITCH_INTERVAL_MS=0.5``.
+e.g. ``python bench/settings_ab.py one:WORKERS=1 two:WORKERS=2``.
 Each configuration (keys are settings without the ``CNNLAB_`` prefix; ``NAME:`` alone =
 the defaults) gets a fresh server per round, measured like bench/serving.py's own service:
 single-image uploads at c=1 (p50) and c=64 (img/s), and 64-image requests at c=8 (img/s),
-each after 2 s of uncounted warm-up. This VM's speed drifts within minutes, so rounds
+each after 2 s of uncounted warm-up. A shared machine's speed drifts within minutes, so rounds
 alternate the configurations; compare them round by round.
 """
 

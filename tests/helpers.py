@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import httpx
@@ -70,19 +71,32 @@ class Server:
         return self.log.read_text(errors="replace")
 
 
+# the service without its lean dispatch: every route through FastAPI (``app=`` of run_server)
+FASTAPI_ONLY = "tests.helpers:fastapi_only_app"
+
+
+def fastapi_only_app() -> Any:
+    from service.app import create_app
+
+    return create_app(lean_dispatch=False)
+
+
 @contextlib.contextmanager
-def run_server(models_dir: Path, tmp: Path, wait_ready: bool = True,
+def run_server(models_dir: Path, tmp: Path, wait_ready: bool = True, app: str | None = None,
                **env: str) -> Iterator[Server]:
-    """Start ``python -m service`` on a loopback port (free unless ``port`` is given);
-    SIGTERM it afterwards. Other keyword arguments become ``CNNLAB_<NAME>`` settings; one
-    worker process unless ``workers`` is given (the default, auto, depends on the host)."""
+    """Start ``python -m service`` (or uvicorn with the factory ``app``) on a loopback port
+    (free unless ``port`` is given); SIGTERM it afterwards. Other keyword arguments become
+    ``CNNLAB_<NAME>`` settings; one worker process unless ``workers`` is given (the
+    default, auto, depends on the host)."""
     port = int(env.pop("port")) if "port" in env else free_port()
     full_env = {**os.environ, "CNNLAB_MODELS_DIR": str(models_dir), "CNNLAB_PORT": str(port),
                 "CNNLAB_HOST": "127.0.0.1", "CNNLAB_POLL_INTERVAL_S": "0", "CNNLAB_WORKERS": "1",
                 "TF_CPP_MIN_LOG_LEVEL": "2", **{f"CNNLAB_{k.upper()}": v for k, v in env.items()}}
     log = tmp / f"server-{port}.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=full_env,
+        command = ["-m", "service"] if app is None else [
+            "-m", "uvicorn", "--factory", app, "--host", "127.0.0.1", "--port", str(port)]
+        proc = subprocess.Popen([sys.executable, *command], cwd=ROOT, env=full_env,
                                 stdout=out, stderr=subprocess.STDOUT)
     server = Server(proc, f"http://127.0.0.1:{port}", log)
     try:

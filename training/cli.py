@@ -11,7 +11,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ chatter out of the CLI
 
-from service.layout import METADATA_FILE, list_models, list_versions
+from cnnlab.layout import METADATA_FILE, list_models, list_versions
 from training import architectures, config, data
 
 

@@ -47,7 +47,7 @@ class TrainConfig:
         return d
 
 
-# The tutorials' hyperparameters (see shared/tutorials/README.md for the sources).
+# The tutorials' hyperparameters, as each tutorial notebook sets them.
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     # 000: adam, batch 128, 100 epochs, validation_split=0.33
     "mlp20": {"epochs": 100, "batch_size": 128, "validation": "0.33"},

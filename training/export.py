@@ -25,7 +25,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from service.layout import list_versions
+from cnnlab.layout import list_versions
 
 
 def conv_layers(model: keras.Model) -> list[keras.layers.Layer]:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from service.layout import METADATA_FILE
+from cnnlab.layout import METADATA_FILE
 from training import architectures, export
 
 

@@ -18,8 +18,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from service.device import configure_devices
-from service.layout import METADATA_FILE
+from cnnlab.devices import configure_devices
+from cnnlab.layout import METADATA_FILE
 from training import architectures, export, reports
 from training.config import TrainConfig
 from training.data import Dataset

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers import Server, fixture_images, png
-from tests.service.test_imaging import png_header_claiming
+from tests.service.images.test_decode import png_header_claiming
 
 LABEL, DIGIT = fixture_images("digits")[3]
 PNG = {"content-type": "image/png"}

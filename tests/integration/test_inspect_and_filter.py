@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import Server, fixture_images, png
-from tests.service.test_kernels import reference
+from tests.service.images.test_kernels import reference
 
 DIGIT_LABEL, DIGIT = fixture_images("digits")[7]
 PNG = {"content-type": "image/png"}

@@ -212,22 +212,3 @@ def test_uploads_of_any_count_are_answered_whatever_the_batch_size(
     assert r.status_code == 200, r.text
     assert [p["filename"] for p in r.json()["predictions"]] == [f"{i}.png" for i in range(files)]
     assert bad.status_code == 415 and "not supported" in bad.json()["error"]
-
-
-def test_a_frozen_graph_and_the_graph_as_it_is_answer_alike(tiny_repo: Path,
-                                                            tmp_path: Path) -> None:
-    """CNNLAB_FREEZE_GRAPH reaches the loaded versions (their log line says how they run)
-    and either way a prediction is the same."""
-    pictures = [png(np.full((28, 28), 30 * i, np.uint8)) for i in range(4)]
-    answers, logs = [], []
-    for freeze in ("true", "false"):
-        with run_server(tiny_repo, tmp_path, freeze_graph=freeze) as server, \
-                server.client() as c:
-            r = c.post("/api/models/tiny/predict?center=false&invert=off", files=[
-                ("file", (f"{i}.png", p, "image/png")) for i, p in enumerate(pictures)])
-            logs.append(server.logs())
-        assert r.status_code == 200, r.text
-        answers.append([p["probabilities"] for p in r.json()["predictions"]])
-    assert "in a Session, graph frozen" in logs[0]
-    assert "in a Session;" in logs[1] and "graph frozen" not in logs[1]
-    np.testing.assert_allclose(answers[0], answers[1], rtol=1e-5, atol=1e-7)

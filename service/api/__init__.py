@@ -1,0 +1,1 @@
+"""The HTTP faces: routes (one module per face or resource), schemas, errors, dependencies."""

@@ -1,0 +1,68 @@
+"""One error shape for every face: ``{"error": "<what is wrong, naming the bad value>"}``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
+
+from service.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+
+def error_response(status: int, message: str,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def validation_message(errors: Sequence[Any], prefix: tuple[str, ...] = ()) -> str:
+    """Pydantic errors as one line: ``query.top_k: Input should be ...; ...``."""
+    parts = []
+    for err in errors[:5]:
+        loc = ".".join(str(p) for p in (*prefix, *err.get("loc", ())) if p != "body")
+        parts.append(f"{loc or 'body'}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def install(app: FastAPI) -> None:
+    """Register handlers so no route ever answers with another error shape or a traceback."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status_code, exc.message, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(422, validation_message(exc.errors()))
+
+    @app.exception_handler(ValidationError)
+    async def _model_validation(_: Request, exc: ValidationError) -> JSONResponse:
+        errs = exc.errors()
+        where = ".".join(str(p) for p in errs[0]["loc"]) if errs else ""
+        return error_response(422, f"{where}: {errs[0]['msg'] if errs else 'invalid value'}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = "no such route"
+        return error_response(exc.status_code, detail, dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return internal_error(request.scope)
+
+
+def internal_error(scope: Scope) -> JSONResponse:
+    """Log the exception being handled; tell the client only its request id (500)."""
+    rid = scope.get("state", {}).get("request_id", "-")
+    log.exception("unhandled error (request id %s)", rid)
+    return error_response(500, f"internal error (request id {rid})")

@@ -1,0 +1,136 @@
+"""Kernel filtering and pooling of uploaded images (no model needed)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal
+
+import numpy as np
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from service.api.deps import AppSettings
+from service.api.schemas import ERRORS, UPLOAD_BODY, media
+from service.api.uploads import read_one
+from service.errors import ApiError
+from service.images import kernels, render
+from service.images.decode import decode
+from service.images.operations import FilterOp, apply, parse_ops, run_filter
+from service.runtime.settings import Settings
+
+router = APIRouter(prefix="/api", tags=["kernels and pooling"])
+
+Color = Literal["gray", "rgb"]
+FORMATS = ("png", "jpeg", "webp", "json", "npy")
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
+
+
+async def _one_image(request: Request, settings: Settings, color: Color) -> np.ndarray:
+    return decode(await read_one(request, settings), settings.max_image_pixels,
+                  color=color == "rgb")
+
+
+def _size(img: np.ndarray) -> str:
+    return f"{img.shape[1]}x{img.shape[0]}"
+
+
+def _answer(values: np.ndarray, out: np.ndarray, fmt: str, headers: dict[str, str],
+            settings: Settings) -> Response:
+    """Floats as JSON/.npy (before output handling), or the uint8 picture."""
+    if fmt == "npy":
+        return Response(render.npy(values.astype(np.float32)), media_type=render.MEDIA["npy"],
+                        headers=headers)
+    if fmt == "json":
+        if values.size > settings.max_json_values:
+            raise ApiError(413, f"{values.size} values is too many for JSON "
+                                f"(limit {settings.max_json_values}); ask for format=npy")
+        body = {"shape": list(values.shape), "data": np.round(values, 4).tolist(),
+                "input_size": headers["X-Input-Size"], "output_size": headers["X-Output-Size"]}
+        if "X-Kernel" in headers:
+            body["kernel"] = json.loads(headers["X-Kernel"])
+        return JSONResponse(body, headers=headers)
+    return render.image_response(out, fmt, headers)  # type: ignore[arg-type]
+
+
+@router.get("/kernels")
+async def list_kernels() -> dict[str, object]:
+    """Named kernels with their values; box and gaussian take ``size`` (and ``sigma``)."""
+    return {"kernels": kernels.catalogue(), "parametric": list(kernels.PARAMETRIC),
+            "borders": ["valid", "zero", "replicate", "reflect", "reflect101", "wrap"],
+            "modes": ["correlation", "convolution"], "outputs": ["clip", "abs", "normalize"]}
+
+
+@router.post("/filter", responses={**ERRORS, **media(*IMAGE_TYPES, "application/json",
+                                                   "application/x-npy")},
+             openapi_extra=UPLOAD_BODY,
+             response_class=Response)
+async def filter_image(
+    request: Request, settings: AppSettings,
+    kernel: Annotated[str | None, Query(max_length=64)] = None,
+    matrix: Annotated[str | None, Query(max_length=4096,
+                                        description="JSON matrix, e.g. [[0,1,0],[1,-4,1],[0,1,0]]")
+                      ] = None,
+    size: int = 3, sigma: float = 1.0, weight: float = 1.0, normalize: bool = False,
+    mode: kernels.Mode = "correlation", border: kernels.Border = "reflect101",
+    output: kernels.Output = "clip", color: Color = "gray",
+    format: Annotated[str | None, Query(description="png, jpeg, webp, json or npy")] = None,
+    accept: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Filter an uploaded image with a named or custom kernel (OpenCV filter2D)."""
+    fmt = render.pick_format(format, accept, FORMATS, "png")
+    try:
+        parsed = json.loads(matrix) if matrix is not None else None
+    except ValueError:
+        raise ApiError(422, "matrix must be JSON, e.g. [[0,1,0],[1,-4,1],[0,1,0]]") from None
+    spec = FilterOp(kernel=kernel, matrix=parsed, size=size, sigma=sigma, weight=weight,
+                    normalize=normalize, mode=mode, border=border, output=output)
+    img = await _one_image(request, settings, color)
+    values, k = run_filter(img, spec, settings.max_kernel_size)
+    out = kernels.to_uint8(values, output)
+    headers = {"X-Input-Size": _size(img), "X-Output-Size": _size(out)}
+    if k is not None:
+        headers["X-Kernel"] = json.dumps(np.round(k, 6).tolist(), separators=(",", ":"))
+    return _answer(values, out, fmt, headers, settings)
+
+
+@router.post("/pool", responses={**ERRORS, **media(*IMAGE_TYPES, "application/json",
+                                                 "application/x-npy")},
+             openapi_extra=UPLOAD_BODY, response_class=Response)
+async def pool_image(
+    request: Request, settings: AppSettings, op: kernels.PoolOp = "max",
+    size: Annotated[int, Query(ge=1, le=64)] = 2,
+    stride: Annotated[int | None, Query(ge=1, le=64)] = None,
+    color: Color = "gray", format: str | None = None,
+    accept: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Max (the tutorial's 2x2) or average pooling; partial windows at the edges are
+    dropped, so a 7-pixel side gives 3 with size 2, stride 2."""
+    fmt = render.pick_format(format, accept, FORMATS, "png")
+    img = await _one_image(request, settings, color)
+    values = kernels.pool(img, op, size, stride)
+    out = kernels.to_uint8(values, "clip")
+    headers = {"X-Input-Size": _size(img), "X-Output-Size": _size(out)}
+    return _answer(values, out, fmt, headers, settings)
+
+
+@router.post("/pipeline", responses={**ERRORS, **media(*IMAGE_TYPES)}, openapi_extra=UPLOAD_BODY,
+             response_class=Response)
+async def pipeline(
+    request: Request, settings: AppSettings,
+    ops: Annotated[str, Query(max_length=4096, description=(
+        'JSON list, e.g. [{"op":"filter","kernel":"sobel_right"},{"op":"pool","size":2}]'))],
+    color: Color = "gray",
+    format: Annotated[str | None, Query(description="png, jpeg or webp")] = None,
+    accept: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Up to ``max_pipeline_ops`` operations (filter, pool, grayscale, resize) in order."""
+    fmt = render.pick_format(format, accept, ("png", "jpeg", "webp"), "png")
+    steps = parse_ops(ops, settings.max_pipeline_ops)
+    img = await _one_image(request, settings, color)
+    headers = {"X-Input-Size": _size(img)}
+    out = img
+    for step in steps:
+        out = apply(out, step, settings.max_kernel_size)
+    headers["X-Output-Size"] = _size(out)
+    headers["X-Operations"] = str(len(steps))
+    return render.image_response(out, fmt, headers)  # type: ignore[arg-type]

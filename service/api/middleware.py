@@ -1,0 +1,115 @@
+"""Per-request plumbing as one pure ASGI middleware (cheaper than BaseHTTPMiddleware):
+request id, upload size cap, security headers, Prometheus metrics and the access log."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.runtime.metrics import Metrics
+
+access_log = logging.getLogger("cnnlab.access")
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class BodyTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body exceeds the {limit}-byte limit")
+        self.limit = limit
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        # the labelled series, looked up once: prometheus-client's ``labels()`` checks and
+        # converts every value and takes a lock on each call. Bounded as its own are.
+        self._series: dict[tuple[str, ...], tuple[Any, Any]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = dict(scope.get("headers") or [])
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        rid = given if _REQUEST_ID_RE.match(given) else os.urandom(16).hex()  # uuid4's bits
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = rid
+        status = 500
+        limit = self.max_body_bytes
+
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._reject(send, rid, 413, f"request body of {int(declared)} bytes "
+                                               f"exceeds the {limit}-byte limit")
+            self._record(scope, 413, started, rid)
+            return
+
+        received = 0
+
+        async def capped_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                raw = list(message.get("headers", []))
+                raw.append((b"x-request-id", rid.encode()))
+                raw.append((b"x-content-type-options", b"nosniff"))
+                message["headers"] = raw
+            await send(message)
+
+        try:
+            await self.app(scope, capped_receive, send_wrapper)
+        except BodyTooLarge as exc:
+            status = 413
+            await self._reject(send, rid, 413, str(exc))
+        finally:
+            self._record(scope, status, started, rid)
+
+    @staticmethod
+    async def _reject(send: Send, rid: str, status: int, message: str) -> None:
+        body = json.dumps({"error": message}).encode()
+        await send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", rid.encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"connection", b"close"),
+        ]})
+        await send({"type": "http.response.body", "body": body})
+
+    def _record(self, scope: Scope, status: int, started: float, rid: str) -> None:
+        elapsed = time.perf_counter() - started
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        state = scope.get("state", {})
+        model, version = str(state.get("model", "")), str(state.get("version", ""))
+        method = scope.get("method", "")
+        key = (template, method, model, version, str(status))
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = (self.metrics.requests.labels(*key),
+                                          self.metrics.latency.labels(template, method))
+        series[0].inc()
+        series[1].observe(elapsed)
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info(
+                "%s %s %s", method, scope.get("path", ""), status,
+                extra={"request_id": rid, "route": template, "model": model,
+                       "version": version, "status": status, "ms": round(elapsed * 1000, 2)})

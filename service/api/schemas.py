@@ -1,0 +1,112 @@
+"""Request and response shapes (pydantic) shared by the routes and the OpenAPI schema."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.images.preprocess import Invert
+
+VersionQ = Annotated[int | None, Query(ge=1, description="a version number (default: newest)")]
+LabelQ = Annotated[str | None, Query(max_length=64, description="a version label, e.g. stable")]
+InvertQ = Annotated[Invert, Query(description="auto: invert light backgrounds")]
+CenterQ = Annotated[bool | None, Query(description="MNIST-style centering (default: digits)")]
+
+# The request body of every route that takes pictures (read by service.api.uploads).
+UPLOAD_BODY = {
+    "requestBody": {"content": {
+        "multipart/form-data": {"schema": {"type": "object", "properties": {
+            "file": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
+        "image/png": {"schema": {"type": "string", "format": "binary"}},
+        "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+    }, "required": True}
+}
+
+
+class ImageQuery(BaseModel):
+    """Query parameters of every route that runs one model version on uploaded images."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    version: int | None = Field(default=None, ge=1, description="a version number "
+                                "(default: newest)")
+    label: str | None = Field(default=None, max_length=64,
+                              description="a version label, e.g. stable")
+    invert: Invert = Field(default="auto", description="auto: invert light backgrounds")
+    center: bool | None = Field(default=None, description="MNIST-style centering "
+                                "(default: on for digit models)")
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="what is wrong, naming the bad value")
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 413, 415, 422, 503)
+}
+
+
+def media(*types: str) -> dict[int | str, dict[str, Any]]:
+    """Document a 200 whose body is one of these media types (pictures, .npy, JSON)."""
+    return {200: {"description": "the result", "content": {t: {} for t in types}}}
+
+
+class ModelReady(BaseModel):
+    name: str
+    ready: bool
+
+
+class TopClass(BaseModel):
+    class_index: int
+    label: str
+    probability: float
+
+
+class ImagePrediction(BaseModel):
+    filename: str | None = None
+    top_k: list[TopClass]
+    probabilities: list[float]
+    inverted: bool = Field(description="whether the image was inverted to light-on-dark")
+    centered: bool = Field(description="whether MNIST-style centering was applied")
+    original_size: list[int] = Field(description="[width, height] of the upload")
+    input_png: str | None = Field(default=None,
+                                  description="base64 PNG of the model input, on request")
+
+
+class PredictResponse(BaseModel):
+    model: str
+    version: int
+    predictions: list[ImagePrediction]
+
+
+class VersionInfo(BaseModel):
+    version: int
+    state: str
+    error: str = ""
+
+
+class ModelSummary(BaseModel):
+    name: str
+    ready: bool
+    versions: list[VersionInfo]
+    labels: dict[str, int]
+    dataset: str | None = None
+    class_names: list[str] = []
+    input_shape: list[int] = []
+    test_accuracy: float | None = None
+
+
+class ModelList(BaseModel):
+    models: list[ModelSummary]
+
+
+class LabelBody(BaseModel):
+    version: int = Field(ge=1)
+
+
+class HealthBody(BaseModel):
+    status: str
+    models: dict[str, list[VersionInfo]] = {}
+    detail: str = ""

@@ -1,0 +1,100 @@
+"""The application factory: one Settings, one model repository, the three faces.
+
+A request goes through ``RequestContextMiddleware`` (request id, body cap, metrics,
+access log), CORS when configured, then ``LeanDispatch``, which answers the hot routes
+itself and hands every other request to the FastAPI app.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
+
+from service import __version__
+from service.api import (
+    admin,
+    demo,
+    errors,
+    filtering,
+    health,
+    inspect,
+    models,
+    predict,
+    tfserving,
+    v2,
+)
+from service.api.deps import require_api_key
+from service.api.middleware import RequestContextMiddleware
+from service.api.routing import LeanDispatch
+from service.api.schemas import ERRORS
+from service.runtime import logs
+from service.runtime.metrics import Metrics
+from service.runtime.settings import Settings, get_settings
+from service.runtime.tuning import freeze_heap, tune_process
+from service.runtime.workers import pool_dir, pool_state_file
+from service.serving.admin_state import StateFile
+from service.serving.repository import ModelRepository
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, lean_dispatch: bool = True) -> ASGIApp:
+    """The service as uvicorn runs it: the per-request plumbing around the FastAPI app
+    (``lean_dispatch=False``: every route through FastAPI, as the tests compare)."""
+    settings = settings or get_settings()
+    if pool_dir(settings):  # one of several workers: nothing set its logging up
+        logs.configure(settings.log_level, settings.log_format, with_pid=True)
+    api = create_api(settings)
+    app: ASGIApp = LeanDispatch(api) if lean_dispatch else api
+    if settings.cors_origins:
+        app = CORSMiddleware(app, allow_origins=settings.cors_origins,
+                             allow_methods=["GET", "POST", "PUT"], allow_headers=["*"])
+    return RequestContextMiddleware(app, metrics=api.state.metrics,
+                                    max_body_bytes=settings.max_upload_bytes)
+
+
+def create_api(settings: Settings) -> FastAPI:
+    """The FastAPI application: routes, error handlers, and the repository's lifespan."""
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        device = tune_process(settings)
+        repo = ModelRepository(settings, metrics, device, StateFile(pool_state_file(settings)))
+        app.state.repo = repo
+        await repo.start()  # load + warm every model before taking traffic
+        freeze_heap()
+        worker = f" (worker {os.getpid()} of {settings.workers})" if pool_dir(settings) else ""
+        log.info("serving %s from %s%s", ", ".join(sorted(repo.models)) or "no models",
+                 repo.root, worker)
+        try:
+            yield
+        finally:
+            await repo.stop()
+
+    app = FastAPI(
+        title="CNN Lab Server",
+        version=__version__,
+        description="Predictions, activations, filters and saliency of small image CNNs, "
+                    "with TensorFlow-Serving- and KServe-V2-compatible routes.",
+        lifespan=lifespan,
+        # Prometheus (/metrics) is the telemetry here
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    errors.install(app)
+
+    protected = [Depends(require_api_key)]
+    app.include_router(health.router)
+    app.include_router(demo.router)  # static page; its API calls carry the key
+    for face in (predict, inspect, tfserving, v2, models, filtering):
+        app.include_router(face.router, dependencies=protected, responses=ERRORS)
+    app.include_router(admin.router)
+    return app

@@ -1,0 +1,1 @@
+"""Image operations: decode uploads safely, preprocess for a model, kernels, pooling, render."""

@@ -1,0 +1,106 @@
+"""Decode uploaded pictures safely.
+
+Decoding is defended in layers: the format is recognised by magic bytes (not by the
+file name or Content-Type); the header is parsed by Pillow *without* decoding pixels,
+so a decompression bomb (tiny file, huge claimed size) is refused before any large
+allocation; only then does OpenCV decode.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from service.errors import ApiError
+
+# name -> magic-byte test. GIF and SVG are recognised only to be refused clearly.
+_MAGIC: list[tuple[str, bytes, int]] = [
+    ("png", b"\x89PNG\r\n\x1a\n", 0),
+    ("jpeg", b"\xff\xd8\xff", 0),
+    ("bmp", b"BM", 0),
+    ("tiff", b"II*\x00", 0),
+    ("tiff", b"MM\x00*", 0),
+    ("gif", b"GIF8", 0),
+]
+SUPPORTED_FORMATS = ("png", "jpeg", "bmp", "webp", "tiff")
+
+
+def sniff_format(data: bytes) -> str | None:
+    for name, magic, offset in _MAGIC:
+        if data[offset:offset + len(magic)] == magic:
+            return name
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    head = data[:256].lstrip().lower()
+    if head.startswith((b"<svg", b"<?xml")):
+        return "svg"
+    return None
+
+
+def check_header(data: bytes, max_pixels: int) -> tuple[str, int, int]:
+    """Format, width and height from the header alone; ApiError if unacceptable."""
+    if not data:
+        raise ApiError(400, "empty image: the upload has no bytes")
+    fmt = sniff_format(data)
+    if fmt not in SUPPORTED_FORMATS:
+        what = f"{fmt.upper()} images are" if fmt else "this file is"
+        raise ApiError(415, f"{what} not supported; send one of: "
+                            f"{', '.join(f.upper() for f in SUPPORTED_FORMATS)}")
+    if fmt == "png" and (size := _png_size(data)) is not None:
+        width, height = size
+    else:
+        width, height = _pillow_size(data, fmt)
+    if width < 1 or height < 1:
+        raise ApiError(400, f"image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise ApiError(413, f"image is {width}x{height} = {width * height} pixels; "
+                            f"the limit is {max_pixels}")
+    return fmt, width, height
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from a PNG's IHDR chunk (it must come first), else None."""
+    if len(data) < 24 or data[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def _pillow_size(data: bytes, fmt: str) -> tuple[int, int]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns on large sizes; we decide below
+            Image.MAX_IMAGE_PIXELS = None    # our own limit applies, on the header
+            with Image.open(io.BytesIO(data)) as im:
+                return im.size
+    except Exception:
+        raise ApiError(400, f"corrupt or truncated {fmt.upper()} image: "
+                            "its header cannot be read") from None
+
+
+def decode(data: bytes, max_pixels: int, *, color: bool = False) -> np.ndarray:
+    """Decode to uint8: ``[H,W]`` grayscale, or ``[H,W,3]`` BGR when ``color``.
+
+    Transparent pixels are composited over white (how a viewer shows them), 16-bit
+    images are scaled to 8 bits, palette/CMYK images are converted by the decoder.
+    """
+    fmt, _, _ = check_header(data, max_pixels)
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None or img.size == 0:
+        raise ApiError(400, f"corrupt or truncated {fmt.upper()} image: it cannot be decoded")
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    if img.ndim == 3 and img.shape[2] == 4:
+        alpha = img[:, :, 3:4].astype(np.float32) / 255.0
+        img = (img[:, :, :3] * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if color:
+        return img if img.ndim == 3 else cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    return img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+

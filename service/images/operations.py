@@ -1,0 +1,108 @@
+"""Image operations as validated specs (pydantic) and the code that runs them;
+the filter/pool routes run one, the pipeline route up to ``max_pipeline_ops``."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from service.errors import ApiError
+from service.images import kernels
+
+
+class FilterOp(BaseModel):
+    op: Literal["filter"] = "filter"
+    kernel: str | None = Field(default=None, description="a named kernel (GET /api/kernels)")
+    # Checked by kernels.validate_matrix (odd sizes, finite numbers, size limit), which
+    # names the problem better than a type error would.
+    matrix: Any = Field(default=None, description="a custom kernel: a matrix of numbers")
+    size: int = Field(default=3, description="box/gaussian size (odd)")
+    sigma: float = Field(default=1.0, description="gaussian sigma")
+    weight: float = Field(default=1.0, description="multiply the kernel by this")
+    normalize: bool = Field(default=False, description="divide the kernel by its sum")
+    mode: kernels.Mode = "correlation"
+    border: kernels.Border = "reflect101"
+    output: kernels.Output = "clip"
+
+
+class PoolSpec(BaseModel):
+    op: Literal["pool"] = "pool"
+    kind: kernels.PoolOp = "max"
+    size: int = 2
+    stride: int | None = None
+
+
+class GrayscaleOp(BaseModel):
+    op: Literal["grayscale"] = "grayscale"
+
+
+class ResizeOp(BaseModel):
+    op: Literal["resize"] = "resize"
+    width: int = Field(ge=1, le=4096)
+    height: int = Field(ge=1, le=4096)
+
+
+Operation = Annotated[FilterOp | PoolSpec | GrayscaleOp | ResizeOp, Field(discriminator="op")]
+_OPS = TypeAdapter(list[Operation])
+
+
+def parse_ops(text: str, max_ops: int) -> list[FilterOp | PoolSpec | GrayscaleOp | ResizeOp]:
+    try:
+        ops = _OPS.validate_python(json.loads(text))
+    except (ValueError, ValidationError) as exc:
+        first = exc.errors()[0] if isinstance(exc, ValidationError) else None
+        where = ".".join(str(p) for p in first["loc"]) if first else ""
+        msg = f"{where}: {first['msg']}" if first else str(exc)
+        raise ApiError(422, f"ops must be a JSON list of operations ({msg})") from None
+    if not ops:
+        raise ApiError(422, "ops is empty: give at least one operation")
+    if len(ops) > max_ops:
+        raise ApiError(422, f"{len(ops)} operations; the limit is {max_ops}")
+    return ops
+
+
+def resolve_kernel(spec: FilterOp, max_size: int) -> np.ndarray | None:
+    """The kernel to apply (None for sobel_magnitude, which combines two)."""
+    if (spec.kernel is None) == (spec.matrix is None):
+        raise ApiError(422, "give exactly one of 'kernel' (a name) or 'matrix' (custom)")
+    if spec.matrix is not None:
+        k = kernels.validate_matrix(spec.matrix, max_size)
+    elif spec.kernel == "box":
+        k = kernels.box(spec.size)
+    elif spec.kernel == "gaussian":
+        k = kernels.gaussian(spec.size, spec.sigma)
+    elif spec.kernel == "sobel_magnitude":
+        return None
+    elif spec.kernel in kernels.NAMED:
+        k = kernels.NAMED[spec.kernel]
+    else:
+        names = ", ".join([*kernels.NAMED, *kernels.PARAMETRIC])
+        raise ApiError(404, f"unknown kernel {spec.kernel!r}; choose one of {names}")
+    return kernels.prepare_kernel(k, weight=spec.weight, normalize=spec.normalize,
+                                  mode=spec.mode)
+
+
+def run_filter(img: np.ndarray, spec: FilterOp, max_size: int
+               ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Float result before output handling, and the kernel applied."""
+    k = resolve_kernel(spec, max_size)
+    if k is None:
+        return kernels.sobel_magnitude(img, spec.border) * spec.weight, None
+    return kernels.filter_image(img, k, spec.border), k
+
+
+def apply(img: np.ndarray, op: FilterOp | PoolSpec | GrayscaleOp | ResizeOp,
+          max_kernel: int) -> np.ndarray:
+    """One pipeline step on a uint8 image -> uint8 image."""
+    if isinstance(op, FilterOp):
+        values, _ = run_filter(img, op, max_kernel)
+        return kernels.to_uint8(values, op.output)
+    if isinstance(op, PoolSpec):
+        return kernels.to_uint8(kernels.pool(img, op.kind, op.size, op.stride), "clip")
+    if isinstance(op, GrayscaleOp):
+        return img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    return cv2.resize(img, (op.width, op.height), interpolation=cv2.INTER_AREA)

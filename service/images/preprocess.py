@@ -1,0 +1,147 @@
+"""Turn uploaded pictures into what a small image model expects.
+
+``preprocess`` is the one path for one picture or many: decode each, then prepare them
+together. Pictures of one shape are judged and measured in numpy at once (background,
+ink bounding box, centre of mass), so what is left per picture is its resize and one
+warp. The maths is MNIST's own normalisation: light ink on black, the ink's bounding box
+fitted into 20x20 and its centre of mass moved to the middle of a 28x28 frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from service.images.decode import decode
+
+Invert = Literal["auto", "on", "off"]
+INK_BOX = 20  # MNIST fits a digit's ink into 20x20 inside its 28x28 frame
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """How pictures become one model's input."""
+
+    height: int
+    width: int
+    invert: Invert = "auto"     # auto: invert pictures whose border is mostly light
+    center: bool = False        # MNIST-style centering (square inputs only)
+    max_pixels: int = 25_000_000  # decoding refuses larger pictures (from their header)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    pixels: np.ndarray              # uint8 [H, W, 1], what the model sees
+    inverted: bool
+    centered: bool
+    original_size: tuple[int, int]  # width, height
+
+
+def preprocess(blobs: list[bytes], spec: PreprocessSpec) -> list[Prepared]:
+    """Encoded pictures -> model inputs (``ApiError`` for a picture that cannot be read)."""
+    return prepare([decode(blob, spec.max_pixels) for blob in blobs], spec)
+
+
+def stack(prepared: list[Prepared]) -> np.ndarray:
+    """The model input ``[N, H, W, 1]`` of prepared pictures."""
+    return np.stack([p.pixels for p in prepared])
+
+
+def prepare(grays: list[np.ndarray], spec: PreprocessSpec) -> list[Prepared]:
+    """Grayscale ``[h, w]`` pictures -> ``[H, W, 1]`` model inputs: invert, center, resize."""
+    out: list[Prepared | None] = [None] * len(grays)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, gray in enumerate(grays):
+        groups.setdefault(gray.shape, []).append(i)
+    centered = spec.center and spec.height == spec.width
+    for (h, w), members in groups.items():
+        pictures = np.stack([grays[i] for i in members])  # [N, h, w]
+        flips = (light_backgrounds(pictures) if spec.invert == "auto"
+                 else np.full(len(members), spec.invert == "on"))
+        if flips.any():
+            pictures[flips] = 255 - pictures[flips]
+        pixels = (center_like_mnist(pictures, spec.height) if centered
+                  else [pad_to(g, spec.height, spec.width) for g in pictures])
+        for i, px, flip in zip(members, pixels, flips.tolist(), strict=True):
+            out[i] = Prepared(pixels=px[:, :, None], inverted=flip, centered=spec.center,
+                              original_size=(w, h))
+    return out  # type: ignore[return-value]  # every index was filled above
+
+
+def light_backgrounds(pictures: np.ndarray) -> np.ndarray:
+    """Per picture of ``[N, H, W]``: is most of its border light? MNIST wants light ink on
+    black, so such a picture (dark ink on paper) is inverted."""
+    border = np.concatenate((pictures[:, 0], pictures[:, -1], pictures[:, :, 0],
+                             pictures[:, :, -1]), axis=1)
+    return np.count_nonzero(border > 127, axis=1) > pictures.shape[1] + pictures.shape[2]
+
+
+def fit_longest_side(gray: np.ndarray, box: int) -> np.ndarray:
+    """Resize so the longer side is ``box``, keeping the aspect ratio."""
+    h, w = gray.shape
+    scale = box / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.resize(gray, size, interpolation=interp)
+
+
+def pad_to(gray: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Aspect-preserving resize into ``height x width``, padded with black."""
+    if gray.shape == (height, width):
+        return gray
+    fitted = fit_longest_side(gray, min(height, width)) if height == width else cv2.resize(
+        gray, (width, height), interpolation=cv2.INTER_AREA)
+    canvas = np.zeros((height, width), np.uint8)
+    h, w = fitted.shape
+    top, left = (height - h) // 2, (width - w) // 2
+    canvas[top:top + h, left:left + w] = fitted
+    return canvas
+
+
+def ink_boxes(pictures: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per picture of ``[N, H, W]``: is there ink, and its box ``y0, y1, x0, x1`` (ends
+    exclusive). Ink is what is brighter than a tenth of the picture's brightest pixel."""
+    peak = np.maximum(pictures.max(axis=(1, 2)).astype(np.int64), 1)
+    ink = pictures > (0.1 * peak)[:, None, None]
+    rows, cols = ink.any(axis=2), ink.any(axis=1)   # [N, H], [N, W]
+    n_rows, n_cols = rows.shape[1], cols.shape[1]
+    return (rows.any(axis=1), rows.argmax(axis=1), n_rows - rows[:, ::-1].argmax(axis=1),
+            cols.argmax(axis=1), n_cols - cols[:, ::-1].argmax(axis=1))
+
+
+def center_like_mnist(pictures: np.ndarray, size: int = 28) -> list[np.ndarray]:
+    """MNIST's normalisation of each picture of ``[N, H, W]``: the ink's bounding box
+    fitted into ``INK_BOX`` pixels, its centre of mass moved to the middle of a
+    ``size x size`` frame. A picture without ink becomes black."""
+    has, y0, y1, x0, x1 = (a.tolist() for a in ink_boxes(pictures))
+    digits = [fit_longest_side(g[t:b, lft:r], INK_BOX) if ok else None
+              for g, ok, t, b, lft, r in zip(pictures, has, y0, y1, x0, x1, strict=True)]
+    # centre of mass of every fitted digit at once: exact integer moments
+    canvas = np.zeros((len(digits), INK_BOX, INK_BOX), np.int64)
+    for c, digit in zip(canvas, digits, strict=True):
+        if digit is not None:
+            c[:digit.shape[0], :digit.shape[1]] = digit
+    ramp = np.arange(INK_BOX)
+    m00 = canvas.sum(axis=(1, 2)).tolist()
+    m10 = (canvas.sum(axis=1) @ ramp).tolist()  # sum of x * pixel
+    m01 = (canvas.sum(axis=2) @ ramp).tolist()  # sum of y * pixel
+    return [np.zeros((size, size), np.uint8) if digit is None else
+            _place(digit, size, s00, s10, s01)
+            for digit, s00, s10, s01 in zip(digits, m00, m10, m01, strict=True)]
+
+
+def _place(digit: np.ndarray, size: int, m00: float, m10: float, m01: float) -> np.ndarray:
+    """The fitted ``digit`` in a ``size x size`` frame, its centre of mass (from its
+    moments ``m00``, ``m10``, ``m01``) in the middle."""
+    h, w = digit.shape
+    top, left = (size - h) // 2, (size - w) // 2  # where the box sits in the frame
+    dx = dy = 0.0
+    if m00 > 0:
+        dx = size / 2 - (left + m10 / m00)
+        dy = size / 2 - (top + m01 / m00)
+    # placing the box and shifting it are one translation: one warp
+    shift = np.array([[1, 0, left + dx], [0, 1, top + dy]], np.float32)
+    return cv2.warpAffine(digit, shift, (size, size), flags=cv2.INTER_LINEAR, borderValue=0)

@@ -1,0 +1,1 @@
+"""The process runtime: settings, worker processes, metrics, logs, process tuning."""

@@ -1,0 +1,146 @@
+"""All configuration in one place: the only reader of the environment (prefix ``CNNLAB_``)."""
+
+from __future__ import annotations
+
+import math
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# `auto` stops here: a worker per core keeps few cores busy (one Python event loop cannot
+# feed TensorFlow on its own), but each worker holds its own TensorFlow heap and models.
+MAX_AUTO_WORKERS = 4
+
+
+class Settings(BaseSettings):
+    """Every setting has a default that serves the bundled models on :8000."""
+
+    model_config = SettingsConfigDict(env_prefix="CNNLAB_", env_file=".env", extra="ignore")
+
+    # --- server
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+    api_key: str | None = Field(default=None, description="required on every route but health")
+    cors_origins: list[str] = Field(default_factory=list, description="CORS off when empty")
+    workers: int = Field(
+        default="auto", validate_default=True, ge=1,
+        description="server processes on the port, each with its own models, batchers and "
+        f"event loop; auto = one per usable CPU (at most {MAX_AUTO_WORKERS}) on a CPU-only "
+        "host, 1 where an NVIDIA GPU is present")
+    run_dir: Path | None = Field(
+        default=None, description="set by `python -m service` for its workers: the shared "
+        "admin state and metrics files (not a user setting)")
+
+    # --- model repository
+    models_dir: Path = Path("models")
+    version_policy: str = Field(
+        default="latest", description="latest | latest:N | all | specific:1,3 (all models)")
+    model_policies: dict[str, str] = Field(
+        default_factory=dict, description='per-model policy, e.g. {"mnist": "all"}')
+    version_labels: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description='e.g. {"mnist": {"stable": 1, "canary": 2}}')
+    poll_interval_s: float = Field(default=2.0, ge=0, description="0 disables polling")
+    warmup: bool = True
+
+    # --- dynamic batching
+    max_batch_size: int = Field(default=256, ge=1)
+    max_wait_ms: float = Field(
+        default=0.0, ge=0,
+        description="how long an idle model waits to fill a batch; batches still form "
+                    "from requests that queue while the model is busy")
+    max_queue_images: int = Field(default=4096, ge=1)
+    request_timeout_s: float = Field(default=30.0, gt=0)
+    batch_threads: int = Field(
+        default=2, ge=1, description="batches of one model version that run at once "
+        "(TF Serving's num_batch_threads)")
+    tf_intra_op_threads: int = Field(
+        default=0, ge=0, description="threads inside one TensorFlow op; 0 = TensorFlow's "
+        "choice, or with several workers the CPUs divided among them")
+    tf_inter_op_threads: int = Field(
+        default=0, ge=0, description="TensorFlow ops run side by side; 0 = as above")
+    opencv_threads: int = Field(
+        default=1, ge=-1, description="OpenCV's threads for one call; 1 keeps a picture's "
+        "work on the thread that asked (requests already run side by side), -1 = OpenCV's "
+        "default")
+
+    # --- request limits
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    max_image_pixels: int = Field(default=25_000_000, ge=1, description="width x height")
+    max_files: int = Field(default=64, ge=1, description="images per multipart request")
+    max_instances: int = Field(default=1024, ge=1, description="images per JSON request")
+    max_kernel_size: int = Field(default=15, ge=1, description="custom kernels up to NxN")
+    max_pipeline_ops: int = Field(default=10, ge=1)
+    max_layers: int = Field(default=32, ge=1, description="layers per activations request")
+    max_channels: int = Field(default=512, ge=1, description="channels per layer per request")
+    max_json_values: int = Field(default=2_000_000, ge=1,
+                                 description="floats in one JSON answer (use .npy beyond)")
+
+    def tf_threads(self) -> tuple[int, int]:
+        """(intra-op, inter-op) threads for TensorFlow; 0 = its own choice. Workers split
+        the CPUs, so a batch never waits for another process's thread. Only processes
+        started as workers by ``python -m service`` (which sets ``run_dir``) split them:
+        an app built any other way (``uvicorn --factory`` by hand, in tests) is alone."""
+        pooled = self.workers > 1 and self.run_dir is not None
+        share = max(1, usable_cpus() // self.workers) if pooled else 0
+        return self.tf_intra_op_threads or share, self.tf_inter_op_threads or share
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _auto_workers(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return auto_workers()
+        return value
+
+    @field_validator("version_policy")
+    @classmethod
+    def _check_policy(cls, v: str) -> str:
+        from service.serving.policy import parse_policy
+
+        parse_policy(v)
+        return v
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity (cpusets, taskset), lowered to a
+    cgroup v2 CPU quota when there is one (``docker --cpus=2`` on a big host: 2)."""
+    cpus = len(os.sched_getaffinity(0))
+    quota = cgroup_cpu_quota()
+    return max(1, min(cpus, math.ceil(quota))) if quota else cpus
+
+
+def cgroup_cpu_quota(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> float | None:
+    """CPUs' worth of time the cgroup may use (``cpu.max`` = "quota period"), None when
+    unlimited or unknown."""
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+    except (OSError, ValueError):
+        return None
+    if quota == "max" or not quota.isdigit() or not period.isdigit() or int(period) == 0:
+        return None
+    return int(quota) / int(period)
+
+
+def gpu_present(driver_dir: Path = Path("/proc/driver/nvidia/gpus")) -> bool:
+    """Whether the NVIDIA driver lists a GPU (read without importing TensorFlow: the
+    supervisor of several workers never does)."""
+    try:
+        return any(driver_dir.iterdir())
+    except OSError:
+        return False
+
+
+def auto_workers() -> int:
+    """``CNNLAB_WORKERS=auto``: 1 on a GPU host, else one per usable CPU, at most
+    ``MAX_AUTO_WORKERS``."""
+    return 1 if gpu_present() else min(usable_cpus(), MAX_AUTO_WORKERS)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

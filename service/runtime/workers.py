@@ -1,0 +1,164 @@
+"""Server processes on one port.
+
+Each worker is a whole service (models, batchers, event loop) on a listening socket of its
+own, bound to the same address with ``SO_REUSEPORT``: the kernel spreads new connections
+over the sockets, as nginx's ``reuseport`` does. A worker listens only once its models are
+loaded and warm (uvicorn starts the app before it serves the socket), so no connection
+waits on a worker that is starting.
+
+With more than one worker, ``run`` is a small supervisor: it starts the workers, starts a
+new one when one dies, and stops them all on SIGTERM/SIGINT (each drains its in-flight
+requests first). What must be the same in every worker lives in a run directory handed
+to them in the environment: the admin state file (``service.serving.admin_state``) and
+prometheus-client's multiprocess files (``/metrics`` adds every worker up).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+
+from service.runtime.metrics import worker_exited
+from service.runtime.settings import Settings, get_settings
+
+log = logging.getLogger("cnnlab.workers")
+
+APP_FACTORY = "service.app:create_app"
+RESTART_PAUSE_S = 1.0  # a worker that keeps crashing is restarted at most once a second
+
+
+def metrics_dir(run_dir: Path) -> Path:
+    return run_dir / "metrics"
+
+
+def state_file(run_dir: Path) -> Path:
+    return run_dir / "admin-state.json"
+
+
+def pool_dir(settings: Settings) -> Path | None:
+    """The run directory when this process is one of several workers, else None."""
+    return settings.run_dir if settings.workers > 1 and settings.run_dir else None
+
+
+def pool_metrics_dir(settings: Settings) -> Path | None:
+    """Where every worker's metrics are (None: a single process)."""
+    run_dir = pool_dir(settings)
+    return metrics_dir(run_dir) if run_dir else None
+
+
+def pool_state_file(settings: Settings) -> Path | None:
+    """The admin state file every worker applies (None: a single process)."""
+    run_dir = pool_dir(settings)
+    return state_file(run_dir) if run_dir else None
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` beside the other workers' (``SO_REUSEPORT``); it
+    starts listening when the server starts serving."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def serve_one(settings: Settings) -> None:
+    """Run one worker in this process until it is stopped."""
+    try:
+        sock = listening_socket(settings.host, settings.port)
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc)
+        sys.exit(STARTUP_FAILURE)
+    config = uvicorn.Config(APP_FACTORY, factory=True, log_config=None, access_log=False,
+                            timeout_graceful_shutdown=30)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _worker_main() -> None:
+    """A worker process's entry point (its settings come from the environment)."""
+    serve_one(get_settings())
+
+
+class Supervisor:
+    """Keeps ``count`` worker processes running until SIGTERM/SIGINT."""
+
+    def __init__(self, count: int, run_dir: Path) -> None:
+        self.count = count
+        self.run_dir = run_dir
+        self.workers: list[BaseProcess] = []
+        self.stopping = False
+        self._context = multiprocessing.get_context("spawn")  # no TensorFlow state forked
+
+    def _start_worker(self) -> BaseProcess:
+        process = self._context.Process(target=_worker_main, name="cnnlab-worker")
+        process.start()
+        return process
+
+    def _stop(self, signum: int, _: FrameType | None) -> None:
+        self.stopping = True
+
+    def run(self) -> int:
+        """Supervise until stopped; the exit code (``STARTUP_FAILURE`` if a worker could not
+        start at all, e.g. the port is taken)."""
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        self.workers = [self._start_worker() for _ in range(self.count)]
+        code = 0
+        while not self.stopping:
+            wait([w.sentinel for w in self.workers], timeout=0.5)
+            for i, worker in enumerate(self.workers):
+                if worker.is_alive() or self.stopping:
+                    continue
+                worker.join()
+                if worker.pid is not None:
+                    worker_exited(metrics_dir(self.run_dir), worker.pid)
+                if worker.exitcode == STARTUP_FAILURE:
+                    log.error("worker %s could not start; stopping", worker.pid)
+                    self.stopping, code = True, STARTUP_FAILURE
+                    break
+                log.warning("worker %s exited (code %s); starting a new one", worker.pid,
+                            worker.exitcode)
+                time.sleep(RESTART_PAUSE_S)
+                self.workers[i] = self._start_worker()
+        self._shut_down()
+        return code
+
+    def _shut_down(self) -> None:
+        """SIGTERM every worker (uvicorn drains in-flight requests), then wait."""
+        for worker in self.workers:
+            if worker.is_alive() and worker.pid is not None:
+                os.kill(worker.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 40
+        for worker in self.workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+
+
+def run(settings: Settings) -> int:
+    """Serve with ``settings.workers`` processes until stopped; the exit code."""
+    if settings.workers == 1:
+        serve_one(settings)
+        return 0
+    with tempfile.TemporaryDirectory(prefix="cnnlab-") as tmp:  # mode 0700
+        run_dir = Path(tmp)
+        metrics_dir(run_dir).mkdir()
+        # read by the workers' Settings and, before it is imported there, prometheus-client
+        os.environ["CNNLAB_RUN_DIR"] = str(run_dir)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir(run_dir))
+        return Supervisor(settings.workers, run_dir).run()

@@ -1,0 +1,1 @@
+"""The serving core: model repository, one loaded version, its runner and batcher, policies."""

@@ -1,0 +1,113 @@
+"""What the admin routes change (a model unloaded or loaded again, version labels), kept
+in one small JSON file that every worker applies.
+
+With several worker processes an admin request lands on one of them. That worker applies
+the change to its own repository first (so a change that cannot be made is refused before
+anything is written), then writes the whole state to the file, atomically (a temporary
+file renamed over it, like TensorFlow Serving's model config file), with a new
+generation number. Every worker watches the file and applies a new generation within
+``WATCH_INTERVAL_S``; a worker that starts later (one restarted after a crash) applies it
+before it takes traffic. Each worker reports the generation it has applied as a gauge in
+prometheus-client's multiprocess mode (``livemin``: the lowest over live workers), which
+is how the admin request knows when every worker has it.
+
+A single process (no run directory) keeps the state in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+WATCH_INTERVAL_S = 0.1
+
+
+@dataclass
+class ModelState:
+    enabled: bool = True
+    labels: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class AdminState:
+    generation: int = 0
+    models: dict[str, ModelState] = field(default_factory=dict)
+
+    def model(self, name: str) -> ModelState:
+        """This model's state (created, enabled, on first use)."""
+        return self.models.setdefault(name, ModelState())
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> AdminState:
+        raw = json.loads(text)
+        return cls(raw["generation"], {name: ModelState(m["enabled"], dict(m["labels"]))
+                                       for name, m in raw["models"].items()})
+
+
+class StateFile:
+    """The admin state: in ``path`` (several workers) or in memory (``path`` None)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._memory = AdminState()
+        self._seen: tuple[int, int] | None = None  # (inode, mtime) of the file last read
+
+    def read(self) -> AdminState:
+        if self.path is None:
+            return AdminState.from_json(self._memory.to_json())  # a copy
+        try:
+            stat = self.path.stat()
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return AdminState()
+        self._seen = (stat.st_ino, stat.st_mtime_ns)
+        return AdminState.from_json(text)
+
+    def changed(self) -> bool:
+        """Whether the file was replaced since it was last read here."""
+        if self.path is None:
+            return False
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return False
+        return (stat.st_ino, stat.st_mtime_ns) != self._seen
+
+    @contextlib.asynccontextmanager
+    async def update(self) -> AsyncIterator[AdminState]:
+        """The current state, one generation on, to change; written when the block ends
+        without an exception. Updates from several workers take turns."""
+        if self.path is None:
+            state = self.read()
+            state.generation += 1
+            yield state
+            self._memory = state
+            return
+        lock = await asyncio.to_thread(self._lock)
+        try:
+            state = self.read()
+            state.generation += 1
+            yield state
+            staged = self.path.with_suffix(".tmp")
+            staged.write_text(state.to_json())
+            staged.replace(self.path)
+        finally:
+            os.close(lock)
+
+    def _lock(self) -> int:
+        assert self.path is not None
+        fd = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd

@@ -1,0 +1,332 @@
+"""The model repository manager: discover, load, warm, hot-swap and drain versions.
+
+Mirrors TensorFlow Serving's model server behaviour on a ``models/<name>/<version>/``
+tree: a version policy picks the versions to serve; new versions are loaded and warmed
+before they take traffic; a version that fails to load is reported in the status and
+leaves the versions already serving untouched; a version that disappears (or leaves the
+policy) stops taking new requests and is unloaded once its in-flight requests finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cnnlab.layout import SAVED_MODEL_FILE, is_complete_version, list_models, list_versions
+from service.errors import ApiError, not_found
+from service.runtime.metrics import Metrics
+from service.runtime.settings import Settings
+from service.serving.admin_state import WATCH_INTERVAL_S, AdminState, ModelState, StateFile
+from service.serving.batcher import DynamicBatcher
+from service.serving.policy import VersionPolicy, parse_policy
+from service.serving.version import LoadError, ServedVersion, load_version, warm_up
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class VersionStatus:
+    version: int
+    state: str            # LOADING | AVAILABLE | UNLOADING | END
+    error: str = ""
+
+
+@dataclass
+class ModelEntry:
+    name: str
+    policy: VersionPolicy
+    served: dict[int, ServedVersion] = field(default_factory=dict)
+    loading: set[int] = field(default_factory=set)
+    # version -> (mtime of saved_model.pb when it failed, error); retried when it changes
+    failed: dict[int, tuple[float, str]] = field(default_factory=dict)
+    ended: dict[int, str] = field(default_factory=dict)   # unloaded versions -> reason
+    unloading: set[int] = field(default_factory=set)
+    labels: dict[str, int] = field(default_factory=dict)
+
+    def latest(self) -> ServedVersion | None:
+        return self.served[max(self.served)] if self.served else None
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return (path / SAVED_MODEL_FILE).stat().st_mtime
+    except OSError:
+        return -1.0
+
+
+class ModelRepository:
+    def __init__(self, settings: Settings, metrics: Metrics, device: str,
+                 state_file: StateFile) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.device = device
+        self.state_file = state_file
+        self.admin = AdminState()
+        self.root = settings.models_dir.resolve()
+        self.models: dict[str, ModelEntry] = {}
+        self.executor = ThreadPoolExecutor(settings.batch_threads,
+                                           thread_name_prefix="inference")
+        self._lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
+        self.last_scan_error: str = ""
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Load what the admin state and the policies say, then keep watching both."""
+        await self.apply_admin(self.state_file.read())
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._watch_admin_state()))
+        if self.settings.poll_interval_s > 0:
+            self._tasks.append(loop.create_task(self._poll()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for entry in self.models.values():
+            for sv in list(entry.served.values()):
+                if sv.batcher:
+                    await sv.batcher.close()
+        for task in list(self._background):
+            task.cancel()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.poll_interval_s)
+            try:
+                await self.refresh()
+            except Exception:  # a bad scan must never kill the poller
+                log.exception("model repository scan failed")
+
+    async def _watch_admin_state(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            if not self.state_file.changed():
+                continue
+            try:
+                state = self.state_file.read()
+                if state.generation != self.admin.generation:
+                    await self.apply_admin(state)
+            except Exception:  # a bad state file must never kill the watcher
+                log.exception("applying the admin state failed")
+
+    # ------------------------------------------------------------------ queries
+    def enabled(self, name: str) -> bool:
+        """Whether ``name`` is served (not unloaded by an admin)."""
+        return self.admin.models.get(name, ModelState()).enabled
+
+    @property
+    def ready(self) -> bool:
+        enabled = [e for e in self.models.values() if self.enabled(e.name)]
+        return bool(enabled) and all(e.served for e in enabled)
+
+    def entry(self, name: str) -> ModelEntry:
+        entry = self.models.get(name)
+        if entry is None:
+            raise not_found(f"model {name!r} not found")
+        return entry
+
+    def resolve(self, name: str, version: int | str | None = None,
+                label: str | None = None) -> ServedVersion:
+        """The version to serve: a given number, a label, or the newest available."""
+        entry = self.entry(name)
+        if label is not None:
+            if label not in entry.labels:
+                raise not_found(f"model {name!r} has no version label {label!r}")
+            version = entry.labels[label]
+        if version is None:
+            sv = entry.latest()
+            if sv is None:
+                raise ApiError(503, f"model {name!r} has no version ready to serve",
+                               {"Retry-After": "1"})
+            return sv
+        try:
+            number = int(version)
+        except (TypeError, ValueError):
+            raise not_found(f"version {version!r} of model {name!r}: not an integer") from None
+        sv = entry.served.get(number)
+        if sv is None:
+            raise not_found(f"model {name!r} has no available version {number}")
+        return sv
+
+    @contextlib.asynccontextmanager
+    async def lease(self, name: str, version: int | str | None = None,
+                    label: str | None = None) -> AsyncIterator[ServedVersion]:
+        """Hold a version for one request: it is not unloaded until the lease ends."""
+        sv = self.resolve(name, version, label)
+        sv.acquire()
+        try:
+            yield sv
+        finally:
+            sv.release()
+
+    def status(self, name: str) -> list[VersionStatus]:
+        entry = self.entry(name)
+        rows: dict[int, VersionStatus] = {}
+        for v in entry.ended:
+            rows[v] = VersionStatus(v, "END")
+        for v, (_, err) in entry.failed.items():
+            rows[v] = VersionStatus(v, "END", err)
+        for v in entry.unloading:
+            rows[v] = VersionStatus(v, "UNLOADING")
+        for v in entry.loading:
+            rows[v] = VersionStatus(v, "LOADING")
+        for v in entry.served:
+            rows[v] = VersionStatus(v, "AVAILABLE")
+        return [rows[v] for v in sorted(rows, reverse=True)]
+
+    # ------------------------------------------------------------------ admin
+    async def apply_admin(self, state: AdminState, *, strict: bool = False) -> None:
+        """Serve what ``state`` says: models unloaded or loaded again, version labels.
+        ``strict`` (the worker that takes an admin request): a label on a version that is
+        not available is refused (``ApiError`` 400) before anything changes; elsewhere it
+        is logged and skipped."""
+        if strict:
+            for name, wanted in state.models.items():
+                entry = self.models.get(name)
+                for label, version in wanted.labels.items():
+                    if entry is not None and version not in entry.served:
+                        raise ApiError(400, f"cannot point label {label!r} at version "
+                                            f"{version} of {name!r}: it is not available")
+        self.admin = state
+        await self.refresh()
+        for name, wanted in state.models.items():
+            entry = self.models.get(name)
+            for label, version in wanted.labels.items():
+                if entry is not None and version in entry.served:
+                    entry.labels[label] = version
+                else:
+                    log.warning("label %r of model %s: version %d is not available here",
+                                label, name, version)
+        self.metrics.admin_generation.set(state.generation)
+
+    # ------------------------------------------------------------------ reconcile
+    def _policy(self, name: str) -> VersionPolicy:
+        return parse_policy(self.settings.model_policies.get(name, self.settings.version_policy))
+
+    async def refresh(self, only: str | None = None) -> None:
+        """Bring the served set in line with the disk and the policies."""
+        async with self._lock:
+            names = list_models(self.root)
+            if not self.root.is_dir():
+                self.last_scan_error = f"models directory {self.root} does not exist"
+            else:
+                self.last_scan_error = ""
+            for name in names:
+                if name not in self.models:
+                    entry = ModelEntry(name=name, policy=self._policy(name))
+                    entry.labels = dict(self.settings.version_labels.get(name, {}))
+                    self.models[name] = entry
+            for name in list(self.models):
+                if only is not None and name != only:
+                    continue
+                await self._reconcile(self.models[name], present=name in names)
+                if name not in names and not self.models[name].served:
+                    del self.models[name]
+            self._update_gauges()
+
+    async def _reconcile(self, entry: ModelEntry, present: bool) -> None:
+        model_dir = self.root / entry.name
+        on_disk = [v for v in list_versions(model_dir) if is_complete_version(model_dir / str(v))]
+        loadable = [v for v in on_disk
+                    if v not in entry.failed or entry.failed[v][0] != _mtime(model_dir / str(v))]
+        enabled = self.enabled(entry.name)
+        desired = set(entry.policy.select(loadable)) if (present and enabled) else set()
+        for v in sorted(desired - set(entry.served), reverse=True):
+            await self._load(entry, v)
+        # Keep serving what we have if nothing desired could be loaded (a broken newest
+        # version never takes a good one down): fall back through older versions first.
+        if present and enabled and not (desired & set(entry.served)):
+            for v in sorted(set(loadable) - desired - set(entry.failed), reverse=True):
+                if v in entry.served or await self._load(entry, v):
+                    desired.add(v)
+                    break
+        for v in set(entry.served) - desired:
+            self._retire(entry, v, "removed from disk" if v not in on_disk else
+                         "unloaded" if not enabled else "superseded by version policy")
+
+    async def _load(self, entry: ModelEntry, version: int) -> bool:
+        path = self.root / entry.name / str(version)
+        entry.loading.add(version)
+        sv: ServedVersion | None = None
+        try:
+            sv = await asyncio.to_thread(load_version, entry.name, version, path, self.device,
+                                         intra_op_threads=self.settings.tf_threads()[0])
+            if self.settings.warmup:
+                await asyncio.to_thread(warm_up, sv, self.settings.max_batch_size)
+        except Exception as exc:  # any failure: report it, keep the versions serving
+            if sv is not None:
+                sv.close()
+            msg = str(exc) if isinstance(exc, LoadError) else f"{type(exc).__name__}: {exc}"
+            entry.failed[version] = (_mtime(path), msg)
+            self.metrics.load_failures.labels(entry.name).inc()
+            log.error("model %s version %d failed to load: %s", entry.name, version, msg)
+            return False
+        finally:
+            entry.loading.discard(version)
+        sv.executor = self.executor
+        labels = (entry.name, str(version))
+        batch_hist = self.metrics.batch_size.labels(*labels)
+        infer_hist = self.metrics.inference.labels(*labels)
+
+        def observe(size: int, seconds: float) -> None:
+            batch_hist.observe(size)
+            infer_hist.observe(seconds)
+
+        sv.batcher = DynamicBatcher(
+            sv.predict_sync, self.executor,
+            max_batch_size=self.settings.max_batch_size,
+            max_wait_s=self.settings.max_wait_ms / 1000,
+            max_queue_images=self.settings.max_queue_images,
+            max_concurrent_batches=self.settings.batch_threads,
+            observe=observe,
+            on_depth=self.metrics.queue_depth.labels(*labels).set,
+            on_shed=self.metrics.shed.labels(*labels).inc,
+        )
+        sv.batcher.start()
+        self.metrics.load_seconds.labels(*labels).set(sv.load_seconds)
+        self.metrics.warmup_seconds.labels(*labels).set(sv.warmup_seconds)
+        entry.failed.pop(version, None)
+        entry.ended.pop(version, None)
+        entry.served[version] = sv  # from here on it takes traffic
+        log.info("model %s version %d AVAILABLE on %s (%s; load %.2f s, warm-up %.2f s)",
+                 entry.name, version, sv.device, sv.runs_as, sv.load_seconds,
+                 sv.warmup_seconds)
+        return True
+
+    def _retire(self, entry: ModelEntry, version: int, reason: str) -> None:
+        sv = entry.served.pop(version)  # no new request can resolve it from now on
+        entry.unloading.add(version)
+        for label, v in list(entry.labels.items()):
+            if v == version and label not in self.settings.version_labels.get(entry.name, {}):
+                del entry.labels[label]
+        log.info("model %s version %d UNLOADING (%s, %d in flight)", entry.name, version,
+                 reason, sv.inflight)
+
+        async def drain() -> None:
+            started = time.perf_counter()
+            await sv.drained()
+            if sv.batcher:
+                await sv.batcher.close()
+            sv.close()
+            entry.unloading.discard(version)
+            entry.ended[version] = reason
+            log.info("model %s version %d END (drained in %.2f s)", entry.name, version,
+                     time.perf_counter() - started)
+
+        task = asyncio.get_running_loop().create_task(drain())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _update_gauges(self) -> None:
+        for name, entry in self.models.items():
+            self.metrics.versions_loaded.labels(name).set(len(entry.served))

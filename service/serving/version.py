@@ -1,0 +1,189 @@
+"""One loaded model version: its SavedModel signatures, metadata and batcher."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from cnnlab.layout import METADATA_FILE
+from service.errors import first_line
+from service.serving.batcher import DynamicBatcher
+from service.serving.runner import SessionRunner, session_runner
+
+log = logging.getLogger(__name__)
+
+PREDICT_SIGNATURE = "serving_default"
+
+
+class LoadError(Exception):
+    """A version directory could not be turned into a servable model."""
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    dtype: str              # numpy dtype name, e.g. "uint8", "float32"
+    shape: list[int]        # -1 for unknown dimensions
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the service knows of a version: from ``metadata.json`` when present, else
+    read off the ``serving_default`` signature (a SavedModel exported elsewhere)."""
+
+    input: TensorInfo
+    output: TensorInfo
+    class_names: list[str]
+    dataset: str | None
+    metadata: dict[str, Any]
+
+    @property
+    def height(self) -> int:
+        return self.input.shape[1]
+
+    @property
+    def width(self) -> int:
+        return self.input.shape[2]
+
+    @property
+    def channels(self) -> int:
+        return self.input.shape[3]
+
+
+def _tensor_info(name: str, spec: tf.TensorSpec) -> TensorInfo:
+    shape = [-1 if d is None else int(d) for d in spec.shape.as_list()]
+    return TensorInfo(name=name, dtype=spec.dtype.as_numpy_dtype.__name__, shape=shape)
+
+
+def signature_io(fn: Any) -> tuple[dict[str, TensorInfo], dict[str, TensorInfo]]:
+    inputs = {k: _tensor_info(k, v) for k, v in fn.structured_input_signature[1].items()}
+    outputs = {k: _tensor_info(k, v) for k, v in fn.structured_outputs.items()}
+    return inputs, outputs
+
+
+def _read_info(path: Path, serving: Any) -> ModelInfo:
+    inputs, outputs = signature_io(serving)
+    if len(inputs) != 1:
+        raise LoadError(f"serving_default must take one image tensor, takes {sorted(inputs)}")
+    inp = next(iter(inputs.values()))
+    if len(inp.shape) != 4 or any(d < 1 for d in inp.shape[1:]):
+        raise LoadError(f"serving_default input must be [N,H,W,C] with known H,W,C, "
+                        f"got {inp.shape}")
+    out = outputs.get("probabilities") or outputs[sorted(outputs)[0]]
+    meta: dict[str, Any] = {}
+    meta_path = path / METADATA_FILE
+    if meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text())
+        except ValueError as exc:
+            raise LoadError(f"{METADATA_FILE} is not valid JSON: {exc}") from None
+    k = out.shape[-1]
+    names = meta.get("class_names") or [str(i) for i in range(max(k, 0))]
+    return ModelInfo(input=inp, output=out, class_names=list(names),
+                     dataset=meta.get("dataset"), metadata=meta)
+
+
+@dataclass
+class ServedVersion:
+    """A loaded, warmed version. ``inflight`` counts leases; unloading waits for zero."""
+
+    name: str
+    version: int
+    path: Path
+    module: Any
+    signatures: dict[str, Any]
+    info: ModelInfo
+    device: str
+    load_seconds: float
+    warmup_seconds: float = 0.0
+    inflight: int = 0
+    batcher: DynamicBatcher | None = None
+    executor: Executor | None = None  # the repository's inference thread(s)
+    runner: SessionRunner | None = None  # serving_default in a Session (service.serving.runner)
+    _idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._idle.set()
+
+    # --- synchronous calls (run on the inference executor, never on the event loop)
+    def predict_sync(self, images: np.ndarray) -> np.ndarray:
+        if self.runner is not None:
+            return self.runner(images)
+        fn = self.signatures[PREDICT_SIGNATURE]
+        x = tf.constant(images.astype(self.info.input.dtype, copy=False))
+        out = fn(**{self.info.input.name: x})
+        return out[self.info.output.name].numpy()  # type: ignore[no-any-return]
+
+    def call_sync(self, signature: str, **inputs: np.ndarray) -> dict[str, np.ndarray]:
+        fn = self.signatures[signature]
+        out = fn(**{k: tf.constant(v) for k, v in inputs.items()})
+        return {k: v.numpy() for k, v in out.items()}
+
+    # --- leases
+    def acquire(self) -> None:
+        self.inflight += 1
+        self._idle.clear()
+
+    def release(self) -> None:
+        self.inflight -= 1
+        if self.inflight <= 0:
+            self._idle.set()
+
+    async def drained(self) -> None:
+        await self._idle.wait()
+
+    @property
+    def runs_as(self) -> str:
+        """How predictions run, for the logs."""
+        if self.runner is None:
+            return "through the loaded signature"
+        return "in a Session, graph frozen" if self.runner.frozen else "in a Session"
+
+    def close(self) -> None:
+        """Free what the version holds beyond its Python objects (the Session)."""
+        if self.runner is not None:
+            self.runner.close()
+            self.runner = None
+
+
+def load_version(name: str, version: int, path: Path, device: str, *,
+                 intra_op_threads: int = 0) -> ServedVersion:
+    """Load a SavedModel directory (blocking; call in a worker thread). Predictions run
+    in a Session over a frozen copy of its graph (``service.serving.runner``) when one
+    can be built, else through the loaded signature."""
+    started = time.perf_counter()
+    try:
+        with tf.device(device):
+            module = tf.saved_model.load(str(path))
+    except Exception as exc:  # TF raises many types for corrupt protobufs / variables
+        raise LoadError(f"cannot load SavedModel: {first_line(exc, 300)}") from None
+    signatures = dict(module.signatures)
+    if PREDICT_SIGNATURE not in signatures:
+        raise LoadError(f"no {PREDICT_SIGNATURE!r} signature (has {sorted(signatures)})")
+    info = _read_info(path, signatures[PREDICT_SIGNATURE])
+    runner = session_runner(path, PREDICT_SIGNATURE, info.input.name, info.output.name,
+                            info.input.dtype, intra_op_threads)
+    return ServedVersion(name=name, version=version, path=path, module=module,
+                         signatures=signatures, info=info, device=device, runner=runner,
+                         load_seconds=time.perf_counter() - started)
+
+
+def warm_up(sv: ServedVersion, max_batch: int) -> float:
+    """Run every image signature once so the first real request pays no tracing cost."""
+    started = time.perf_counter()
+    shape = [sv.info.height, sv.info.width, sv.info.channels]
+    for n in sorted({1, max_batch}):
+        sv.predict_sync(np.zeros([n, *shape], dtype=np.uint8))
+    if "activations" in sv.signatures:
+        sv.call_sync("activations", image=np.zeros([1, *shape], dtype=np.uint8))
+    sv.warmup_seconds = time.perf_counter() - started
+    return sv.warmup_seconds

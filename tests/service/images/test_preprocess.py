@@ -1,0 +1,106 @@
+"""Preprocessing: one path for one picture or many, the same pixels as OpenCV's own
+MNIST normalisation picture by picture."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from service.images import preprocess
+from service.images.preprocess import Invert, PreprocessSpec
+
+DIGIT = PreprocessSpec(28, 28, "auto", center=True)
+
+
+def reference(gray: np.ndarray, invert: Invert, center: bool) -> np.ndarray:
+    """One picture the plain OpenCV way: threshold, boundingRect, moments, one warp."""
+    border = np.concatenate((gray[0], gray[-1], gray[:, 0], gray[:, -1]))
+    flip = invert == "on" or (invert == "auto" and
+                               np.count_nonzero(border > 127) > sum(gray.shape))
+    if flip:
+        gray = 255 - gray
+    if not center:
+        return preprocess.pad_to(gray, 28, 28)
+    _, ink = cv2.threshold(gray, 0.1 * max(int(gray.max()), 1), 255, cv2.THRESH_BINARY)
+    x, y, w, h = cv2.boundingRect(ink)
+    if w == 0 or h == 0:
+        return np.zeros((28, 28), np.uint8)
+    digit = preprocess.fit_longest_side(gray[y:y + h, x:x + w], 20)
+    m = cv2.moments(digit, binaryImage=False)
+    dh, dw = digit.shape
+    top, left = (28 - dh) // 2, (28 - dw) // 2
+    dx = 14 - (left + m["m10"] / m["m00"]) if m["m00"] else 0.0
+    dy = 14 - (top + m["m01"] / m["m00"]) if m["m00"] else 0.0
+    shift = np.array([[1, 0, left + dx], [0, 1, top + dy]], np.float32)
+    return cv2.warpAffine(digit, shift, (28, 28), flags=cv2.INTER_LINEAR, borderValue=0)
+
+
+def drawings(n: int, seed: int = 0) -> list[np.ndarray]:
+    """Strokes of random width and brightness at random places, some on white paper,
+    some empty, in a few sizes: what users send."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        h, w = [(28, 28), (28, 28), (40, 30), (9, 64)][i % 4]
+        img = np.zeros((h, w), np.uint8)
+        for _ in range(int(rng.integers(0, 4))):
+            p, q = rng.integers(0, [w, h], 2), rng.integers(0, [w, h], 2)
+            cv2.line(img, (int(p[0]), int(p[1])), (int(q[0]), int(q[1])),
+                     int(rng.integers(1, 256)), int(rng.integers(1, 5)))
+        if i % 2:
+            img = cv2.GaussianBlur(img, (5, 5), 1.0)  # soft edges: every grey level
+        out.append(255 - img if i % 3 == 0 else img)
+    edge = np.zeros((28, 28), np.uint8)
+    edge[10:14, 10:14], edge[2, 25] = 250, 25  # a faint speck right at the ink threshold
+    return [*out, edge]
+
+
+@pytest.mark.parametrize("center", [True, False])
+@pytest.mark.parametrize("invert", ["auto", "on", "off"])
+def test_every_picture_gets_opencvs_own_result(center: bool, invert: Invert) -> None:
+    grays = drawings(120)
+    prepared = preprocess.prepare(grays, PreprocessSpec(28, 28, invert, center))
+    for gray, got in zip(grays, prepared, strict=True):
+        np.testing.assert_array_equal(got.pixels[:, :, 0], reference(gray, invert, center))
+        assert got.original_size == (gray.shape[1], gray.shape[0])
+
+
+def test_one_picture_alone_gives_what_it_gives_in_a_batch() -> None:
+    grays = drawings(9)
+    together = preprocess.prepare(grays, DIGIT)
+    for gray, got in zip(grays, together, strict=True):
+        [alone] = preprocess.prepare([gray], DIGIT)
+        np.testing.assert_array_equal(alone.pixels, got.pixels)
+        assert alone.inverted == got.inverted
+
+
+def test_dark_digit_on_white_paper_is_inverted_and_centred() -> None:
+    paper = np.full((200, 300), 255, np.uint8)
+    cv2.rectangle(paper, (20, 30), (60, 150), 0, -1)  # ink off to the upper left
+    [prep] = preprocess.prepare([paper], DIGIT)
+    assert prep.inverted and prep.pixels.shape == (28, 28, 1)
+    img = prep.pixels[:, :, 0].astype(float)
+    ys, _ = np.nonzero(img)
+    assert ys.max() - ys.min() + 1 <= 21  # longest side fitted to the 20-pixel box
+    cy, cx = (img * np.indices(img.shape)).sum(axis=(1, 2)) / img.sum()
+    assert abs(cy - 14) < 1 and abs(cx - 14) < 1  # centre of mass in the middle
+
+
+def test_invert_off_keeps_pixels() -> None:
+    [prep] = preprocess.prepare([np.full((28, 28), 200, np.uint8)],
+                                PreprocessSpec(28, 28, "off"))
+    assert not prep.inverted and int(prep.pixels.max()) == 200
+
+
+def test_light_background_is_judged_by_most_of_the_border() -> None:
+    img = np.zeros((10, 10), np.uint8)
+    light = img.copy()
+    light[0, :] = light[-1, :] = light[:, 0] = 255  # 3 of 4 sides light
+    assert preprocess.light_backgrounds(np.stack([img, light])).tolist() == [False, True]
+
+
+def test_preparing_leaves_the_callers_pictures_alone() -> None:
+    paper = np.full((28, 28), 255, np.uint8)
+    preprocess.prepare([paper, paper.copy()], PreprocessSpec(28, 28, "on", center=True))
+    assert int(paper.min()) == 255

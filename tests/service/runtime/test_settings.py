@@ -1,0 +1,85 @@
+"""Settings: the number of worker processes (auto by default), and TensorFlow's thread
+pools that follow it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from service.runtime import settings as config
+from service.runtime.settings import Settings
+
+
+def test_one_worker_leaves_the_thread_pools_to_tensorflow() -> None:
+    assert Settings(workers=1).tf_threads() == (0, 0)
+
+
+def test_workers_split_the_cores_between_them(tmp_path: Path) -> None:
+    cores = config.usable_cpus()
+    assert Settings(workers=2, run_dir=tmp_path).tf_threads() == (max(1, cores // 2),) * 2
+    assert Settings(workers=cores * 4, run_dir=tmp_path).tf_threads() == (1, 1)  # at least 1
+
+
+def test_an_app_not_started_as_a_worker_keeps_all_cores() -> None:
+    # e.g. ``uvicorn --factory service.main:create_app`` by hand with the default auto
+    assert Settings(workers=2, run_dir=None).tf_threads() == (0, 0)
+
+
+def test_explicit_thread_counts_win(tmp_path: Path) -> None:
+    assert Settings(workers=2, run_dir=tmp_path, tf_intra_op_threads=3,
+                    tf_inter_op_threads=2).tf_threads() == (3, 2)
+
+
+def test_workers_default_to_one_per_usable_cpu_up_to_a_cap(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CNNLAB_WORKERS", raising=False)
+    monkeypatch.setattr(config, "gpu_present", lambda: False)
+    for cpus, expected in ((1, 1), (2, 2), (3, 3), (64, config.MAX_AUTO_WORKERS)):
+        monkeypatch.setattr(config, "usable_cpus", lambda n=cpus: n)
+        assert Settings().workers == expected
+        monkeypatch.setenv("CNNLAB_WORKERS", "AUTO")
+        assert Settings().workers == expected
+        monkeypatch.delenv("CNNLAB_WORKERS")
+
+
+def test_auto_workers_is_one_on_a_gpu_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config, "usable_cpus", lambda: 8)
+    monkeypatch.setattr(config, "gpu_present", lambda: True)
+    assert Settings(workers="auto").workers == 1
+    assert Settings(workers=3).workers == 3  # a number is taken as given
+
+
+def test_workers_must_be_positive_or_auto(monkeypatch: pytest.MonkeyPatch) -> None:
+    for bad in ("0", "-1", "many"):
+        monkeypatch.setenv("CNNLAB_WORKERS", bad)
+        with pytest.raises(ValidationError):
+            Settings()
+
+
+@pytest.mark.parametrize(("cpu_max", "expected"), [
+    ("200000 100000\n", 2.0), ("150000 100000", 1.5), ("max 100000\n", None),
+    ("", None), ("garbage", None), ("100 0", None)])
+def test_cgroup_cpu_quota(tmp_path: Path, cpu_max: str, expected: float | None) -> None:
+    path = tmp_path / "cpu.max"
+    path.write_text(cpu_max)
+    assert config.cgroup_cpu_quota(path) == expected
+
+
+def test_a_cpu_quota_lowers_the_usable_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    affinity = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(config, "cgroup_cpu_quota", lambda: 0.5)
+    assert config.usable_cpus() == 1
+    monkeypatch.setattr(config, "cgroup_cpu_quota", lambda: None)
+    assert config.usable_cpus() == affinity
+    monkeypatch.setattr(config, "cgroup_cpu_quota", lambda: affinity + 10.0)
+    assert config.usable_cpus() == affinity
+
+
+def test_gpu_present_reads_the_driver_listing(tmp_path: Path) -> None:
+    assert not config.gpu_present(tmp_path / "missing")
+    assert not config.gpu_present(tmp_path)
+    (tmp_path / "0000:01:00.0").mkdir()
+    assert config.gpu_present(tmp_path)

@@ -1,0 +1,136 @@
+"""serving_default in a Session (service.runner): the same outputs as the loaded signature,
+its graph frozen or not, a fallback when the SavedModel cannot be run that way (or frozen),
+and a version that frees it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from service.serving.runner import SessionRunner, session_runner
+from service.serving.version import PREDICT_SIGNATURE, load_version
+from tests.helpers import export_tiny
+
+
+class Brightness(tf.Module):
+    """A float-input model exported elsewhere: input ``x``, output ``scores``."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 4, 4, 1], tf.float32, name="x")])
+    def serve(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"scores": tf.stack([tf.reduce_mean(x, [1, 2, 3]), tf.reduce_max(x, [1, 2, 3])],
+                                   axis=1)}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_tiny(tmp_path_factory.mktemp("runner") / "tiny", version=1, seed=3)
+
+
+def _images(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+@pytest.mark.parametrize("n", [1, 5, 64])
+def test_session_gives_the_signatures_outputs(tiny: Path, n: int, freeze: bool) -> None:
+    runner = SessionRunner(tiny, PREDICT_SIGNATURE, "image", "probabilities", "uint8",
+                           freeze=freeze)
+    assert runner.frozen == freeze
+    images = _images(n, n)
+    signature = tf.saved_model.load(str(tiny)).signatures[PREDICT_SIGNATURE]
+    expected = signature(image=tf.constant(images))["probabilities"].numpy()
+    got = runner(images)
+    runner.close()
+    assert got.shape == (n, 10)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(got, got[::-1]) or n == 1  # the images do differ
+
+
+def _variable_ops(graph_def: tf.compat.v1.GraphDef) -> set[str]:
+    """The variable ops a graph runs, in the bodies of the functions it calls included
+    (its library also keeps the SavedModel's other functions, which it never calls)."""
+    bodies = {fn.signature.name: list(fn.node_def) for fn in graph_def.library.function}
+    ops: set[str] = set()
+    nodes, seen = list(graph_def.node), set()
+    while nodes:
+        node = nodes.pop()
+        ops.add(node.op)
+        called = node.attr["f"].func.name if "f" in node.attr else ""
+        if called and called not in seen:
+            seen.add(called)
+            nodes.extend(bodies[called])
+    return ops & {"VarHandleOp", "ReadVariableOp", "VariableV2", "ResourceGather"}
+
+
+def test_a_frozen_graph_reads_no_variables(tiny: Path) -> None:
+    plain = SessionRunner(tiny, PREDICT_SIGNATURE, "image", "probabilities", "uint8",
+                          freeze=False)
+    frozen = SessionRunner(tiny, PREDICT_SIGNATURE, "image", "probabilities", "uint8",
+                           freeze=True)
+    assert _variable_ops(plain.graph.as_graph_def()) >= {"VarHandleOp", "ReadVariableOp"}
+    assert _variable_ops(frozen.graph.as_graph_def()) == set()
+    plain.close()
+    frozen.close()
+
+
+def test_a_graph_that_cannot_be_frozen_runs_as_it_is(
+        tiny: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise ValueError("cannot convert this op")
+
+    monkeypatch.setattr(tf.compat.v1.graph_util, "convert_variables_to_constants", refuse)
+    with caplog.at_level(logging.WARNING, logger="service.serving.runner"):
+        runner = SessionRunner(tiny, PREDICT_SIGNATURE, "image", "probabilities", "uint8",
+                               freeze=True)
+    assert not runner.frozen and "cannot freeze the graph (cannot convert" in caplog.text
+    images = _images(2, 11)
+    expected = tf.saved_model.load(str(tiny)).signatures[PREDICT_SIGNATURE](
+        image=tf.constant(images))["probabilities"].numpy()
+    np.testing.assert_allclose(runner(images), expected, rtol=1e-5, atol=1e-7)
+    runner.close()
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+def test_input_is_cast_to_the_models_dtype(tmp_path: Path, freeze: bool) -> None:
+    module = Brightness()
+    tf.saved_model.save(module, str(tmp_path / "1"), signatures={"serving_default": module.serve})
+    runner = SessionRunner(tmp_path / "1", PREDICT_SIGNATURE, "x", "scores", "float32",
+                           freeze=freeze)
+    pixels = np.arange(32, dtype=np.uint8).reshape(2, 4, 4, 1)
+    out = runner(pixels)
+    runner.close()
+    np.testing.assert_allclose(out, [[7.5, 15], [23.5, 31]])
+
+
+@pytest.mark.parametrize(("signature", "input_name", "output_name", "missing"), [
+    ("no_such_signature", "image", "probabilities", "no signature 'no_such_signature'"),
+    (PREDICT_SIGNATURE, "pixels", "probabilities", "no input 'pixels'"),
+    (PREDICT_SIGNATURE, "image", "logits", "no output 'logits'"),
+])
+def test_unusable_signature_falls_back_with_a_warning(
+        tiny: Path, caplog: pytest.LogCaptureFixture, signature: str, input_name: str,
+        output_name: str, missing: str) -> None:
+    with caplog.at_level(logging.WARNING, logger="service.serving.runner"):
+        runner = session_runner(tiny, signature, input_name, output_name, "uint8", 0)
+    assert runner is None
+    assert missing in caplog.text and "calling the loaded signature instead" in caplog.text
+
+
+def test_a_version_predicts_in_a_frozen_session_and_frees_it(tiny: Path) -> None:
+    version = load_version("tiny", 1, tiny, "/CPU:0")
+    assert version.runner is not None and version.runner.frozen
+    images = _images(3, 7)
+    signature = version.signatures[PREDICT_SIGNATURE]
+    expected = signature(image=tf.constant(images))["probabilities"].numpy()
+    np.testing.assert_allclose(version.predict_sync(images), expected, rtol=1e-5, atol=1e-7)
+    runner = version.runner
+    version.close()
+    assert version.runner is None
+    with pytest.raises(RuntimeError):  # the Session is closed ...
+        runner(images)
+    np.testing.assert_allclose(version.predict_sync(images), expected,  # ... the signature
+                               rtol=1e-5, atol=1e-7)                      # remains
