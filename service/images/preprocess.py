@@ -1,16 +1,16 @@
 """Turn uploaded pictures into what a small image model expects.
 
 ``preprocess`` is the one path for one picture or many: decode each, then prepare them
-together. Pictures of one shape are judged and measured in numpy at once (background,
-ink bounding box, centre of mass), so what is left per picture is its resize and one
-warp. The maths is MNIST's own normalisation: light ink on black, the ink's bounding box
-fitted into 20x20 and its centre of mass moved to the middle of a 28x28 frame.
+together. Pictures of one shape are judged in numpy at once (light background, ink);
+what is left per picture is a few OpenCV calls (ink bounding box, resize, moments, one
+warp). The maths is MNIST's own normalisation: light ink on black, the ink's bounding
+box fitted into 20x20 and its centre of mass moved to the middle of a 28x28 frame.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import cv2
 import numpy as np
@@ -32,8 +32,9 @@ class PreprocessSpec:
     max_pixels: int = 25_000_000  # decoding refuses larger pictures (from their header)
 
 
-@dataclass(frozen=True)
-class Prepared:
+class Prepared(NamedTuple):
+    """One picture as the model sees it, and what was done to it."""
+
     pixels: np.ndarray              # uint8 [H, W, 1], what the model sees
     inverted: bool
     centered: bool
@@ -101,36 +102,23 @@ def pad_to(gray: np.ndarray, height: int, width: int) -> np.ndarray:
     return canvas
 
 
-def ink_boxes(pictures: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Per picture of ``[N, H, W]``: is there ink, and its box ``y0, y1, x0, x1`` (ends
-    exclusive). Ink is what is brighter than a tenth of the picture's brightest pixel."""
-    peak = np.maximum(pictures.max(axis=(1, 2)).astype(np.int64), 1)
-    ink = pictures > (0.1 * peak)[:, None, None]
-    rows, cols = ink.any(axis=2), ink.any(axis=1)   # [N, H], [N, W]
-    n_rows, n_cols = rows.shape[1], cols.shape[1]
-    return (rows.any(axis=1), rows.argmax(axis=1), n_rows - rows[:, ::-1].argmax(axis=1),
-            cols.argmax(axis=1), n_cols - cols[:, ::-1].argmax(axis=1))
-
-
 def center_like_mnist(pictures: np.ndarray, size: int = 28) -> list[np.ndarray]:
     """MNIST's normalisation of each picture of ``[N, H, W]``: the ink's bounding box
     fitted into ``INK_BOX`` pixels, its centre of mass moved to the middle of a
-    ``size x size`` frame. A picture without ink becomes black."""
-    has, y0, y1, x0, x1 = (a.tolist() for a in ink_boxes(pictures))
-    digits = [fit_longest_side(g[t:b, lft:r], INK_BOX) if ok else None
-              for g, ok, t, b, lft, r in zip(pictures, has, y0, y1, x0, x1, strict=True)]
-    # centre of mass of every fitted digit at once: exact integer moments
-    canvas = np.zeros((len(digits), INK_BOX, INK_BOX), np.int64)
-    for c, digit in zip(canvas, digits, strict=True):
-        if digit is not None:
-            c[:digit.shape[0], :digit.shape[1]] = digit
-    ramp = np.arange(INK_BOX)
-    m00 = canvas.sum(axis=(1, 2)).tolist()
-    m10 = (canvas.sum(axis=1) @ ramp).tolist()  # sum of x * pixel
-    m01 = (canvas.sum(axis=2) @ ramp).tolist()  # sum of y * pixel
-    return [np.zeros((size, size), np.uint8) if digit is None else
-            _place(digit, size, s00, s10, s01)
-            for digit, s00, s10, s01 in zip(digits, m00, m10, m01, strict=True)]
+    ``size x size`` frame. Ink is what is brighter than a tenth of the picture's brightest
+    pixel; a picture without ink becomes black."""
+    peak = np.maximum(pictures.max(axis=(1, 2)), 1)
+    inks = (pictures > (0.1 * peak)[:, None, None]).view(np.uint8)  # [N, H, W] of 0/1
+    out = []
+    for gray, ink in zip(pictures, inks, strict=True):
+        x, y, w, h = cv2.boundingRect(ink)
+        if w == 0 or h == 0:
+            out.append(np.zeros((size, size), np.uint8))
+            continue
+        digit = fit_longest_side(gray[y:y + h, x:x + w], INK_BOX)
+        m = cv2.moments(digit)
+        out.append(_place(digit, size, m["m00"], m["m10"], m["m01"]))
+    return out
 
 
 def _place(digit: np.ndarray, size: int, m00: float, m10: float, m01: float) -> np.ndarray:
