@@ -141,8 +141,8 @@ def _conv_bn(filters: int, name: str) -> list[layers.Layer]:
 
 @register("best", "Conv32-Pool-Conv64-Conv64-Pool with BatchNorm, Dense 128, dropout (ours)")
 def best(input_shape: tuple[int, int, int], k: int) -> keras.Model:
-    # Sized to train in < 30 min on a 2-core CPU (~97 s/epoch at batch 256, measured);
-    # the accuracy comes from augmentation, BatchNorm, label smoothing and a cosine LR.
+    # Sized to train in under 30 minutes on a 2-core CPU at batch 256; the accuracy comes
+    # from augmentation, BatchNorm, label smoothing and a cosine LR.
     return _sequential("best", input_shape, [
         *_conv_bn(32, "conv1"),                          # 28x28x32
         layers.MaxPooling2D(2, name="pool1"),            # 14x14x32

@@ -63,7 +63,7 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     # 002: SGD(0.01), batch 128, 10 epochs, validation_data=(x_test, y_test)
     "keras_mnist_cnn": {"epochs": 10, "batch_size": 128, "optimizer": "sgd",
                         "learning_rate": 0.01, "validation": "test"},
-    # ours: sized to train in under 30 minutes on a 2-core CPU (~97 s/epoch at batch 256)
+    # ours: sized to train in under 30 minutes on a 2-core CPU
     "best": {"epochs": 15, "batch_size": 256, "learning_rate": 2e-3, "lr_schedule": "cosine",
              "augment": True, "label_smoothing": 0.1, "validation": "test"},
 }

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from fastapi import APIRouter, Depends
 
 from service.api.deps import AppSettings, Repo, require_admin
-from service.api.models import summary
 from service.api.schemas import ERRORS, LabelBody, ModelList, ModelSummary
 from service.errors import ApiError
 from service.runtime.metrics import applied_generation
@@ -62,14 +61,14 @@ def _rescan(_: AdminState) -> None:
 async def reload_all(repo: Repo, settings: AppSettings) -> ModelList:
     """Rescan the whole repository now (as the poller would), in every worker."""
     await _act(repo, settings, _rescan)
-    return ModelList(models=[summary(repo, n) for n in sorted(repo.models)])
+    return ModelList(models=[ModelSummary.of(repo, n) for n in sorted(repo.models)])
 
 
 @router.post("/models/{name}/reload", response_model=ModelSummary)
 async def reload_model(repo: Repo, settings: AppSettings, name: str) -> ModelSummary:
     repo.entry(name)  # 404 for an unknown model
     await _act(repo, settings, _rescan)
-    return summary(repo, name)
+    return ModelSummary.of(repo, name)
 
 
 @router.post("/models/{name}/load", response_model=ModelSummary)
@@ -77,7 +76,7 @@ async def load_model(repo: Repo, settings: AppSettings, name: str) -> ModelSumma
     """Serve a model again after an unload (its versions per policy)."""
     repo.entry(name)
     await _act(repo, settings, _set_enabled(name, True))
-    return summary(repo, name)
+    return ModelSummary.of(repo, name)
 
 
 @router.post("/models/{name}/unload", response_model=ModelSummary)
@@ -85,7 +84,7 @@ async def unload_model(repo: Repo, settings: AppSettings, name: str) -> ModelSum
     """Stop serving every version (in-flight requests finish first) until a load."""
     repo.entry(name)
     await _act(repo, settings, _set_enabled(name, False))
-    return summary(repo, name)
+    return ModelSummary.of(repo, name)
 
 
 @router.put("/models/{name}/labels/{label}", response_model=ModelSummary)
@@ -98,4 +97,4 @@ async def set_label(repo: Repo, settings: AppSettings, name: str, label: str,
         state.model(name).labels[label] = body.version
 
     await _act(repo, settings, change)
-    return summary(repo, name)
+    return ModelSummary.of(repo, name)

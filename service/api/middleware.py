@@ -1,5 +1,6 @@
 """Per-request plumbing as one pure ASGI middleware (cheaper than BaseHTTPMiddleware):
-request id, upload size cap, security headers, Prometheus metrics and the access log."""
+request id, request body cap, security headers, Prometheus metrics and the
+access log."""
 
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ access_log = logging.getLogger("cnnlab.access")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-class BodyTooLarge(Exception):
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"request body exceeds the {limit}-byte limit")
-        self.limit = limit
+class BodyRefused(Exception):
+    """The request body cannot be taken (413: too large)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class RequestContextMiddleware:
@@ -61,7 +64,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge(limit)
+                    raise BodyRefused(413, f"request body exceeds the {limit}-byte limit")
             return message
 
         async def send_wrapper(message: Message) -> None:
@@ -76,9 +79,9 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, capped_receive, send_wrapper)
-        except BodyTooLarge as exc:
-            status = 413
-            await self._reject(send, rid, 413, str(exc))
+        except BodyRefused as exc:
+            status = exc.status
+            await self._reject(send, rid, exc.status, str(exc))
         finally:
             self._record(scope, status, started, rid)
 

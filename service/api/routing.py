@@ -21,13 +21,14 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import compile_path
 from starlette.types import Receive, Scope, Send
 
 from service.api.deps import require_api_key, settings_of
 from service.api.errors import error_response, internal_error, validation_message
-from service.api.middleware import BodyTooLarge
+from service.api.middleware import BodyRefused
 from service.errors import ApiError
 
 Q = TypeVar("Q", bound=BaseModel)
@@ -119,8 +120,10 @@ class LeanDispatch:
             response = await hot.handler(request, name, hot.query(scope, request))
         except ApiError as exc:
             response = error_response(exc.status_code, exc.message, exc.headers)
-        except BodyTooLarge:
-            raise  # the request-context middleware answers 413
+        except BodyRefused as exc:
+            response = error_response(exc.status, str(exc), {"Connection": "close"})
+        except ClientDisconnect:
+            return  # nobody to answer
         except Exception:  # what FastAPI's handler does for its routes
             response = internal_error(scope)
         await response(scope, receive, send)

@@ -8,6 +8,7 @@ from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.images.preprocess import Invert
+from service.serving.repository import ModelRepository
 
 VersionQ = Annotated[int | None, Query(ge=1, description="a version number (default: newest)")]
 LabelQ = Annotated[str | None, Query(max_length=64, description="a version label, e.g. stable")]
@@ -96,6 +97,22 @@ class ModelSummary(BaseModel):
     class_names: list[str] = []
     input_shape: list[int] = []
     test_accuracy: float | None = None
+
+    @classmethod
+    def of(cls, repo: ModelRepository, name: str) -> ModelSummary:
+        """Model ``name`` as the repository serves it now (404 if unknown)."""
+        entry = repo.entry(name)
+        latest = entry.latest()
+        return cls(
+            name=name,
+            ready=latest is not None,
+            versions=[VersionInfo(**vars(s)) for s in repo.status(name)],
+            labels=entry.labels,
+            dataset=latest.info.dataset if latest else None,
+            class_names=latest.info.class_names if latest else [],
+            input_shape=latest.info.input.shape[1:] if latest else [],
+            test_accuracy=latest.info.metadata.get("test_accuracy") if latest else None,
+        )
 
 
 class ModelList(BaseModel):

@@ -37,6 +37,19 @@ class Settings(BaseSettings):
         default=None, description="set by `python -m service` for its workers: the shared "
         "admin state and metrics files (not a user setting)")
 
+    # --- connections (each worker)
+    header_timeout_s: float = Field(
+        default=15.0, gt=0, description="a request's headers must arrive within this; else "
+        "408 and the connection is closed")
+    body_timeout_s: float = Field(
+        default=15.0, gt=0, description="longest wait for the next part of a request body "
+        "(408)")
+    keep_alive_timeout_s: int = Field(
+        default=5, ge=1, description="an idle keep-alive connection is closed after this")
+    max_connections: int = Field(
+        default=1024, ge=1, description="open connections per worker; one more is answered "
+        "503 + Retry-After and closed")
+
     # --- model repository
     models_dir: Path = Path("models")
     version_policy: str = Field(
@@ -96,14 +109,6 @@ class Settings(BaseSettings):
         if isinstance(value, str) and value.strip().lower() == "auto":
             return auto_workers()
         return value
-
-    @field_validator("version_policy")
-    @classmethod
-    def _check_policy(cls, v: str) -> str:
-        from service.serving.policy import parse_policy
-
-        parse_policy(v)
-        return v
 
 
 def usable_cpus() -> int:

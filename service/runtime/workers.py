@@ -31,6 +31,7 @@ from types import FrameType
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
+from service.runtime.connections import GuardedHttpToolsProtocol
 from service.runtime.metrics import worker_exited
 from service.runtime.settings import Settings, get_settings
 
@@ -84,7 +85,8 @@ def serve_one(settings: Settings) -> None:
         log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc)
         sys.exit(STARTUP_FAILURE)
     config = uvicorn.Config(APP_FACTORY, factory=True, log_config=None, access_log=False,
-                            timeout_graceful_shutdown=30)
+                            timeout_graceful_shutdown=30, http=GuardedHttpToolsProtocol,
+                            timeout_keep_alive=settings.keep_alive_timeout_s)
     uvicorn.Server(config).run(sockets=[sock])
 
 

@@ -68,6 +68,9 @@ class ModelRepository:
         self.device = device
         self.state_file = state_file
         self.admin = AdminState()
+        # parsed now: a bad policy stops the start-up with its message
+        self.default_policy = parse_policy(settings.version_policy)
+        self.policies = {name: parse_policy(text) for name, text in settings.model_policies.items()}
         self.root = settings.models_dir.resolve()
         self.models: dict[str, ModelEntry] = {}
         self.executor = ThreadPoolExecutor(settings.batch_threads,
@@ -211,7 +214,7 @@ class ModelRepository:
 
     # ------------------------------------------------------------------ reconcile
     def _policy(self, name: str) -> VersionPolicy:
-        return parse_policy(self.settings.model_policies.get(name, self.settings.version_policy))
+        return self.policies.get(name, self.default_policy)
 
     async def refresh(self, only: str | None = None) -> None:
         """Bring the served set in line with the disk and the policies."""

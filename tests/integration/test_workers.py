@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import socket
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -133,3 +134,44 @@ def test_keep_alive_connections_are_spread_over_the_workers(tiny_repo: Path,
             time.sleep(0.1)
     assert statuses == [200] * 16
     assert len(Counter(served_by)) == 2, Counter(served_by)  # no idle worker
+
+
+def test_a_worker_killed_under_load_costs_only_its_requests_in_flight(
+        tiny_repo: Path, tmp_path: Path) -> None:
+    """8 clients keep predicting with a label; one of two workers is SIGKILLed. At most
+    the 8 requests in flight fail, a new worker replaces it, and it serves the label."""
+    clients = 8
+    with run_server(tiny_repo, tmp_path, workers="2", api_key="s3cret") as server:
+        wait_for_both(server)
+        url = server.url
+        assert fresh(url, "PUT", "/admin/models/tiny/labels/stable",
+                     json={"version": 1}).status_code == 200
+        started = set(re.findall(r"\(worker (\d+) of 2\)", server.logs()))
+        stop = threading.Event()
+        outcomes: list[int] = []
+
+        def client() -> None:
+            while not stop.is_set():
+                try:
+                    outcomes.append(predict(url, "?label=stable").status_code)
+                except httpx.TransportError:
+                    outcomes.append(0)
+
+        threads = [threading.Thread(target=client) for _ in range(clients)]
+        for t in threads:
+            t.start()
+        time.sleep(2)
+        os.kill(int(min(started)), signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while not (new := set(re.findall(r"\(worker (\d+) of 2\)", server.logs())) - started):
+            assert time.monotonic() < deadline, "the supervisor did not start a new worker"
+            time.sleep(0.2)
+        time.sleep(3)  # the new worker takes connections
+        stop.set()
+        for t in threads:
+            t.join()
+        logs = server.logs()
+    failed = [s for s in outcomes if s != 200]
+    assert len(outcomes) > 100 and len(failed) <= clients, Counter(outcomes)
+    [pid] = new
+    assert f"[{pid}]: POST /api/models/tiny/predict 200" in logs  # serving the label

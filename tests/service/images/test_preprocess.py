@@ -100,7 +100,8 @@ def test_light_background_is_judged_by_most_of_the_border() -> None:
     assert preprocess.light_backgrounds(np.stack([img, light])).tolist() == [False, True]
 
 
-def test_preparing_leaves_the_callers_pictures_alone() -> None:
-    paper = np.full((28, 28), 255, np.uint8)
-    preprocess.prepare([paper, paper.copy()], PreprocessSpec(28, 28, "on", center=True))
-    assert int(paper.min()) == 255
+@pytest.mark.parametrize("n", [1, 2])
+def test_preparing_leaves_the_callers_pictures_alone(n: int) -> None:
+    papers = [np.full((28, 28), 255, np.uint8) for _ in range(n)]
+    preprocess.prepare(papers, PreprocessSpec(28, 28, "on", center=True))
+    assert all(int(paper.min()) == 255 for paper in papers)
