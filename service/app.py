@@ -37,7 +37,7 @@ from service.runtime import logs
 from service.runtime.metrics import Metrics
 from service.runtime.settings import Settings, get_settings
 from service.runtime.tuning import freeze_heap, tune_process
-from service.runtime.workers import pool_dir, pool_state_file
+from service.runtime.workers import pool_dir, pool_metrics_dir, pool_state_file
 from service.serving.admin_state import StateFile
 from service.serving.repository import ModelRepository
 
@@ -66,7 +66,8 @@ def create_api(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         device = tune_process(settings)
-        repo = ModelRepository(settings, metrics, device, StateFile(pool_state_file(settings)))
+        repo = ModelRepository(settings, metrics, device, StateFile(pool_state_file(settings)),
+                               pool_metrics_dir(settings))
         app.state.repo = repo
         await repo.start()  # load + warm every model before taking traffic
         freeze_heap()

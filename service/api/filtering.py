@@ -36,7 +36,10 @@ def _size(img: np.ndarray) -> str:
 
 def _answer(values: np.ndarray, out: np.ndarray, fmt: str, headers: dict[str, str],
             settings: Settings) -> Response:
-    """Floats as JSON/.npy (before output handling), or the uint8 picture."""
+    """Floats as JSON/.npy (before output handling; colour channels in RGB order), or the
+    uint8 picture."""
+    if values.ndim == 3 and values.shape[2] == 3:
+        values = values[:, :, ::-1]  # OpenCV works in BGR; arrays are read as RGB
     if fmt == "npy":
         return Response(render.npy(values.astype(np.float32)), media_type=render.MEDIA["npy"],
                         headers=headers)
@@ -87,10 +90,17 @@ async def filter_image(
     img = await _one_image(request, settings, color)
     values, k = run_filter(img, spec, settings.max_kernel_size)
     out = kernels.to_uint8(values, output)
-    headers = {"X-Input-Size": _size(img), "X-Output-Size": _size(out)}
-    if k is not None:
-        headers["X-Kernel"] = json.dumps(np.round(k, 6).tolist(), separators=(",", ":"))
+    headers = {"X-Input-Size": _size(img), "X-Output-Size": _size(out),
+               "X-Kernel": json.dumps(_applied(k), separators=(",", ":"))}
     return _answer(values, out, fmt, headers, settings)
+
+
+def _applied(kernel: np.ndarray | None) -> object:
+    """What was applied, for the ``X-Kernel`` header: the kernel, or for
+    ``sobel_magnitude`` (no single kernel) the two whose magnitude it is."""
+    if kernel is None:
+        return {"magnitude_of": [np.round(k, 6).tolist() for k in kernels.sobel_pair()]}
+    return np.round(kernel, 6).tolist()
 
 
 @router.post("/pool", responses={**ERRORS, **media(*IMAGE_TYPES, "application/json",

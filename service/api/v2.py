@@ -1,7 +1,9 @@
 """Face 3: the Open Inference Protocol (KServe V2 / Triton) over HTTP/REST.
 
 JSON tensors and the binary tensor data extension (``Inference-Header-Content-Length``),
-which ``tritonclient.http`` uses by default, are both accepted and answered.
+which ``tritonclient.http`` uses by default, are both accepted and answered. Triton's
+model repository extension (index, load, unload; admin) and statistics extension (per
+version counts and durations, from the metrics every worker records) are served too.
 """
 
 from __future__ import annotations
@@ -10,15 +12,17 @@ import json
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from service import __version__
-from service.api.deps import AppSettings, Repo, tag_request
+from service.api.deps import AppSettings, Repo, require_admin, tag_request
 from service.api.schemas import ModelReady
 from service.api.tensors import to_uint8_tensor
 from service.errors import ApiError, bad_request, parse_json
+from service.runtime.metrics import version_totals
 from service.runtime.settings import Settings
+from service.runtime.workers import pool_metrics_dir
 from service.serving import inference
 from service.serving.repository import ModelRepository
 from service.serving.version import ServedVersion
@@ -35,7 +39,101 @@ HEADER_LENGTH = "inference-header-content-length"
 @router.get("")
 async def server_metadata() -> dict[str, Any]:
     return {"name": "cnn-lab-server", "version": __version__,
-            "extensions": ["binary_tensor_data", "model_repository"]}
+            "extensions": ["binary_tensor_data", "model_repository", "statistics"]}
+
+
+# ------------------------------------------------------------------ repository extension
+_V2_STATE = {"AVAILABLE": "READY", "LOADING": "LOADING", "UNLOADING": "UNLOADING",
+             "END": "UNAVAILABLE"}
+
+
+@router.post("/repository/index")
+async def repository_index(repo: Repo) -> list[dict[str, str]]:
+    """Every model and version in the repository with its state (Triton's index)."""
+    rows = []
+    for name in sorted(repo.models):
+        statuses = repo.status(name)
+        if not statuses or not repo.enabled(name):
+            rows.append({"name": name, "state": "UNAVAILABLE",
+                         "reason": "unloaded" if not repo.enabled(name) else "no version"})
+        for st in statuses:
+            rows.append({"name": name, "version": str(st.version),
+                         "state": _V2_STATE[st.state], "reason": st.error})
+    return rows
+
+
+async def _repository_body(request: Request) -> None:
+    """A load or unload body may carry parameters; an override config is not taken."""
+    raw = await request.body()
+    body = parse_json(raw, "request body") if raw.strip() else {}
+    params = body.get("parameters") if isinstance(body, dict) else None
+    if isinstance(params, dict) and any(k == "config" or k.startswith("file:") for k in params):
+        raise bad_request("loading with an override config or files is not supported; "
+                          "publish a version into the model repository instead")
+
+
+@router.post("/repository/models/{name}/load", dependencies=[Depends(require_admin)])
+async def repository_load(request: Request, repo: Repo, name: str) -> dict[str, Any]:
+    """Serve a model (again): its versions per policy, in every worker."""
+    repo.entry(name)  # 404 for an unknown model
+    await _repository_body(request)
+    await repo.administer(lambda state: state.load(name))
+    return {}
+
+
+@router.post("/repository/models/{name}/unload", dependencies=[Depends(require_admin)])
+async def repository_unload(request: Request, repo: Repo, name: str) -> dict[str, Any]:
+    """Stop serving a model (in-flight requests finish first), in every worker."""
+    repo.entry(name)
+    await _repository_body(request)
+    await repo.administer(lambda state: state.unload(name))
+    return {}
+
+
+# ------------------------------------------------------------------ statistics extension
+def _duration(totals: dict[str, float], metric: str) -> dict[str, int]:
+    return {"count": int(totals.get(f"{metric}_count", 0)),
+            "ns": int(totals.get(f"{metric}_sum", 0) * 1e9)}
+
+
+def _version_stats(request: Request, settings: Settings, name: str,
+                   version: int) -> dict[str, Any]:
+    totals = version_totals(request.app.state.metrics, pool_metrics_dir(settings), name,
+                            str(version))
+    queue = _duration(totals, "cnnlab_queue_seconds")
+    infer = _duration(totals, "cnnlab_inference_seconds")
+    none = {"count": 0, "ns": 0}
+    return {"name": name, "version": str(version), "last_inference": 0,
+            "inference_count": int(totals.get("cnnlab_batch_size_sum", 0)),
+            "execution_count": int(totals.get("cnnlab_batch_size_count", 0)),
+            "inference_stats": {
+                "success": {"count": queue["count"], "ns": queue["ns"] + infer["ns"]},
+                "fail": none, "queue": queue, "compute_input": none,
+                "compute_infer": infer, "compute_output": none},
+            "batch_stats": []}
+
+
+@router.get("/models/stats")
+async def all_stats(request: Request, repo: Repo, settings: AppSettings) -> dict[str, Any]:
+    """Statistics of every available version."""
+    return {"model_stats": [_version_stats(request, settings, name, v)
+                            for name in sorted(repo.models) for v in repo.models[name].served]}
+
+
+@router.get("/models/{name}/stats")
+async def model_stats(request: Request, repo: Repo, settings: AppSettings,
+                      name: str) -> dict[str, Any]:
+    """Statistics of each available version of a model: inferences (images), executions
+    (batches), time queued and computing."""
+    return {"model_stats": [_version_stats(request, settings, name, v)
+                            for v in sorted(repo.entry(name).served)]}
+
+
+@router.get("/models/{name}/versions/{version}/stats")
+async def version_stats(request: Request, repo: Repo, settings: AppSettings, name: str,
+                        version: str) -> dict[str, Any]:
+    sv = repo.resolve(name, version)
+    return {"model_stats": [_version_stats(request, settings, name, sv.version)]}
 
 
 def _model_metadata(repo: ModelRepository, sv: ServedVersion) -> dict[str, Any]:

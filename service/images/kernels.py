@@ -119,10 +119,15 @@ def filter_image(img: np.ndarray, kernel: np.ndarray, border: Border) -> np.ndar
     return cv2.filter2D(src, cv2.CV_32F, k32, borderType=_CV_BORDER[border])
 
 
+def sobel_pair() -> tuple[np.ndarray, np.ndarray]:
+    """The horizontal and vertical Sobel kernels whose magnitude ``sobel_magnitude`` is."""
+    return NAMED["sobel_right"], NAMED["sobel_bottom"]
+
+
 def sobel_magnitude(img: np.ndarray, border: Border) -> np.ndarray:
-    gx = filter_image(img, NAMED["sobel_right"], border)
-    gy = filter_image(img, NAMED["sobel_bottom"], border)
-    return cv2.magnitude(gx, gy)
+    """sqrt(gx^2 + gy^2) of the two Sobel responses."""
+    kx, ky = sobel_pair()
+    return cv2.magnitude(filter_image(img, kx, border), filter_image(img, ky, border))
 
 
 def to_uint8(values: np.ndarray, output: Output) -> np.ndarray:

@@ -19,7 +19,7 @@ ImageFormat = Literal["png", "jpeg", "webp"]
 
 _CV_MAPS = {"viridis": cv2.COLORMAP_VIRIDIS, "inferno": cv2.COLORMAP_INFERNO}
 MEDIA = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp",
-         "json": "application/json", "npy": "application/x-npy"}
+         "json": "application/json", "npy": "application/x-npy", "npz": "application/x-npz"}
 
 
 def _diverging_lut() -> np.ndarray:
@@ -145,15 +145,26 @@ def image_response(img: np.ndarray, fmt: ImageFormat,
 
 def pick_format(requested: str | None, accept: str | None, allowed: tuple[str, ...],
                 default: str) -> str:
-    """The output format: the ``format`` query wins, then the Accept header."""
+    """The output format: the ``format`` query wins, then the Accept header's most
+    preferred type (by q-value, then order) among ``allowed``, else ``default``."""
     if requested:
         if requested not in allowed:
             raise ApiError(422, f"format {requested!r} not supported; choose one of "
                                 f"{', '.join(allowed)}")
         return requested
-    for part in (accept or "").split(","):
-        media = part.split(";")[0].strip().lower()
-        for fmt in allowed:
-            if MEDIA.get(fmt) == media:
-                return fmt
-    return default
+    by_media = {MEDIA[fmt]: fmt for fmt in allowed if fmt in MEDIA}
+    best: tuple[float, int, str] | None = None
+    for order, part in enumerate((accept or "").split(",")):
+        media, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        fmt = by_media.get(media.lower())
+        if fmt is not None and q > 0 and (best is None or (q, -order) > best[:2]):
+            best = (q, -order, fmt)
+    return best[2] if best else default

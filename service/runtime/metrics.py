@@ -44,6 +44,9 @@ class Metrics:
         self.inference = Histogram(
             "cnnlab_inference_seconds", "signature call time per batch", ["model", "version"],
             buckets=_LATENCY_BUCKETS, registry=r)
+        self.queue_wait = Histogram(
+            "cnnlab_queue_seconds", "time a request waited for its batch", ["model", "version"],
+            buckets=_LATENCY_BUCKETS, registry=r)
         self.queue_depth = Gauge(
             "cnnlab_queue_depth", "images waiting for a batch", ["model", "version"], registry=r,
             multiprocess_mode="livesum")
@@ -69,11 +72,30 @@ class Metrics:
 
 def exposition(metrics: Metrics, multiproc_dir: Path | None) -> bytes:
     """The text for ``/metrics``: this app's registry, or every worker's values added up."""
+    return generate_latest(_registry(metrics, multiproc_dir))
+
+
+def _registry(metrics: Metrics, multiproc_dir: Path | None) -> CollectorRegistry:
+    """This app's registry, or one that reads every worker's values."""
     if multiproc_dir is None:
-        return generate_latest(metrics.registry)
+        return metrics.registry
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=str(multiproc_dir))
-    return generate_latest(registry)
+    return registry
+
+
+def version_totals(metrics: Metrics, multiproc_dir: Path | None, model: str,
+                   version: str) -> dict[str, float]:
+    """The sums and counts of one model version's histograms (``cnnlab_batch_size_sum``,
+    ``cnnlab_inference_seconds_count``, ...), over every worker."""
+    totals: dict[str, float] = {}
+    for family in _registry(metrics, multiproc_dir).collect():
+        for sample in family.samples:
+            if (sample.name.endswith(("_sum", "_count"))
+                    and sample.labels.get("model") == model
+                    and sample.labels.get("version") == version):
+                totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    return totals
 
 
 def applied_generation(multiproc_dir: Path) -> int:

@@ -46,6 +46,19 @@ class AdminState:
         """This model's state (created, enabled, on first use)."""
         return self.models.setdefault(name, ModelState())
 
+    # the changes the admin routes make
+    def load(self, name: str) -> None:
+        self.model(name).enabled = True
+
+    def unload(self, name: str) -> None:
+        self.model(name).enabled = False
+
+    def label(self, name: str, label: str, version: int) -> None:
+        self.model(name).labels[label] = version
+
+    def rescan(self) -> None:
+        """No change but a new generation: every worker rescans the repository."""
+
     def to_json(self) -> str:
         return json.dumps(asdict(self))
 

@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -36,6 +36,7 @@ class BatcherClosed(Exception):
 class _Item:
     images: np.ndarray                # [n, ...], part of one request
     future: asyncio.Future[np.ndarray]
+    enqueued: float = field(default_factory=time.perf_counter)
 
     @property
     def n(self) -> int:
@@ -43,7 +44,8 @@ class _Item:
 
 
 RunFn = Callable[[np.ndarray], np.ndarray]
-ObserveFn = Callable[[int, float], None]
+# after each batch: its images, its model call's seconds, each request's wait for it
+ObserveFn = Callable[[int, float, list[float]], None]
 
 
 class DynamicBatcher:
@@ -182,7 +184,8 @@ class DynamicBatcher:
                     item.future.set_exception(exc)
             return
         if self._observe:
-            self._observe(size, time.perf_counter() - started)
+            self._observe(size, time.perf_counter() - started,
+                          [started - item.enqueued for item in batch])
         offset = 0
         for item in batch:
             if not item.future.done():

@@ -13,14 +13,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnnlab.layout import SAVED_MODEL_FILE, is_complete_version, list_models, list_versions
 from service.errors import ApiError, not_found
-from service.runtime.metrics import Metrics
+from service.runtime.metrics import Metrics, applied_generation
 from service.runtime.settings import Settings
 from service.serving.admin_state import WATCH_INTERVAL_S, AdminState, ModelState, StateFile
 from service.serving.batcher import DynamicBatcher
@@ -28,6 +28,9 @@ from service.serving.policy import VersionPolicy, parse_policy
 from service.serving.version import LoadError, ServedVersion, load_version, warm_up
 
 log = logging.getLogger(__name__)
+
+# how long an admin action waits for the other workers (one may be loading a model)
+CONFIRM_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -62,11 +65,12 @@ def _mtime(path: Path) -> float:
 
 class ModelRepository:
     def __init__(self, settings: Settings, metrics: Metrics, device: str,
-                 state_file: StateFile) -> None:
+                 state_file: StateFile, metrics_dir: Path | None = None) -> None:
         self.settings = settings
         self.metrics = metrics
         self.device = device
         self.state_file = state_file
+        self.metrics_dir = metrics_dir  # every worker's metrics (several workers), or None
         self.admin = AdminState()
         # parsed now: a bad policy stops the start-up with its message
         self.default_policy = parse_policy(settings.version_policy)
@@ -188,6 +192,23 @@ class ModelRepository:
         return [rows[v] for v in sorted(rows, reverse=True)]
 
     # ------------------------------------------------------------------ admin
+    async def administer(self, change: Callable[[AdminState], None]) -> None:
+        """Change the admin state, apply it here, publish it to every worker, and wait
+        until all live workers have applied it (503 if some have not in time: they still
+        will, when they next read the state)."""
+        async with self.state_file.update() as state:
+            change(state)
+            await self.apply_admin(state, strict=True)
+        if self.metrics_dir is None:
+            return
+        deadline = time.monotonic() + CONFIRM_TIMEOUT_S
+        while applied_generation(self.metrics_dir) < state.generation:
+            if time.monotonic() > deadline:
+                raise ApiError(503, "applied on this worker, but not yet on every worker; "
+                                    "they apply it when they next read the admin state",
+                               {"Retry-After": "1"})
+            await asyncio.sleep(WATCH_INTERVAL_S / 2)
+
     async def apply_admin(self, state: AdminState, *, strict: bool = False) -> None:
         """Serve what ``state`` says: models unloaded or loaded again, version labels.
         ``strict`` (the worker that takes an admin request): a label on a version that is
@@ -280,10 +301,13 @@ class ModelRepository:
         labels = (entry.name, str(version))
         batch_hist = self.metrics.batch_size.labels(*labels)
         infer_hist = self.metrics.inference.labels(*labels)
+        wait_hist = self.metrics.queue_wait.labels(*labels)
 
-        def observe(size: int, seconds: float) -> None:
+        def observe(size: int, seconds: float, waits: list[float]) -> None:
             batch_hist.observe(size)
             infer_hist.observe(seconds)
+            for wait in waits:
+                wait_hist.observe(wait)
 
         sv.batcher = DynamicBatcher(
             sv.predict_sync, self.executor,

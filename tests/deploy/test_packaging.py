@@ -45,6 +45,10 @@ def test_compose_services_profiles_gpu_and_mounts() -> None:
         assert any(v.endswith("/models:/app/models:ro") for v in svc["volumes"])
         assert "/health/ready" in " ".join(svc["healthcheck"]["test"])
     assert services["cnnlab-replica"]["deploy"]["replicas"] == 2
+    # every profile keeps the shared settings (the cpu profile adds to them)
+    for name in ("cnnlab-gpu", "cnnlab-cpu", "cnnlab-replica"):
+        assert services[name]["environment"]["CNNLAB_WORKERS"] == "auto", name
+    assert services["cnnlab-cpu"]["environment"]["CUDA_VISIBLE_DEVICES"] == ""
     assert any("deploy/nginx/nginx.conf" in v for v in services["nginx"]["volumes"])
 
 
@@ -72,10 +76,14 @@ def test_dockerfile_installs_like_the_makefile() -> None:
 
 def test_kubernetes_manifests_validate() -> None:
     files = sorted(str(p) for p in (ROOT / "deploy" / "k8s").glob("*.yaml"))
-    assert len(files) == 3
+    assert len(files) == 4
     proc = subprocess.run([tool("kubernetes-validate"), "--strict", "--quiet", *files],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     deployment = (ROOT / "deploy" / "k8s" / "deployment.yaml").read_text()
     for needle in ("/health/live", "/health/ready", "nvidia.com/gpu"):
         assert needle in deployment
+    # the claim the Deployment mounts is shipped
+    [claim] = re.findall(r"claimName: ([\w-]+)", deployment)
+    shipped = yaml.safe_load((ROOT / "deploy" / "k8s" / "models-pvc.yaml").read_text())
+    assert shipped["kind"] == "PersistentVolumeClaim" and shipped["metadata"]["name"] == claim

@@ -61,6 +61,10 @@ def test_two_replicas_behind_nginx(tiny_repo: Path, tmp_path: Path,
                     pass
                 assert time.monotonic() < deadline, "nginx did not come up"
                 time.sleep(0.2)
+            mine = httpx.post(url, content=DIGIT, timeout=5, headers={
+                "content-type": "image/png", "x-request-id": "client-chosen-id"})
+            theirs = httpx.post(url, content=DIGIT, timeout=5,
+                                headers={"content-type": "image/png"})
             statuses: list[int] = []
             stop = threading.Event()
 
@@ -85,6 +89,8 @@ def test_two_replicas_behind_nginx(tiny_repo: Path, tmp_path: Path,
         finally:
             proc.terminate()
             proc.wait(10)
+    assert mine.headers["x-request-id"] == "client-chosen-id"  # passed through nginx
+    assert len(theirs.headers["x-request-id"]) == 32  # nginx's own ($request_id)
     assert len(statuses) > before > 20
     assert set(statuses) == {200}, sorted(set(statuses))
     assert "Shutting down" in a.logs()  # replica A did serve, then stopped

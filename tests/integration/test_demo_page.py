@@ -75,3 +75,15 @@ def test_drawing_a_digit_predicts_it(page: Page) -> None:
         page.mouse.move(x + step * 0.5, top + step * 10)
     page.mouse.up()
     expect(page.get_by_test_id("prediction")).to_contain_text("1  (", timeout=20_000)
+
+
+def test_the_first_screen_shows_the_digit_model_and_no_broken_image(page: Page) -> None:
+    expect(page.locator("#model option")).to_have_count(2, timeout=20_000)
+    expect(page.locator("#model")).to_have_value("mnist")  # not the first alphabetically
+    loaded(page, "#filters")  # the one picture a fresh page draws
+    broken = page.evaluate(
+        "() => [...document.images].filter((i) => i.getAttribute('src') ?"
+        " !(i.complete && i.naturalWidth > 0) : getComputedStyle(i).display !== 'none')"
+        ".map((i) => i.id)")
+    assert broken == []
+    expect(page.locator("#maps + .empty")).to_be_visible()  # an empty state instead

@@ -48,7 +48,7 @@ def external(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def test_predicts_without_metadata(external: Server) -> None:
     with external.client() as c:
-        r = c.post("/api/models/bright/predict?invert=off", content=png(np.full((40, 40), 250,
+        r = c.post("/api/models/bright/predict?invert=off", content=png(np.full((40, 40), 204,
                                                                                  np.uint8)),
                    headers={"content-type": "image/png"})
         v2 = c.get("/v2/models/bright").json()
@@ -56,7 +56,11 @@ def test_predicts_without_metadata(external: Server) -> None:
                      json={"instances": np.zeros((2, 16, 16, 1)).tolist()})
     assert r.status_code == 200
     top = r.json()["predictions"][0]["top_k"][0]
-    assert top == {"class_index": 2, "label": "2", "probability": pytest.approx(top["probability"])}
+    # the model's own maths for an all-204 picture: softmax of -(mean - c)^2 * 50
+    logits = np.array([-(204 / 255 - c) ** 2 * 50 for c in (0.0, 0.5, 1.0)])
+    expected = np.exp(logits) / np.exp(logits).sum()
+    assert top == {"class_index": 2, "label": "2",
+                   "probability": pytest.approx(float(expected[2]), rel=1e-5)}
     assert v2["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, 16, 16, 1]}]
     assert np.argmax(tfs.json()["predictions"], 1).tolist() == [0, 0]
 

@@ -210,3 +210,97 @@ def test_filter_bad_input(bundled_server: Server, query: dict[str, str], status:
         r = c.post("/api/filter", params=query, content=png(GRAY), headers=PNG)
     assert r.status_code == status, r.text
     assert needle in r.json()["error"]
+
+
+# ------------------------------------------------------------------ documented, now checked
+COLOR = np.random.default_rng(5).integers(0, 256, (9, 11, 3)).astype(np.uint8)  # BGR
+
+
+@pytest.mark.parametrize("route", ["/api/filter?kernel=identity", "/api/pool?size=1"])
+@pytest.mark.parametrize("fmt", ["npy", "json"])
+def test_colour_arrays_come_in_rgb_order(bundled_server: Server, route: str, fmt: str) -> None:
+    with bundled_server.client() as c:
+        r = c.post(f"{route}&color=rgb&format={fmt}", content=png(COLOR), headers=PNG)
+    assert r.status_code == 200, r.text
+    values = load_npy(r.content) if fmt == "npy" else np.array(r.json()["data"])
+    np.testing.assert_allclose(values, COLOR[:, :, ::-1], atol=1e-3)  # png() wrote BGR
+
+
+@pytest.mark.parametrize("name", ["sobel_top", "sobel_bottom", "sobel_left", "emboss"])
+def test_named_kernels_match_the_reference(bundled_server: Server, name: str) -> None:
+    with bundled_server.client() as c:
+        kernel = np.array(c.get("/api/kernels").json()["kernels"][name], float)
+        r = c.post(f"/api/filter?kernel={name}&format=npy", content=png(GRAY), headers=PNG)
+    assert json.loads(r.headers["x-kernel"]) == kernel.tolist()
+    np.testing.assert_allclose(load_npy(r.content), reference(GRAY, kernel, "reflect101",
+                                                              "correlation"), atol=1e-3)
+
+
+def test_sobel_magnitude_says_what_it_applied(bundled_server: Server) -> None:
+    with bundled_server.client() as c:
+        r = c.post("/api/filter?kernel=sobel_magnitude&format=npy", content=png(GRAY),
+                   headers=PNG)
+        kernels = c.get("/api/kernels").json()["kernels"]
+    gx, gy = (np.array(kernels[k], float) for k in ("sobel_right", "sobel_bottom"))
+    assert json.loads(r.headers["x-kernel"]) == {"magnitude_of": [gx.tolist(), gy.tolist()]}
+    want = np.hypot(reference(GRAY, gx, "reflect101", "correlation"),
+                    reference(GRAY, gy, "reflect101", "correlation"))
+    np.testing.assert_allclose(load_npy(r.content), want, atol=1e-3)
+
+
+@pytest.mark.parametrize("output", ["abs", "normalize"])
+def test_output_modes(bundled_server: Server, output: str) -> None:
+    k = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], float)
+    with bundled_server.client() as c:
+        r = c.post(f"/api/filter?kernel=laplacian4&output={output}", content=png(GRAY),
+                   headers=PNG)
+    got = cv2.imdecode(np.frombuffer(r.content, np.uint8), cv2.IMREAD_GRAYSCALE).astype(int)
+    raw = reference(GRAY, k, "reflect101", "correlation")
+    want = np.abs(raw) if output == "abs" else (raw - raw.min()) * 255 / (raw.max() - raw.min())
+    assert np.abs(got - np.clip(want, 0, 255)).max() <= 1
+
+
+@pytest.mark.parametrize(("accept", "media"), [
+    ("image/webp", "image/webp"),
+    ("image/jpeg;q=0.5, image/webp;q=0.9", "image/webp"),
+    ("image/webp;q=0, image/jpeg", "image/jpeg"),
+    ("application/x-npy", "application/x-npy"),
+    ("text/html, */*", "image/png"),
+])
+def test_accept_picks_the_format(bundled_server: Server, accept: str, media: str) -> None:
+    with bundled_server.client() as c:
+        r = c.post("/api/filter?kernel=identity", content=png(GRAY),
+                   headers={**PNG, "accept": accept})
+    assert r.status_code == 200 and r.headers["content-type"] == media
+    if media == "image/webp":
+        decoded = cv2.imdecode(np.frombuffer(r.content, np.uint8), cv2.IMREAD_GRAYSCALE)
+        assert decoded.shape == GRAY.shape
+
+
+def test_activations_npz_by_accept(bundled_server: Server) -> None:
+    with bundled_server.client() as c:
+        r = c.post("/api/models/mnist/activations", content=DIGIT,
+                   headers={**PNG, "accept": "application/x-npz"})
+    assert r.headers["content-type"] == "application/x-npz"
+    assert "conv1" in np.load(io.BytesIO(r.content))
+
+
+def test_applying_learned_filters_takes_one_picture(bundled_server: Server) -> None:
+    with bundled_server.client() as c:
+        r = c.post("/api/models/mnist/filters/apply", files=[
+            ("file", ("a.png", DIGIT, "image/png")), ("file", ("b.png", DIGIT, "image/png"))])
+    assert r.status_code == 422 and "send one image, got 2" in r.json()["error"]
+
+
+def test_compare_preprocesses_each_side_for_its_own_model(bundled_server: Server) -> None:
+    """The clothing side gets no digit centering: its answer is what a plain prediction
+    with that model gives."""
+    with bundled_server.client() as c:
+        cross = c.post("/api/compare?a=mnist&b=fashion_mnist", content=DIGIT,
+                       headers=PNG).json()
+        alone = c.post("/api/models/fashion_mnist/predict", content=DIGIT,
+                       headers=PNG).json()["predictions"][0]
+        centred = c.post("/api/models/fashion_mnist/predict?center=true", content=DIGIT,
+                         headers=PNG).json()["predictions"][0]
+    assert not np.allclose(alone["probabilities"], centred["probabilities"])
+    np.testing.assert_allclose(cross["b"]["probabilities"], alone["probabilities"], rtol=1e-5)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
-from tests.helpers import Server, fixture_images
+from tests.helpers import Server, fixture_images, run_server
 
 DIGITS = fixture_images("digits")
 
@@ -42,3 +44,42 @@ def test_tritonclient_sees_clear_errors(bundled_server: Server) -> None:
     inp.set_data_from_numpy(np.zeros((1, 28, 28, 1), np.uint8))
     with pytest.raises(InferenceServerException, match="model 'nope' not found"):
         c.infer("nope", [inp])
+
+
+KEY = {"X-API-Key": "v2-key"}
+
+
+def test_tritonclient_manages_the_repository(tiny_repo: Path, tmp_path: Path) -> None:
+    with run_server(tiny_repo, tmp_path, api_key="v2-key", workers="2") as server:
+        c = client(server)
+        index = c.get_model_repository_index(headers=KEY)
+        c.unload_model("tiny", headers=KEY)
+        ready_after_unload = c.is_model_ready("tiny", headers=KEY)
+        unloaded = c.get_model_repository_index(headers=KEY)
+        c.load_model("tiny", headers=KEY)
+        ready_after_load = c.is_model_ready("tiny", headers=KEY)
+        with pytest.raises(InferenceServerException, match="API key"):
+            c.unload_model("tiny")  # admin needs the key
+        with pytest.raises(InferenceServerException, match="not found"):
+            c.load_model("nope", headers=KEY)
+    assert index == [{"name": "tiny", "version": "1", "state": "READY", "reason": ""}]
+    assert ready_after_unload is False and ready_after_load is True  # on every worker
+    assert {"name": "tiny", "state": "UNAVAILABLE", "reason": "unloaded"} in unloaded
+
+
+def test_tritonclient_reads_statistics(tiny_repo: Path, tmp_path: Path) -> None:
+    with run_server(tiny_repo, tmp_path, workers="2") as server:
+        c = client(server)
+        inp = triton.InferInput("image", [4, 28, 28, 1], "UINT8")
+        inp.set_data_from_numpy(np.zeros((4, 28, 28, 1), np.uint8))
+        for _ in range(3):
+            c.infer("tiny", [inp])
+        [stats] = c.get_inference_statistics("tiny")["model_stats"]
+        [same] = c.get_inference_statistics("tiny", "1")["model_stats"]
+        everything = c.get_inference_statistics()["model_stats"]
+    assert stats["name"] == "tiny" and stats["version"] == "1"
+    assert stats["inference_count"] == 12  # images, over both workers
+    assert 1 <= stats["execution_count"] <= 3  # batches
+    assert stats["inference_stats"]["queue"]["count"] == 3  # requests
+    assert stats["inference_stats"]["compute_infer"]["ns"] > 0
+    assert same == stats and everything == [stats]
