@@ -23,7 +23,7 @@ RUN pip install --no-cache-dir --quiet --disable-pip-version-check ".[gpu]"
 
 COPY models ./models
 USER 10001
-EXPOSE 8000
+EXPOSE 8000 8500
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
   CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health/ready', timeout=2).status != 200)"]
 CMD ["python", "-m", "service"]

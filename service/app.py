@@ -33,6 +33,7 @@ from service.api.deps import require_api_key
 from service.api.middleware import RequestContextMiddleware
 from service.api.routing import LeanDispatch
 from service.api.schemas import ERRORS
+from service.grpc import server as grpc
 from service.runtime import logs
 from service.runtime.metrics import Metrics
 from service.runtime.settings import Settings, get_settings
@@ -70,6 +71,7 @@ def create_api(settings: Settings) -> FastAPI:
                                pool_metrics_dir(settings))
         app.state.repo = repo
         await repo.start()  # load + warm every model before taking traffic
+        grpc_server = await grpc.start(repo, settings) if settings.grpc_port else None
         freeze_heap()
         worker = f" (worker {os.getpid()} of {settings.workers})" if pool_dir(settings) else ""
         log.info("serving %s from %s%s", ", ".join(sorted(repo.models)) or "no models",
@@ -77,6 +79,8 @@ def create_api(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            if grpc_server is not None:
+                await grpc_server.stop(grace=5)
             await repo.stop()
 
     app = FastAPI(

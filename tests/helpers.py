@@ -91,6 +91,7 @@ def run_server(models_dir: Path, tmp: Path, wait_ready: bool = True, app: str | 
     port = int(env.pop("port")) if "port" in env else free_port()
     full_env = {**os.environ, "CNNLAB_MODELS_DIR": str(models_dir), "CNNLAB_PORT": str(port),
                 "CNNLAB_HOST": "127.0.0.1", "CNNLAB_POLL_INTERVAL_S": "0", "CNNLAB_WORKERS": "1",
+                "CNNLAB_GRPC_PORT": "0",
                 "TF_CPP_MIN_LOG_LEVEL": "2", **{f"CNNLAB_{k.upper()}": v for k, v in env.items()}}
     log = tmp / f"server-{port}.log"
     with log.open("wb") as out:

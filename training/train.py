@@ -51,18 +51,23 @@ class TrainResult:
     metadata: dict[str, Any]
 
 
+def learning_rate(cfg: TrainConfig, steps: int) -> Any:
+    """The learning rate of ``steps`` training steps: the given one (None: the optimizer's
+    default), or with ``cosine`` a warm-up from a tenth to it over the first 5 % of the
+    steps, then cosine decay to zero."""
+    if cfg.lr_schedule != "cosine":
+        return cfg.learning_rate
+    peak = cfg.learning_rate if cfg.learning_rate is not None else 1e-3
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=peak / 10, decay_steps=max(1, steps - steps // 20),
+        warmup_target=peak, warmup_steps=steps // 20)
+
+
 def make_optimizer(cfg: TrainConfig, steps: int) -> keras.optimizers.Optimizer:
     classes = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD,
                "rmsprop": keras.optimizers.RMSprop, "adadelta": keras.optimizers.Adadelta}
-    kwargs: dict[str, Any] = {}
-    if cfg.learning_rate is not None:
-        kwargs["learning_rate"] = cfg.learning_rate
-    if cfg.lr_schedule == "cosine":
-        start = kwargs.get("learning_rate", 1e-3)
-        kwargs["learning_rate"] = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=start / 10, decay_steps=max(1, steps - steps // 20),
-            warmup_target=start, warmup_steps=steps // 20)
-    return classes[cfg.optimizer](**kwargs)
+    rate = learning_rate(cfg, steps)
+    return classes[cfg.optimizer](**({} if rate is None else {"learning_rate": rate}))
 
 
 def augmenter(dataset: str, seed: int) -> keras.Sequential:

@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict
 
 from service.api.deps import AppSettings, Repo, repo_of, settings_of, tag_request
 from service.api.routing import hot_post
-from service.api.tensors import to_uint8_tensor
 from service.errors import ApiError, bad_request, parse_json
 from service.images.preprocess import preprocess, stack
 from service.runtime.settings import Settings
@@ -115,7 +114,7 @@ def _instances_to_batch(values: list[Any], sv: ServedVersion, settings: Settings
     if len(values) > settings.max_instances:
         raise ApiError(413, f"{len(values)} instances; the limit is {settings.max_instances}")
     if not any(isinstance(v, dict) for v in values):  # plain numbers only
-        return to_uint8_tensor(values, shape, "instances")
+        return inference.to_uint8_tensor(values, shape, "instances")
     rows: list[np.ndarray | bytes] = []
     for i, v in enumerate(values):
         where = f"instances[{i}]"
@@ -127,7 +126,7 @@ def _instances_to_batch(values: list[Any], sv: ServedVersion, settings: Settings
         if isinstance(v, dict) and "b64" in v:
             rows.append(_b64_bytes(v, where))
         else:
-            rows.append(to_uint8_tensor([v], shape, where)[0])
+            rows.append(inference.to_uint8_tensor([v], shape, where)[0])
     pictures = [r for r in rows if isinstance(r, bytes)]
     spec = inference.preprocess_spec(sv.info, settings, "auto", None)
     prepared = iter(stack(preprocess(pictures, spec)))

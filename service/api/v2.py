@@ -15,51 +15,31 @@ import numpy as np
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from service import __version__
 from service.api.deps import AppSettings, Repo, require_admin, tag_request
 from service.api.schemas import ModelReady
-from service.api.tensors import to_uint8_tensor
 from service.errors import ApiError, bad_request, parse_json
 from service.runtime.metrics import version_totals
 from service.runtime.settings import Settings
 from service.runtime.workers import pool_metrics_dir
-from service.serving import inference
+from service.serving import inference, oip
 from service.serving.repository import ModelRepository
 from service.serving.version import ServedVersion
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (KServe V2)"])
 
-_DTYPES = {"BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32,
-           "UINT64": np.uint64, "INT8": np.int8, "INT16": np.int16, "INT32": np.int32,
-           "INT64": np.int64, "FP16": np.float16, "FP32": np.float32, "FP64": np.float64}
-_V2_NAME = {np.dtype(v).name: k for k, v in _DTYPES.items()}
 HEADER_LENGTH = "inference-header-content-length"
 
 
 @router.get("")
 async def server_metadata() -> dict[str, Any]:
-    return {"name": "cnn-lab-server", "version": __version__,
-            "extensions": ["binary_tensor_data", "model_repository", "statistics"]}
+    return oip.server_metadata()
 
 
 # ------------------------------------------------------------------ repository extension
-_V2_STATE = {"AVAILABLE": "READY", "LOADING": "LOADING", "UNLOADING": "UNLOADING",
-             "END": "UNAVAILABLE"}
-
-
 @router.post("/repository/index")
 async def repository_index(repo: Repo) -> list[dict[str, str]]:
     """Every model and version in the repository with its state (Triton's index)."""
-    rows = []
-    for name in sorted(repo.models):
-        statuses = repo.status(name)
-        if not statuses or not repo.enabled(name):
-            rows.append({"name": name, "state": "UNAVAILABLE",
-                         "reason": "unloaded" if not repo.enabled(name) else "no version"})
-        for st in statuses:
-            rows.append({"name": name, "version": str(st.version),
-                         "state": _V2_STATE[st.state], "reason": st.error})
-    return rows
+    return oip.repository_index(repo)
 
 
 async def _repository_body(request: Request) -> None:
@@ -136,27 +116,14 @@ async def version_stats(request: Request, repo: Repo, settings: AppSettings, nam
     return {"model_stats": [_version_stats(request, settings, name, sv.version)]}
 
 
-def _model_metadata(repo: ModelRepository, sv: ServedVersion) -> dict[str, Any]:
-    inp, out = sv.info.input, sv.info.output
-    return {
-        "name": sv.name,
-        "versions": [str(v) for v in sorted(repo.entry(sv.name).served)],
-        "platform": "tensorflow_savedmodel",
-        "inputs": [{"name": inp.name, "datatype": _V2_NAME.get(inp.dtype, inp.dtype.upper()),
-                    "shape": inp.shape}],
-        "outputs": [{"name": out.name, "datatype": _V2_NAME.get(out.dtype, out.dtype.upper()),
-                     "shape": out.shape}],
-    }
-
-
 @router.get("/models/{name}")
 async def model_metadata(repo: Repo, name: str) -> dict[str, Any]:
-    return _model_metadata(repo, repo.resolve(name))
+    return oip.model_metadata(repo, repo.resolve(name))
 
 
 @router.get("/models/{name}/versions/{version}")
 async def version_metadata(repo: Repo, name: str, version: str) -> dict[str, Any]:
-    return _model_metadata(repo, repo.resolve(name, version))
+    return oip.model_metadata(repo, repo.resolve(name, version))
 
 
 def _ready(repo: ModelRepository, name: str, version: str | None) -> JSONResponse:
@@ -208,7 +175,7 @@ def _input_tensor(spec: Any, binary: bytes, offset: int, sv: ServedVersion,
     want = sv.info.input
     if name != want.name:
         raise bad_request(f"unknown input {name!r}; this model takes {want.name!r}")
-    if dtype not in _DTYPES:
+    if dtype not in oip.DTYPES:
         raise bad_request(f"input {name!r}: unsupported datatype {dtype!r}")
     if (not isinstance(shape, list) or not shape
             or not all(isinstance(d, int) and d >= 0 for d in shape)):
@@ -219,11 +186,11 @@ def _input_tensor(spec: Any, binary: bytes, offset: int, sv: ServedVersion,
     params = spec.get("parameters") or {}
     size = params.get("binary_data_size") if isinstance(params, dict) else None
     if size is not None:
-        itemsize = np.dtype(_DTYPES[dtype]).itemsize
+        itemsize = np.dtype(oip.DTYPES[dtype]).itemsize
         if not isinstance(size, int) or size != count * itemsize or offset + size > len(binary):
             raise bad_request(f"input {name!r}: binary_data_size {size!r} does not match "
                               f"shape {shape} of {dtype} or the body")
-        values: Any = np.frombuffer(binary, _DTYPES[dtype], count, offset)
+        values: Any = np.frombuffer(binary, oip.DTYPES[dtype], count, offset)
         offset += size
     else:
         data = spec.get("data")
@@ -236,7 +203,7 @@ def _input_tensor(spec: Any, binary: bytes, offset: int, sv: ServedVersion,
         if values.size != count:
             raise bad_request(f"input {name!r}: {values.size} values for shape {shape} "
                               f"({count} expected)")
-    tensor = to_uint8_tensor(np.asarray(values).reshape(shape), want.shape,
+    tensor = inference.to_uint8_tensor(np.asarray(values).reshape(shape), want.shape,
                                        f"input {name!r}")
     return tensor, offset
 

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     port: int = 8000
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
+    grpc_port: int = Field(
+        default=8500, ge=0, le=65535, description="TF Serving's and the Open Inference "
+        "Protocol's gRPC services; 0 = off")
     api_key: str | None = Field(default=None, description="required on every route but health")
     cors_origins: list[str] = Field(default_factory=list, description="CORS off when empty")
     workers: int = Field(

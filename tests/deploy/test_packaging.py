@@ -49,6 +49,9 @@ def test_compose_services_profiles_gpu_and_mounts() -> None:
     for name in ("cnnlab-gpu", "cnnlab-cpu", "cnnlab-replica"):
         assert services[name]["environment"]["CNNLAB_WORKERS"] == "auto", name
     assert services["cnnlab-cpu"]["environment"]["CUDA_VISIBLE_DEVICES"] == ""
+    for name in ("cnnlab-gpu", "cnnlab-cpu"):  # HTTP and gRPC
+        assert {(int(p["target"]), int(p["published"])) for p in services[name]["ports"]} == {
+            (8000, 8000), (8500, 8500)}, services[name]["ports"]
     assert any("deploy/nginx/nginx.conf" in v for v in services["nginx"]["volumes"])
 
 
@@ -81,7 +84,7 @@ def test_kubernetes_manifests_validate() -> None:
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     deployment = (ROOT / "deploy" / "k8s" / "deployment.yaml").read_text()
-    for needle in ("/health/live", "/health/ready", "nvidia.com/gpu"):
+    for needle in ("/health/live", "/health/ready", "nvidia.com/gpu", "containerPort: 8500"):
         assert needle in deployment
     # the claim the Deployment mounts is shipped
     [claim] = re.findall(r"claimName: ([\w-]+)", deployment)
