@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import hmac
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -34,6 +35,12 @@ class Servicer:
         self.repo = repo
         self.settings = settings
 
+    def count(self, method: str, code: str, seconds: float) -> None:
+        """One call in the request metrics, as HTTP requests are (route = the method)."""
+        metrics = self.repo.metrics
+        metrics.requests.labels(method, "gRPC", "", "", code).inc()
+        metrics.latency.labels(method, "gRPC").observe(seconds)
+
 
 def check_key(context: grpc.aio.ServicerContext, settings: Settings, *,
               admin: bool = False) -> None:
@@ -59,15 +66,19 @@ def rpc(*, admin: bool = False) -> Callable[[Method[S]], Method[S]]:
     def wrap(method: Method[S]) -> Method[S]:
         @functools.wraps(method)
         async def call(self: S, request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started, code = time.perf_counter(), grpc.StatusCode.OK
             try:
                 check_key(context, self.settings, admin=admin)
                 return await method(self, request, context)
             except ApiError as exc:
-                await context.abort(STATUS.get(exc.status_code, grpc.StatusCode.UNKNOWN),
-                                    exc.message)
+                code = STATUS.get(exc.status_code, grpc.StatusCode.UNKNOWN)
+                await context.abort(code, exc.message)
             except Exception:
+                code = grpc.StatusCode.INTERNAL
                 log.exception("gRPC %s failed", method.__name__)
-                await context.abort(grpc.StatusCode.INTERNAL, "internal error (see the log)")
+                await context.abort(code, "internal error (see the log)")
+            finally:
+                self.count(method.__name__, code.name, time.perf_counter() - started)
         return call
 
     return wrap

@@ -3,6 +3,7 @@ PredictionServiceStub (tensorflow-serving-api) and tritonclient.grpc."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -128,6 +129,9 @@ def test_tritonclient_grpc_infers_unchanged(served: tuple[Server, str]) -> None:
         c.infer("nope", [inp], headers=headers)
     with pytest.raises(InferenceServerException, match="API key"):
         c.is_server_live()
+    metrics = served[0].client().get("/metrics", headers={"X-API-Key": KEY}).text
+    assert re.search(r'cnnlab_requests_total\{method="gRPC",model="",route="ModelInfer",'
+                     r'status="OK",version=""\} [1-9]', metrics), metrics[-2000:]
 
 
 def test_grpc_is_off_with_port_0(tiny_repo: Path, tmp_path: Path) -> None:

@@ -29,12 +29,12 @@ class Recorder:
         return x * 2
 
 
-def make(run: Recorder, **kw: float) -> DynamicBatcher:
+def make(run: Recorder, **kw: object) -> DynamicBatcher:
     opts = {"max_batch_size": 8, "max_wait_s": 0.0, "max_queue_images": 100, **kw}
     return DynamicBatcher(run, ThreadPoolExecutor(1), **opts)  # type: ignore[arg-type]
 
 
-async def held(width: int = 1, **kw: float,
+async def held(width: int = 1, **kw: object,
                ) -> tuple[Recorder, DynamicBatcher, asyncio.Task[np.ndarray]]:
     """A started batcher whose first call (one row of ``width``) is held in the model, so
     whatever is submitted next queues; ``run.gate.set()`` lets it go."""
@@ -95,12 +95,14 @@ async def test_large_requests_are_split_to_the_max_batch_size() -> None:
     await b.close()
 
 
-async def test_full_queue_is_refused_not_grown() -> None:
-    run, b, first = await held(max_queue_images=4)
+async def test_full_queue_is_refused_not_grown_and_counted() -> None:
+    shed: list[None] = []
+    run, b, first = await held(max_queue_images=4, on_shed=lambda: shed.append(None))
     queued = asyncio.create_task(b.submit(np.ones((4, 1), np.float32)))
     await asyncio.sleep(0.02)
     with pytest.raises(QueueFull):
         await b.submit(np.ones((1, 1), np.float32))
+    assert len(shed) == 1  # (cnnlab_shed_total)
     run.gate.set()
     await asyncio.gather(first, queued)
     await b.close()
