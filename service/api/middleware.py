@@ -78,10 +78,9 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
+            # (a body over the cap raises BodyRefused inside the app; the lean dispatch and
+            # FastAPI's handler answer it, as they answer every error, in the JSON shape)
             await self.app(scope, capped_receive, send_wrapper)
-        except BodyRefused as exc:
-            status = exc.status
-            await self._reject(send, rid, exc.status, str(exc))
         finally:
             self._record(scope, status, started, rid)
 

@@ -19,7 +19,6 @@ from pydantic import BaseModel, ConfigDict
 from service.api.deps import AppSettings, Repo, repo_of, settings_of, tag_request
 from service.api.routing import hot_post
 from service.errors import ApiError, bad_request, parse_json
-from service.images.preprocess import preprocess, stack
 from service.runtime.settings import Settings
 from service.serving import inference
 from service.serving.repository import ModelRepository
@@ -128,8 +127,7 @@ def _instances_to_batch(values: list[Any], sv: ServedVersion, settings: Settings
         else:
             rows.append(inference.to_uint8_tensor([v], shape, where)[0])
     pictures = [r for r in rows if isinstance(r, bytes)]
-    spec = inference.preprocess_spec(sv.info, settings, "auto", None)
-    prepared = iter(stack(preprocess(pictures, spec)))
+    prepared = iter(inference.pictures_input(sv.info, pictures, settings))
     return np.stack([r if isinstance(r, np.ndarray) else next(prepared) for r in rows])
 
 

@@ -25,7 +25,6 @@ from tensorflow_serving.apis import (
 
 from service.errors import ApiError, bad_request
 from service.grpc.calls import Servicer, rpc
-from service.images.preprocess import preprocess, stack
 from service.runtime.settings import Settings
 from service.serving import inference
 from service.serving.repository import ModelRepository
@@ -56,8 +55,7 @@ def _model_input(sv: ServedVersion, request: Any, settings: Settings) -> np.ndar
         blobs = [bytes(b) for b in value.ravel()]
         if len(blobs) > settings.max_instances:
             raise ApiError(413, f"{len(blobs)} pictures; the limit is {settings.max_instances}")
-        spec = inference.preprocess_spec(sv.info, settings, "auto", None)
-        return stack(preprocess(blobs, spec))
+        return inference.pictures_input(sv.info, blobs, settings)
     if value.ndim and len(value) > settings.max_instances:
         raise ApiError(413, f"batch of {len(value)}; the limit is {settings.max_instances}")
     return inference.to_uint8_tensor(value, sv.info.input.shape, f"input {want!r}")

@@ -77,8 +77,11 @@ def exposition(metrics: Metrics, multiproc_dir: Path | None) -> bytes:
 
 def _registry(metrics: Metrics, multiproc_dir: Path | None) -> CollectorRegistry:
     """This app's registry, or one that reads every worker's values."""
-    if multiproc_dir is None:
-        return metrics.registry
+    return metrics.registry if multiproc_dir is None else _workers_registry(multiproc_dir)
+
+
+def _workers_registry(multiproc_dir: Path) -> CollectorRegistry:
+    """A registry that reads every worker's values from ``multiproc_dir``."""
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=str(multiproc_dir))
     return registry
@@ -100,9 +103,7 @@ def version_totals(metrics: Metrics, multiproc_dir: Path | None, model: str,
 
 def applied_generation(multiproc_dir: Path) -> int:
     """The admin state generation every live worker has applied."""
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=str(multiproc_dir))
-    for family in registry.collect():
+    for family in _workers_registry(multiproc_dir).collect():
         if family.name == ADMIN_GENERATION:
             return int(min((s.value for s in family.samples), default=0))
     return 0

@@ -18,7 +18,7 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from service.errors import ApiError, overloaded
-from service.images.preprocess import Invert, Prepared, PreprocessSpec, preprocess
+from service.images.preprocess import Invert, Prepared, PreprocessSpec, preprocess, stack
 from service.runtime.settings import Settings
 from service.serving.batcher import BatcherClosed, QueueFull
 from service.serving.version import ModelInfo, ServedVersion
@@ -48,6 +48,12 @@ def preprocess_spec(info: ModelInfo, settings: Settings, invert: Invert,
     return PreprocessSpec(info.height, info.width, invert,
                           info.dataset == "mnist" if center is None else center,
                           settings.max_image_pixels)
+
+
+def pictures_input(info: ModelInfo, blobs: list[bytes], settings: Settings) -> np.ndarray:
+    """Encoded pictures sent inside a tensor (TF Serving's b64 values, a DT_STRING tensor)
+    -> ``info``'s input ``[N,H,W,1]``, preprocessed as uploads are by default."""
+    return stack(preprocess(blobs, preprocess_spec(info, settings, "auto", None)))
 
 
 async def prepare_uploads(info: ModelInfo, blobs: list[bytes], settings: Settings,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import Server, fixture_images, png
+from tests.helpers import Server, fixture_images, png, run_server
 from tests.service.images.test_decode import png_header_claiming
 
 LABEL, DIGIT = fixture_images("digits")[3]
@@ -201,3 +202,21 @@ def test_cors_is_off_by_default(bundled_server: Server) -> None:
     with bundled_server.client() as c:
         r = c.get("/health/live", headers={"Origin": "http://evil.example"})
     assert "access-control-allow-origin" not in r.headers
+
+
+@pytest.mark.parametrize("path", ["/api/models/tiny/predict",     # the lean dispatch
+                                  "/api/filter?kernel=identity",  # a FastAPI route
+                                  "/v1/models/tiny/versions/1:predict"])
+def test_a_streamed_body_over_the_cap_is_413(tiny_repo: Path, tmp_path: Path,
+                                             path: str) -> None:
+    """Without Content-Length the cap is found while reading: 413 in the JSON shape."""
+    def chunks() -> Iterator[bytes]:
+        for _ in range(8):
+            yield b"\x89PNG" + bytes(1020)
+
+    with run_server(tiny_repo, tmp_path, max_upload_bytes="4096") as server, \
+            server.client() as c:
+        r = c.post(path, content=chunks(), headers={"content-type": "image/png"})
+        alive = c.get("/health/live")
+    assert r.status_code == 413 and "4096-byte limit" in r.json()["error"]
+    assert alive.status_code == 200
