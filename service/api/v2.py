@@ -47,9 +47,8 @@ async def _repository_body(request: Request) -> None:
     raw = await request.body()
     body = parse_json(raw, "request body") if raw.strip() else {}
     params = body.get("parameters") if isinstance(body, dict) else None
-    if isinstance(params, dict) and any(k == "config" or k.startswith("file:") for k in params):
-        raise bad_request("loading with an override config or files is not supported; "
-                          "publish a version into the model repository instead")
+    if isinstance(params, dict):
+        oip.refuse_overrides(params)
 
 
 @router.post("/repository/models/{name}/load", dependencies=[Depends(require_admin)])

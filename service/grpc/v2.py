@@ -118,6 +118,7 @@ class InferenceService(Servicer, service_pb2_grpc.GRPCInferenceServiceServicer):
     @rpc(admin=True)
     async def RepositoryModelLoad(self, request: Any, context: Any) -> Any:  # noqa: N802
         self.repo.entry(request.model_name)
+        oip.refuse_overrides(request.parameters)
         await self.repo.administer(lambda state: state.load(request.model_name))
         return service_pb2.RepositoryModelLoadResponse()
 

@@ -3,11 +3,13 @@ REST and gRPC faces: datatypes, server and model metadata, the repository index.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
 from service import __version__
+from service.errors import bad_request
 from service.serving.repository import ModelRepository
 from service.serving.version import ServedVersion
 
@@ -38,6 +40,14 @@ def model_metadata(repo: ModelRepository, sv: ServedVersion) -> dict[str, Any]:
         "inputs": [{"name": inp.name, "datatype": datatype(inp.dtype), "shape": inp.shape}],
         "outputs": [{"name": out.name, "datatype": datatype(out.dtype), "shape": out.shape}],
     }
+
+
+def refuse_overrides(parameters: Iterable[str]) -> None:
+    """A load request may carry parameters, but an override config or files are not taken
+    (``ApiError`` 400): versions come from the model repository."""
+    if any(k == "config" or k.startswith("file:") for k in parameters):
+        raise bad_request("loading with an override config or files is not supported; "
+                          "publish a version into the model repository instead")
 
 
 def repository_index(repo: ModelRepository) -> list[dict[str, str]]:

@@ -127,6 +127,8 @@ def test_tritonclient_grpc_infers_unchanged(served: tuple[Server, str]) -> None:
         {k: m[k] for k in ("name", "version", "state")} for m in index if "version" in m]
     with pytest.raises(InferenceServerException, match="not found"):
         c.infer("nope", [inp], headers=headers)
+    with pytest.raises(InferenceServerException, match="override config"):
+        c.load_model("mnist", headers=headers, config='{"backend": "python"}')
     with pytest.raises(InferenceServerException, match="API key"):
         c.is_server_live()
     metrics = served[0].client().get("/metrics", headers={"X-API-Key": KEY}).text

@@ -62,6 +62,8 @@ def test_tritonclient_manages_the_repository(tiny_repo: Path, tmp_path: Path) ->
             c.unload_model("tiny")  # admin needs the key
         with pytest.raises(InferenceServerException, match="not found"):
             c.load_model("nope", headers=KEY)
+        with pytest.raises(InferenceServerException, match="override config"):
+            c.load_model("tiny", headers=KEY, config='{"backend": "python"}')
     assert index == [{"name": "tiny", "version": "1", "state": "READY", "reason": ""}]
     assert ready_after_unload is False and ready_after_load is True  # on every worker
     assert {"name": "tiny", "state": "UNAVAILABLE", "reason": "unloaded"} in unloaded
