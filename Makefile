@@ -54,7 +54,7 @@ DATA_DIR ?=
 DATA_FLAG := $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 train-mnist: $(STAMP)
-	$(PY) -m training train mnist --arch best $(DATA_FLAG) --models-dir models
+	$(PY) -m training train mnist --arch strided $(DATA_FLAG) --models-dir models
 
 train-fashion: $(STAMP)
 	$(PY) -m training train fashion_mnist --arch best --epochs 15 --no-augment --label-smoothing 0 \

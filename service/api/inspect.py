@@ -61,8 +61,8 @@ async def summary(repo: Repo, name: str, version: VersionQ = None,
     """The layer table, parameters, dataset, classes, test results and training history."""
     sv = repo.resolve(name, version, label)
     meta = sv.info.metadata
-    keys = ("arch", "arch_description", "total_params", "test_accuracy", "test_loss",
-            "per_class_accuracy", "confusion_matrix", "history", "hyperparameters",
+    keys = ("arch", "arch_description", "total_params", "test_accuracy", "test_ece",
+            "test_loss", "per_class_accuracy", "confusion_matrix", "history", "hyperparameters",
             "training_seconds", "epochs_run", "created", "versions", "source_commit")
     return {"model": sv.name, "version": sv.version, "dataset": sv.info.dataset,
             "class_names": sv.info.class_names, "input_shape": sv.info.input.shape[1:],

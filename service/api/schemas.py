@@ -97,6 +97,8 @@ class ModelSummary(BaseModel):
     class_names: list[str] = []
     input_shape: list[int] = []
     test_accuracy: float | None = None
+    test_ece: float | None = Field(default=None, description="expected calibration error, "
+                                   "15 confidence bins, on the test set")
 
     @classmethod
     def of(cls, repo: ModelRepository, name: str) -> ModelSummary:
@@ -112,6 +114,7 @@ class ModelSummary(BaseModel):
             class_names=latest.info.class_names if latest else [],
             input_shape=latest.info.input.shape[1:] if latest else [],
             test_accuracy=latest.info.metadata.get("test_accuracy") if latest else None,
+            test_ece=latest.info.metadata.get("test_ece") if latest else None,
         )
 
 
