@@ -1,5 +1,7 @@
 # CNN Lab Server: GPU-capable runtime (TensorFlow with CUDA libraries; falls back to CPU).
-FROM python:3.11-slim-bookworm
+# Two images from one file: the server (the default target) and, with
+# `docker build --target trainer`, the trainer that deploy/k8s/train-job.yaml runs.
+FROM python:3.11-slim-bookworm AS base
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -21,6 +23,15 @@ COPY cnnlab ./cnnlab
 # hadolint ignore=DL3013
 RUN pip install --no-cache-dir --quiet --disable-pip-version-check ".[gpu]"
 
+# The trainer: the same, plus what training's reports need.
+FROM base AS trainer
+# hadolint ignore=DL3013
+RUN pip install --no-cache-dir --quiet --disable-pip-version-check ".[gpu,training]"
+USER 10001
+ENTRYPOINT ["python", "-m", "training"]
+
+# The server, with the bundled models.
+FROM base AS server
 COPY models ./models
 USER 10001
 EXPOSE 8000 8500

@@ -35,9 +35,10 @@ from service.api.routing import LeanDispatch
 from service.api.schemas import ERRORS
 from service.grpc import server as grpc
 from service.runtime import logs
+from service.runtime.heap import freeze_heap
 from service.runtime.metrics import Metrics
 from service.runtime.settings import Settings, get_settings
-from service.runtime.tuning import freeze_heap, tune_process
+from service.runtime.tuning import tune_process
 from service.runtime.workers import pool_dir, pool_metrics_dir, pool_state_file
 from service.serving.admin_state import StateFile
 from service.serving.repository import ModelRepository
@@ -67,12 +68,12 @@ def create_api(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         device = tune_process(settings)
+        freeze_heap()
         repo = ModelRepository(settings, metrics, device, StateFile(pool_state_file(settings)),
                                pool_metrics_dir(settings))
         app.state.repo = repo
         await repo.start()  # load + warm every model before taking traffic
         grpc_server = await grpc.start(repo, settings) if settings.grpc_port else None
-        freeze_heap()
         worker = f" (worker {os.getpid()} of {settings.workers})" if pool_dir(settings) else ""
         log.info("serving %s from %s%s", ", ".join(sorted(repo.models)) or "no models",
                  repo.root, worker)

@@ -12,7 +12,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ chatter out of the CLI
 
 from cnnlab.layout import METADATA_FILE, list_models, list_versions
-from training import architectures, config, data
+from training import architectures, config, data, distribute
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,6 +38,15 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--data-dir", type=Path, help="folder with the four IDX .gz files")
     t.add_argument("--models-dir", type=Path, default=Path("models"))
     t.add_argument("--name", help="model name in the repository (default: the dataset)")
+    t.add_argument("--strategy", choices=distribute.STRATEGIES,
+                   help="tf.distribute strategy: one device, every local GPU (mirrored), or "
+                        "the processes TF_CONFIG lists (multi-worker); auto (default) picks")
+    t.add_argument("--resume", action=argparse.BooleanOptionalAction, default=None,
+                   help="resume the same command's run from its last finished epoch "
+                        "(default) or start afresh")
+    t.add_argument("--checkpoint-dir", type=Path,
+                   help="where runs back up every epoch (default: "
+                        "MODELS_DIR/NAME/.checkpoints)")
 
     e = sub.add_parser("evaluate", help="evaluate an exported version on its test set")
     e.add_argument("model", help="NAME or NAME/VERSION (default: the newest version)")
@@ -61,7 +70,7 @@ def _train(args: argparse.Namespace) -> int:
     overrides = {k: getattr(args, k) for k in (
         "epochs", "batch_size", "optimizer", "learning_rate", "lr_schedule", "validation",
         "label_smoothing", "seed", "augment", "stop_at_accuracy", "data_dir", "models_dir",
-        "name")}
+        "name", "strategy", "resume", "checkpoint_dir")}
     cfg = config.resolve(args.dataset, args.arch, overrides)
     if cfg.validation not in ("test", "none"):
         try:
@@ -76,9 +85,13 @@ def _train(args: argparse.Namespace) -> int:
     print(f"Training {cfg.arch} on {cfg.dataset}: {len(ds.x_train)} train / "
           f"{len(ds.x_test)} test images; config {json.dumps(cfg.to_json())}", flush=True)
     result = train(cfg, ds)
+    if result is None:
+        print("Training done; the chief publishes the version")
+        return 0
     m = result.metadata
     print(f"Exported {m['name']} version {result.version} to {result.path}")
-    print(f"test accuracy {m['test_accuracy']:.4f}  test loss {m['test_loss']:.4f}  "
+    print(f"test accuracy {m['test_accuracy']:.4f}  ECE {m['test_ece']:.4f}  "
+          f"test loss {m['test_loss']:.4f}  "
           f"epochs {m['epochs_run']}  {m['training_seconds']:.0f} s")
     return 0
 
@@ -104,7 +117,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(ev.to_json()))
         return 0
     print(f"{vdir}: {meta['dataset']} test set, {len(ds.y_test)} images")
-    print(f"test loss {ev.loss:.4f}  test accuracy {ev.accuracy:.4f}")
+    print(f"test loss {ev.loss:.4f}  test accuracy {ev.accuracy:.4f}  ECE {ev.ece:.4f}")
     width = max(len(n) for n in meta["class_names"])
     for name, acc in ev.per_class_accuracy.items():
         print(f"  {name:>{width}}  {acc:.4f}")
@@ -147,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"train": _train, "evaluate": _evaluate, "list": _list, "reexport": _reexport}
     try:
         return handlers[args.command](args)
-    except data.DataError as exc:
+    except (data.DataError, distribute.StrategyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

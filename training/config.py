@@ -19,6 +19,8 @@ class TrainConfig:
     dataset: str = "mnist"            # mnist | fashion_mnist
     arch: str = "best"                # an architectures.names() entry
     epochs: int = 5
+    # Per replica (per GPU or worker): the global batch is batch_size x replicas, and the
+    # learning rate is multiplied by the replicas too (the linear scaling rule).
     batch_size: int = 32              # Keras's default when a tutorial gives none
     optimizer: str = "adam"           # adam | sgd | rmsprop | adadelta
     learning_rate: float | None = None  # None: the optimizer's Keras default
@@ -34,6 +36,9 @@ class TrainConfig:
     data_dir: Path | None = None      # folder of the four IDX .gz files; None: Keras download
     models_dir: Path = Path("models")
     name: str | None = None           # model name in the repository; default: the dataset
+    strategy: str = "auto"            # auto | one | mirrored | multi-worker (training.distribute)
+    resume: bool = True               # resume from this run's backup (training.checkpoints)
+    checkpoint_dir: Path | None = None  # None: <models_dir>/<name>/.checkpoints
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -44,6 +49,7 @@ class TrainConfig:
         d = asdict(self)
         d["data_dir"] = str(self.data_dir) if self.data_dir else None
         d["models_dir"] = str(self.models_dir)
+        d["checkpoint_dir"] = str(self.checkpoint_dir) if self.checkpoint_dir else None
         return d
 
 

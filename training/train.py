@@ -1,13 +1,16 @@
-"""Train one model and export it as a new version: config -> data -> model -> fit ->
-export -> evaluate (from the SavedModel) -> reports -> metadata -> publish."""
+"""Train one model and export it as a new version: config -> strategy -> data -> model ->
+fit (resumable) -> export -> evaluate (from the SavedModel) -> reports -> metadata ->
+publish. Under ``multi-worker`` every worker trains and saves; only the chief publishes."""
 
 from __future__ import annotations
 
 import json
 import logging
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +23,8 @@ import tensorflow as tf
 
 from cnnlab.devices import configure_devices
 from cnnlab.layout import METADATA_FILE
-from training import architectures, export, reports
+from training import architectures, distribute, export, reports
+from training.checkpoints import Backup
 from training.config import TrainConfig
 from training.data import Dataset
 from training.evaluate import evaluate_saved_model
@@ -51,22 +55,24 @@ class TrainResult:
     metadata: dict[str, Any]
 
 
-def learning_rate(cfg: TrainConfig, steps: int) -> Any:
+def learning_rate(cfg: TrainConfig, steps: int, replicas: int = 1) -> Any:
     """The learning rate of ``steps`` training steps: the given one (None: the optimizer's
-    default), or with ``cosine`` a warm-up from a tenth to it over the first 5 % of the
-    steps, then cosine decay to zero."""
+    default) times ``replicas`` (the linear scaling rule: the global batch is that many
+    times larger), or with ``cosine`` a warm-up from a tenth of that over the first 5 % of
+    the steps, then cosine decay to zero."""
     if cfg.lr_schedule != "cosine":
-        return cfg.learning_rate
-    peak = cfg.learning_rate if cfg.learning_rate is not None else 1e-3
+        return cfg.learning_rate * replicas if cfg.learning_rate is not None else None
+    peak = (cfg.learning_rate if cfg.learning_rate is not None else 1e-3) * replicas
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=peak / 10, decay_steps=max(1, steps - steps // 20),
         warmup_target=peak, warmup_steps=steps // 20)
 
 
-def make_optimizer(cfg: TrainConfig, steps: int) -> keras.optimizers.Optimizer:
+def make_optimizer(cfg: TrainConfig, steps: int,
+                   replicas: int = 1) -> keras.optimizers.Optimizer:
     classes = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD,
                "rmsprop": keras.optimizers.RMSprop, "adadelta": keras.optimizers.Adadelta}
-    rate = learning_rate(cfg, steps)
+    rate = learning_rate(cfg, steps, replicas)
     return classes[cfg.optimizer](**({} if rate is None else {"learning_rate": rate}))
 
 
@@ -102,17 +108,21 @@ def split(cfg: TrainConfig, ds: Dataset) -> tuple[tuple[np.ndarray, np.ndarray],
     return (ds.x_train[:cut], ds.y_train[:cut]), (ds.x_train[cut:], ds.y_train[cut:])
 
 
-def pipeline(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, k: int, *,
-             training: bool) -> tf.data.Dataset:
+def pipeline(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, k: int, *, training: bool,
+             batch_size: int | None = None) -> tf.data.Dataset:
+    """The input pipeline: uint8 arrays -> shuffle (training) -> batch -> float ->
+    augment (training, on the fly, in parallel with the model's step) -> prefetch.
+    ``batch_size``: the global batch (default ``cfg.batch_size``). Every worker builds the
+    same pipeline (same seed) and keeps its share of the batches."""
     ds = tf.data.Dataset.from_tensor_slices((x, tf.one_hot(y, k)))
     if training:
         ds = ds.shuffle(len(x), seed=cfg.seed, reshuffle_each_iteration=True)
-    ds = ds.batch(cfg.batch_size).map(lambda a, b: (tf.cast(a, tf.float32), b),
-                                      num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size or cfg.batch_size).map(
+        lambda a, b: (tf.cast(a, tf.float32), b), num_parallel_calls=tf.data.AUTOTUNE)
     if training and cfg.augment:
         aug = augmenter(cfg.dataset, cfg.seed)
         ds = ds.map(lambda a, b: (aug(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return distribute.shard_by_data(ds.prefetch(tf.data.AUTOTUNE))
 
 
 def layer_table(model: keras.Model) -> list[dict[str, Any]]:
@@ -145,45 +155,67 @@ def source_commit() -> str:
         return "unknown"
 
 
-def train(cfg: TrainConfig, ds: Dataset) -> TrainResult:
-    """Train ``cfg.arch`` on ``ds`` and publish it as the next version of ``cfg.model_name``."""
+def train(cfg: TrainConfig, ds: Dataset) -> TrainResult | None:
+    """Train ``cfg.arch`` on ``ds`` and publish it as the next version of
+    ``cfg.model_name``; None on a worker that is not the chief (it publishes nothing)."""
     device = configure_devices()
+    task = distribute.task_from_env()
+    strategy_name, strategy = distribute.make_strategy(cfg.strategy, task)
     keras.utils.set_random_seed(cfg.seed)
     k = len(ds.class_names)
     input_shape = tuple(int(d) for d in ds.x_train.shape[1:])
-    model = architectures.build(cfg.arch, input_shape, k)  # type: ignore[arg-type]
+    replicas = strategy.num_replicas_in_sync
+    global_batch = cfg.batch_size * replicas
 
     (x_tr, y_tr), val = split(cfg, ds)
-    steps = cfg.epochs * -(-len(x_tr) // cfg.batch_size)
-    model.compile(
-        optimizer=make_optimizer(cfg, steps),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
-        metrics=["accuracy"],
-    )
-    model.summary(print_fn=lambda line, **_: print(line, flush=True))
+    steps = cfg.epochs * -(-len(x_tr) // global_batch)
+    with strategy.scope():
+        model = architectures.build(cfg.arch, input_shape, k)  # type: ignore[arg-type]
+        model.compile(
+            optimizer=make_optimizer(cfg, steps, replicas),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+            metrics=["accuracy"],
+        )
+    if task.is_chief:
+        model.summary(print_fn=lambda line, **_: print(line, flush=True))
 
-    callbacks: list[keras.callbacks.Callback] = []
+    backup = Backup(cfg, task)
+    resumed_at = backup.resumed_at_epoch
+    if resumed_at:
+        print(f"Resuming from the backup in {backup.dir}: {resumed_at} of {cfg.epochs} "
+              "epochs done", flush=True)
+    callbacks: list[keras.callbacks.Callback] = backup.callbacks()
     stopper = StopAtAccuracy(cfg.stop_at_accuracy) if cfg.stop_at_accuracy is not None else None
     if stopper:
-        callbacks.append(stopper)
+        callbacks.insert(0, stopper)
     started = time.monotonic()
-    history = model.fit(
-        pipeline(x_tr, y_tr, cfg, k, training=True),
-        validation_data=pipeline(*val, cfg, k, training=False) if val else None,
+    model.fit(
+        pipeline(x_tr, y_tr, cfg, k, training=True, batch_size=global_batch),
+        validation_data=(pipeline(*val, cfg, k, training=False, batch_size=global_batch)
+                         if val else None),
         epochs=cfg.epochs,
         callbacks=callbacks,
         shuffle=False,  # the tf.data pipeline already shuffles
-        verbose=1 if sys.stdout.isatty() else 2,  # progress bar on a terminal, lines in logs
+        verbose=(1 if sys.stdout.isatty() else 2) if task.is_chief else 0,
     )
     seconds = time.monotonic() - started
+    hist = backup.history()
+    hist.pop("learning_rate", None)
+
+    if not task.is_chief:  # saving takes part in collectives: write, then throw away
+        scratch = Path(tempfile.mkdtemp(prefix=f"cnnlab-{task.name}-"))
+        try:
+            export.write_saved_model(model, scratch / "saved_model")
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        backup.remove()
+        return None
 
     model_dir = cfg.models_dir / cfg.model_name
     staged = export.staging_dir(model_dir)
     try:
         export.write_saved_model(model, staged)
         ev = evaluate_saved_model(staged, ds.x_test, ds.y_test, ds.class_names)
-        hist = {key: [float(v) for v in vals] for key, vals in history.history.items()}
-        hist.pop("learning_rate", None)
         metadata = {
             "name": cfg.model_name,
             "dataset": cfg.dataset,
@@ -196,6 +228,8 @@ def train(cfg: TrainConfig, ds: Dataset) -> TrainResult:
             "layers": layer_table(model),
             "signatures": export.signature_names(model),
             "hyperparameters": cfg.to_json(),
+            "distribution": {"strategy": strategy_name, "replicas": replicas,
+                             "workers": task.workers, "global_batch_size": global_batch},
             "augmentation": [
                 {"layer": type(layer).__name__, **{k: v for k, v in layer.get_config().items()
                                                    if k in ("height_factor", "width_factor",
@@ -203,6 +237,7 @@ def train(cfg: TrainConfig, ds: Dataset) -> TrainResult:
                 for layer in augmenter(cfg.dataset, cfg.seed).layers] if cfg.augment else [],
             "history": hist,
             "epochs_run": len(hist.get("loss", [])),
+            "resumed_at_epoch": resumed_at or None,
             "stopped_early_at_epoch": stopper.stopped_epoch if stopper else None,
             **ev.to_json(),
             "training_seconds": round(seconds, 1),
@@ -218,6 +253,7 @@ def train(cfg: TrainConfig, ds: Dataset) -> TrainResult:
     except BaseException:
         export.discard(staged)  # nothing half-written is ever left behind
         raise
+    backup.remove()
     return TrainResult(version=version, path=final, metadata=metadata)
 
 

@@ -1,1 +1,1 @@
-"""The process runtime: settings, worker processes, metrics, logs, process tuning."""
+"""The process runtime: settings, worker processes, metrics, logs, process tuning, heap."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-
 import cv2
 
 from cnnlab.devices import configure_devices
@@ -17,11 +15,3 @@ def tune_process(settings: Settings) -> str:
     # OpenCV's own pool would parallelise even a 28x28 resize, and its idle workers spin
     cv2.setNumThreads(settings.opencv_threads)
     return device
-
-
-def freeze_heap() -> None:
-    """After the models load: move every object alive now (TensorFlow leaves hundreds of
-    thousands) out of the garbage collector's sight, so a full collection under load
-    does not walk them all again."""
-    gc.collect()
-    gc.freeze()

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from cnnlab.layout import SAVED_MODEL_FILE, is_complete_version, list_models, list_versions
 from service.errors import ApiError, not_found
+from service.runtime.heap import give_back
 from service.runtime.metrics import Metrics, applied_generation
 from service.runtime.settings import Settings
 from service.serving.admin_state import WATCH_INTERVAL_S, AdminState, ModelState, StateFile
@@ -290,6 +291,8 @@ class ModelRepository:
         except Exception as exc:  # any failure: report it, keep the versions serving
             if sv is not None:
                 sv.close()
+                del sv
+                give_back()
             msg = str(exc) if isinstance(exc, LoadError) else f"{type(exc).__name__}: {exc}"
             entry.failed[version] = (_mtime(path), msg)
             self.metrics.load_failures.labels(entry.name).inc()
@@ -345,6 +348,7 @@ class ModelRepository:
             if sv.batcher:
                 await sv.batcher.close()
             sv.close()
+            await asyncio.to_thread(give_back)  # the trim runs without the GIL
             entry.unloading.discard(version)
             entry.ended[version] = reason
             log.info("model %s version %d END (drained in %.2f s)", entry.name, version,

@@ -149,10 +149,15 @@ class ServedVersion:
         return "in a Session, graph frozen" if self.runner.frozen else "in a Session"
 
     def close(self) -> None:
-        """Free what the version holds beyond its Python objects (the Session)."""
+        """Free what the version holds: its Session, and its references to the loaded
+        SavedModel and the batcher, so the garbage collector can free them
+        (``service.runtime.heap.give_back``)."""
         if self.runner is not None:
             self.runner.close()
             self.runner = None
+        self.module = None
+        self.signatures = {}
+        self.batcher = None
 
 
 def load_version(name: str, version: int, path: Path, device: str, *,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
@@ -64,22 +65,28 @@ def test_dockerfile_lints_clean() -> None:
 def test_dockerfile_installs_like_the_makefile() -> None:
     docker = (ROOT / "Dockerfile").read_text()
     make = (ROOT / "Makefile").read_text()
-    [docker_cmd] = [shlex.split(m) for m in re.findall(r"RUN pip install ([^\n]+)", docker)]
+    server_cmd, trainer_cmd = [shlex.split(m) for m in
+                               re.findall(r"RUN pip install ([^\n]+)", docker)]
     make_flags = shlex.split(re.search(r"^PIP_INSTALL := pip install (.+)$", make, re.M)
                              .group(1))  # type: ignore[union-attr]
     make_targets = re.findall(r"\$\(PIP_INSTALL\) -e (\S+)", make)  # the venv; bench extras
-    assert set(make_flags) <= set(docker_cmd), (make_flags, docker_cmd)
-    # both install this project from pyproject.toml (dependencies pinned in one place)
-    assert docker_cmd[-1].startswith(".[") and make_targets
+    for docker_cmd in (server_cmd, trainer_cmd):
+        assert set(make_flags) <= set(docker_cmd), (make_flags, docker_cmd)
+        # both install this project from pyproject.toml (dependencies pinned in one place)
+        assert docker_cmd[-1].startswith(".[") and make_targets
+    assert "training" in trainer_cmd[-1] and "training" not in server_cmd[-1]
     assert all(shlex.split(t)[0].startswith(".[") for t in make_targets)
-    assert "matplotlib" not in docker  # serving image: no training/dev extras
+    assert "matplotlib" not in docker  # extras come from pyproject.toml, not listed here
+    # the server is the default (last) stage, built on the shared base without the trainer
+    stages = re.findall(r"^FROM \S+ AS (\w+)", docker, re.M)
+    assert stages == ["base", "trainer", "server"]
     assert re.search(r"^USER (?!root)", docker, re.M)
     assert "HEALTHCHECK" in docker and "/health/ready" in docker
 
 
 def test_kubernetes_manifests_validate() -> None:
     files = sorted(str(p) for p in (ROOT / "deploy" / "k8s").glob("*.yaml"))
-    assert len(files) == 4
+    assert len(files) == 5
     proc = subprocess.run([tool("kubernetes-validate"), "--strict", "--quiet", *files],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -90,3 +97,33 @@ def test_kubernetes_manifests_validate() -> None:
     [claim] = re.findall(r"claimName: ([\w-]+)", deployment)
     shipped = yaml.safe_load((ROOT / "deploy" / "k8s" / "models-pvc.yaml").read_text())
     assert shipped["kind"] == "PersistentVolumeClaim" and shipped["metadata"]["name"] == claim
+
+
+def test_training_job_builds_tf_config_for_each_indexed_pod() -> None:
+    """The Job's shell builds TF_CONFIG from WORKERS and the pod's index: run it here with
+    ``exec`` replaced by ``echo``, and read back what TensorFlow would get."""
+    docs = list(yaml.safe_load_all((ROOT / "deploy" / "k8s" / "train-job.yaml").read_text()))
+    service, job = (next(d for d in docs if d["kind"] == k) for k in ("Service", "Job"))
+    pod = job["spec"]["template"]["spec"]
+    assert job["spec"]["completionMode"] == "Indexed"
+    assert service["spec"]["clusterIP"] == "None" and pod["subdomain"] == service["metadata"][
+        "name"]
+    [container] = pod["containers"]
+    workers = next(int(e["value"]) for e in container["env"] if e["name"] == "WORKERS")
+    assert job["spec"]["completions"] == job["spec"]["parallelism"] == workers
+    script = container["args"][0].replace("exec python -m training", "echo $TF_CONFIG; echo")
+    name = job["metadata"]["name"]
+    for index in range(workers):
+        out = subprocess.run(container["command"] + [script], capture_output=True, text=True,
+                             env={"WORKERS": str(workers), "JOB_COMPLETION_INDEX": str(index),
+                                  "PATH": "/usr/bin:/bin"}, timeout=10, check=True).stdout
+        tf_config, command = out.splitlines()[:2]
+        assert json.loads(tf_config) == {
+            "cluster": {"worker": [f"{name}-{i}.{pod['subdomain']}:2222"
+                                   for i in range(workers)]},
+            "task": {"type": "worker", "index": index}}
+        assert "--strategy multi-worker" in command and "--models-dir /app/models" in command
+    # it writes where the serving Deployment reads
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    claim = next(v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"])
+    assert mounts["models"] == "/app/models" and claim == "cnn-lab-models"

@@ -62,7 +62,14 @@ def test_interrupted_export_leaves_no_version(tmp_path: Path,
     monkeypatch.setattr(train, "write_reports", boom)
     with pytest.raises(KeyboardInterrupt):
         train.train(cfg, ds)
-    assert list((tmp_path / "models" / "mnist").iterdir()) == []
+    # no version and no staging folder; the run's backup stays, so running the same
+    # command again only exports
+    assert [p.name for p in (tmp_path / "models" / "mnist").iterdir()] == [".checkpoints"]
+    monkeypatch.undo()
+    result = train.train(cfg, ds)
+    assert result is not None and result.version == 1
+    assert result.metadata["resumed_at_epoch"] == 1 and result.metadata["epochs_run"] == 1
+    assert [p.name for p in (tmp_path / "models" / "mnist").iterdir()] == ["1"]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
