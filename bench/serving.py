@@ -1,6 +1,6 @@
 """Serving speed, one run on this machine. Not a test: prints figures and ratios.
 
-  python bench/serving.py [--models-dir models] [--model mnist] [--seconds 10]
+  python bench/serving.py [--models-dir models] [--model mnist] [--version N] [--seconds 10]
 
 1. in-process limits: the loaded ``serving_default`` signature in a loop at batch 1 and
    batch 256 ("raw"), and the best limit, the frozen graph in a Session at batch 256 (what
@@ -138,9 +138,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--models-dir", type=Path, default=ROOT / "models")
     ap.add_argument("--model", default="mnist")
+    ap.add_argument("--version", type=int,
+                    help="the version every server loads (default: the newest)")
     ap.add_argument("--seconds", type=int, default=10)
     args = ap.parse_args()
-    version = list_versions(args.models_dir / args.model)[-1]
+    version = args.version or list_versions(args.models_dir / args.model)[-1]
     vdir = (args.models_dir / args.model / str(version)).resolve()
     digit = first_digit()
     import cv2
@@ -178,7 +180,8 @@ def main() -> None:
           f"p50 {lit.p50_ms:.1f} ms, errors {lit.errors}", flush=True)
 
     env = {"CNNLAB_MODELS_DIR": str(args.models_dir.resolve()),
-           "CNNLAB_POLL_INTERVAL_S": "0", "CNNLAB_LOG_LEVEL": "warning"}
+           "CNNLAB_POLL_INTERVAL_S": "0", "CNNLAB_LOG_LEVEL": "warning",
+           "CNNLAB_MODEL_POLICIES": json.dumps({args.model: f"specific:{version}"})}
     multi, ctype = multipart([digit] * 64)
     ours: dict[str, dict[str, WrkResult]] = {}
     limits: dict[str, dict[str, Limits]] = {}

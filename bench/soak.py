@@ -148,25 +148,29 @@ def soak(args: argparse.Namespace, url: str, pid: int, model_dir: Path, newest: 
     cycle = 0
     with httpx.Client(base_url=url, timeout=30) as http:
         while (cycle < args.cycles) if args.cycles else (time.monotonic() < end):
+            # a window lasts from the change until 5 s after the service reports it done
+            # (the other worker polls the same folder and follows within a second or so)
             cycle_start = time.monotonic()
             publish(model_dir, model_dir / str(newest), newest + 1)
             wait_for(http, newest + 1, present=True)
+            publishing.append((cycle_start, time.monotonic() + 5))
             time.sleep(0 if args.cycles else max(0.0, args.cycle_seconds / 2 - 5))
             drop_at = time.monotonic()
             shutil.rmtree(model_dir / str(newest + 1))
             wait_for(http, newest + 1, present=False)
             wait_for(http, newest, present=True)
-            publishing += [(cycle_start, cycle_start + 5), (drop_at, time.monotonic() + 5)]
+            publishing.append((drop_at, time.monotonic() + 5))
             cycle += 1
-            total = sum(rss_mib(pid).values())
-            after_cycle.append(total)
-            print(f"cycle {cycle}: RSS {total:,.0f} MiB", flush=True)
             while time.monotonic() < min(cycle_start + args.cycle_seconds, end) \
                     and not args.cycles:
                 if time.monotonic() >= next_report:
                     report(pid, started, traffic)
                     next_report += 30
                 time.sleep(0.5)
+            # at the end of the cycle's minute (--cycles: as soon as the old version is back)
+            total = sum(rss_mib(pid).values())
+            after_cycle.append(total)
+            print(f"cycle {cycle}: RSS {total:,.0f} MiB", flush=True)
             if time.monotonic() >= next_report:
                 report(pid, started, traffic)
                 next_report += 30

@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir", type=Path)
     e.add_argument("--models-dir", type=Path, default=Path("models"))
     e.add_argument("--json", action="store_true", help="print the result as JSON")
+    e.add_argument("--record", action="store_true",
+                   help="write the scores (accuracy, ECE, loss, per class, confusion matrix) "
+                        "into the version's metadata.json")
 
     r = sub.add_parser("reexport", help="write a version again with the current signatures "
                                         "(same weights) as a new version")
@@ -113,6 +116,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     meta = json.loads((vdir / METADATA_FILE).read_text())
     ds = data.load(meta["dataset"], args.data_dir)
     ev = evaluate_saved_model(vdir, ds.x_test, ds.y_test, meta["class_names"])
+    if args.record:  # atomically: a service loading the version reads one or the other
+        staged = vdir / f".{METADATA_FILE}.tmp"
+        staged.write_text(json.dumps({**meta, **ev.to_json()}, indent=2))
+        staged.replace(vdir / METADATA_FILE)
     if args.json:
         print(json.dumps(ev.to_json()))
         return 0
@@ -156,6 +163,8 @@ def _list(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # TensorFlow's own logger prints through its handler too: its notes once, warnings only
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)
     args = _parser().parse_args(argv)
     handlers = {"train": _train, "evaluate": _evaluate, "list": _list, "reexport": _reexport}
     try:

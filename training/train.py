@@ -110,15 +110,19 @@ def split(cfg: TrainConfig, ds: Dataset) -> tuple[tuple[np.ndarray, np.ndarray],
 
 def pipeline(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, k: int, *, training: bool,
              batch_size: int | None = None) -> tf.data.Dataset:
-    """The input pipeline: uint8 arrays -> shuffle (training) -> batch -> float ->
-    augment (training, on the fly, in parallel with the model's step) -> prefetch.
-    ``batch_size``: the global batch (default ``cfg.batch_size``). Every worker builds the
-    same pipeline (same seed) and keeps its share of the batches."""
-    ds = tf.data.Dataset.from_tensor_slices((x, tf.one_hot(y, k)))
+    """The input pipeline: shuffled indices -> batches of images gathered from memory ->
+    float -> augment (training, on the fly, in parallel with the model's step) ->
+    prefetch. Shuffling indices and gathering whole batches costs one op per batch where
+    shuffling the images themselves costs several per image. ``batch_size``: the global
+    batch (default ``cfg.batch_size``). Every worker builds the same pipeline (same seed)
+    and keeps its share of the batches."""
+    images, labels = tf.constant(x), tf.one_hot(y, k)
+    ds = tf.data.Dataset.range(len(x))
     if training:
         ds = ds.shuffle(len(x), seed=cfg.seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size or cfg.batch_size).map(
-        lambda a, b: (tf.cast(a, tf.float32), b), num_parallel_calls=tf.data.AUTOTUNE)
+        lambda i: (tf.cast(tf.gather(images, i), tf.float32), tf.gather(labels, i)),
+        num_parallel_calls=tf.data.AUTOTUNE)
     if training and cfg.augment:
         aug = augmenter(cfg.dataset, cfg.seed)
         ds = ds.map(lambda a, b: (aug(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)

@@ -22,7 +22,10 @@ from tensorflow_serving.apis import (
 )
 from tritonclient.utils import InferenceServerException
 
+from cnnlab.layout import list_versions
 from tests.helpers import BUNDLED_MODELS, Server, fixture_images, free_port, run_server
+
+NEWEST = list_versions(BUNDLED_MODELS / "mnist")[-1]  # what the "latest" policy serves
 
 DIGITS = fixture_images("digits")
 KEY = "grpc-key"
@@ -67,13 +70,13 @@ def test_tf_serving_stub_classifies_pixels_and_encoded_pictures(
         probs = tf.make_ndarray(response.outputs["probabilities"])  # type: ignore[attr-defined]
         assert probs.argmax(1).tolist() == labels
     assert tf.make_ndarray(many.outputs["probabilities"]).shape == (64, 10)  # type: ignore[attr-defined]
-    assert by_pixels.model_spec.version.value == 2  # type: ignore[attr-defined]
+    assert by_pixels.model_spec.version.value == NEWEST  # type: ignore[attr-defined]
 
 
 def test_tf_serving_version_metadata_and_status(served: tuple[Server, str]) -> None:
     _, address = served
     batch, _ = pixels()
-    assert predict(address, batch[:1], version=2).model_spec.version.value == 2  # type: ignore[attr-defined]
+    assert predict(address, batch[:1], version=NEWEST).model_spec.version.value == NEWEST  # type: ignore[attr-defined]
     with grpc.insecure_channel(address) as channel:
         meta = prediction_service_pb2_grpc.PredictionServiceStub(channel).GetModelMetadata(
             get_model_metadata_pb2.GetModelMetadataRequest(
@@ -87,7 +90,7 @@ def test_tf_serving_version_metadata_and_status(served: tuple[Server, str]) -> N
     assert {"serving_default", "activations"} <= set(defs.signature_def)
     assert defs.signature_def["serving_default"].inputs["image"].dtype == tf.uint8.as_datatype_enum
     [row] = status.model_version_status
-    assert row.version == 2 and row.state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
+    assert row.version == NEWEST and row.state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
 
 
 @pytest.mark.parametrize(("kwargs", "code"), [
@@ -123,7 +126,7 @@ def test_tritonclient_grpc_infers_unchanged(served: tuple[Server, str]) -> None:
         assert probs.shape == (len(images), 10)
         assert probs.argmax(1).tolist()[:10] == labels
     index = c.get_model_repository_index(headers=headers, as_json=True)["models"]
-    assert {"name": "mnist", "version": "2", "state": "READY"} in [
+    assert {"name": "mnist", "version": str(NEWEST), "state": "READY"} in [
         {k: m[k] for k in ("name", "version", "state")} for m in index if "version" in m]
     with pytest.raises(InferenceServerException, match="not found"):
         c.infer("nope", [inp], headers=headers)

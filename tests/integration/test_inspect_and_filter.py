@@ -1,4 +1,5 @@
-"""Issue 4 routes over real HTTP: inspection of the bundled models, kernel filtering."""
+"""Inspection of the bundled models (mnist: the ``strided`` network) and kernel filtering,
+over real HTTP."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def test_summary_has_the_layer_table(bundled_server: Server) -> None:
         r = c.get("/api/models/mnist/summary")
     assert r.status_code == 200
     body = r.json()
-    assert body["arch"] == "best" and body["dataset"] == "mnist"
+    assert body["arch"] == "strided" and body["dataset"] == "mnist"
+    assert body["test_accuracy"] >= 0.996 and 0 <= body["test_ece"] < 0.01
     assert body["total_params"] == sum(row["params"] for row in body["layers"])
     conv = next(row for row in body["layers"] if row["name"] == "conv1")
     assert conv["type"] == "Conv2D" and conv["kernel_size"] == [3, 3]
@@ -41,7 +43,7 @@ def test_activations_json_npy_png(bundled_server: Server) -> None:
                      content=DIGIT, headers=PNG)
         grid = c.post("/api/models/mnist/activations?layers=conv1",
                       content=DIGIT, headers={**PNG, "accept": "image/png"})
-        strip = c.post("/api/models/mnist/activations?layers=dense1&format=png"
+        strip = c.post("/api/models/mnist/activations?layers=flatten&format=png"
                        "&colormap=diverging", content=DIGIT, headers=PNG)
     assert all_layers.status_code == 200
     names = [layer["name"] for layer in all_layers.json()["layers"]]
@@ -83,8 +85,10 @@ def test_learned_filters_and_applying_them(bundled_server: Server) -> None:
         deep = c.post("/api/models/mnist/filters/apply?layer=conv2", content=DIGIT,
                       headers=PNG)
     shapes = {layer["name"]: layer["shape"] for layer in js["layers"]}
-    assert shapes == {"conv1": [3, 3, 1, 32], "conv2": [3, 3, 32, 64], "conv3": [3, 3, 64, 64]}
-    assert one.shape == (3, 3, 32, 64)
+    assert shapes == {"conv1": [3, 3, 1, 32], "conv2": [5, 5, 32, 32], "conv3": [3, 3, 32, 64],
+                      "conv4": [3, 3, 64, 64], "conv5": [5, 5, 64, 64],
+                      "conv6": [4, 4, 64, 128]}
+    assert one.shape == (5, 5, 32, 32)
     assert grid.status_code == 200 and grid.headers["content-type"] == "image/png"
     maps = load_npy(applied.content)
     k = np.asarray(js["layers"][0]["data"])[:, :, 0, 5]
@@ -101,9 +105,9 @@ def test_gradcam_json_and_png(bundled_server: Server) -> None:
                        headers=PNG).json()
         pic = c.post("/api/models/mnist/gradcam?format=png", content=DIGIT, headers=PNG)
         bad = c.post("/api/models/mnist/gradcam?class_index=10", content=DIGIT, headers=PNG)
-    assert js["class_index"] == DIGIT_LABEL and js["layer"] == "conv3"
+    assert js["class_index"] == DIGIT_LABEL and js["layer"] == "conv6"  # the last conv layer
     heat = np.asarray(js["heatmap"])
-    assert heat.shape == (14, 14) and heat.max() == pytest.approx(1, abs=1e-4)
+    assert heat.shape == (4, 4) and heat.max() == pytest.approx(1, abs=1e-4)
     assert other["class_index"] == 3 and np.asarray(other["heatmap"]).shape == (28, 28)
     assert pic.headers["x-class-index"] == str(DIGIT_LABEL)
     assert bad.status_code == 422 and "class_index 10" in bad.json()["error"]

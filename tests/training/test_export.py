@@ -103,7 +103,15 @@ def test_cli_train_list_evaluate_round_trip(tmp_path: Path) -> None:
 
     ev = run_cli("evaluate", "mnist/2", "--json", *common)
     assert ev.returncode == 0, ev.stderr
-    assert json.loads(ev.stdout)["test_accuracy"] == pytest.approx(meta["test_accuracy"])
+    scores = json.loads(ev.stdout)
+    assert scores["test_accuracy"] == pytest.approx(meta["test_accuracy"])
+    assert scores["test_ece"] == pytest.approx(meta["test_ece"])
+    # --record writes the scores into a version that lacks one (exported before ECE was)
+    stale = {k: v for k, v in meta.items() if k != "test_ece"}
+    (models / "mnist" / "2" / "metadata.json").write_text(json.dumps(stale))
+    assert run_cli("evaluate", "mnist/2", "--record", *common).returncode == 0
+    recorded = json.loads((models / "mnist" / "2" / "metadata.json").read_text())
+    assert recorded == {**stale, **scores}
 
     missing = run_cli("evaluate", "mnist/9", *common)
     assert missing.returncode == 2 and "has no version '9'" in missing.stderr
