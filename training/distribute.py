@@ -114,8 +114,9 @@ def _reduce_nests(strategy: tf.distribute.Strategy) -> tf.distribute.Strategy:
 
 
 def shard_by_data(ds: tf.data.Dataset) -> tf.data.Dataset:
-    """Under multi-worker, each worker takes every n-th batch of the same pipeline (the
-    data is in memory, not in files, so sharding by file cannot apply)."""
+    """Shard by data: under multi-worker every worker builds the same pipeline and keeps
+    its share of each global batch (the data is in memory, not in files, so TensorFlow's
+    default of sharding by file cannot apply)."""
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options)
