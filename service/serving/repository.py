@@ -292,7 +292,7 @@ class ModelRepository:
             if sv is not None:
                 sv.close()
                 del sv
-                give_back()
+                await asyncio.to_thread(give_back)  # as after an unload: off the event loop
             msg = str(exc) if isinstance(exc, LoadError) else f"{type(exc).__name__}: {exc}"
             entry.failed[version] = (_mtime(path), msg)
             self.metrics.load_failures.labels(entry.name).inc()
