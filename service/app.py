@@ -1,4 +1,5 @@
-"""The application factory: one Settings, one model repository, the three faces.
+"""The application factory: one Settings, one model repository and its dataplane, the
+faces over it.
 
 A request goes through ``RequestContextMiddleware`` (request id, body cap, metrics,
 access log), CORS when configured, then ``LeanDispatch``, which answers the hot routes
@@ -33,6 +34,7 @@ from service.api.deps import require_api_key
 from service.api.middleware import RequestContextMiddleware
 from service.api.routing import LeanDispatch
 from service.api.schemas import ERRORS
+from service.dataplane.plane import DataPlane
 from service.grpc import server as grpc
 from service.runtime import logs
 from service.runtime.heap import freeze_heap
@@ -71,9 +73,10 @@ def create_api(settings: Settings) -> FastAPI:
         freeze_heap()
         repo = ModelRepository(settings, metrics, device, StateFile(pool_state_file(settings)),
                                pool_metrics_dir(settings))
-        app.state.repo = repo
+        plane = DataPlane(repo, settings)
+        app.state.plane = plane
         await repo.start()  # load + warm every model before taking traffic
-        grpc_server = await grpc.start(repo, settings) if settings.grpc_port else None
+        grpc_server = await grpc.start(plane) if settings.grpc_port else None
         worker = f" (worker {os.getpid()} of {settings.workers})" if pool_dir(settings) else ""
         log.info("serving %s from %s%s", ", ".join(sorted(repo.models)) or "no models",
                  repo.root, worker)
@@ -83,6 +86,7 @@ def create_api(settings: Settings) -> FastAPI:
             if grpc_server is not None:
                 await grpc_server.stop(grace=5)
             await repo.stop()
+            plane.close()
 
     app = FastAPI(
         title="CNN Lab Server",

@@ -1,9 +1,13 @@
-"""Errors a client caused or must be told about, raised anywhere in the service and
-answered in one shape by every face (``service.api.errors``)."""
+"""Domain errors: what went wrong, in words a client can act on.
+
+Serving, image and dataplane code raise these and know nothing of protocols; each face
+maps an error's kind (its class) to its protocol's code in one place: HTTP statuses in
+``service.api.errors``, gRPC status codes in ``service.grpc.calls``.
+"""
 
 from __future__ import annotations
 
-import json
+import orjson
 
 
 def first_line(exc: BaseException, limit: int) -> str:
@@ -13,34 +17,68 @@ def first_line(exc: BaseException, limit: int) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
 
 
-class ApiError(Exception):
-    """An error a client caused or must be told about, with its HTTP status."""
+class ServiceError(Exception):
+    """An error a client caused or must be told about. ``retry_after_s``: when the same
+    request may succeed later (overloaded, not ready, timed out)."""
 
-    def __init__(self, status_code: int, message: str,
-                 headers: dict[str, str] | None = None) -> None:
+    retry_after_s: int | None = None
+
+    def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.status_code = status_code
         self.message = message
-        self.headers = headers or {}
 
 
-def bad_request(message: str) -> ApiError:
-    return ApiError(400, message)
+class InvalidInput(ServiceError):
+    """The request is malformed: bad JSON, a wrong shape or type, an unreadable picture."""
 
 
-def not_found(message: str) -> ApiError:
-    return ApiError(404, message)
+class Unprocessable(ServiceError):
+    """The request is well-formed, but a value in it cannot be used (out of range, a
+    combination of options that does not fit)."""
 
 
-def overloaded(message: str, retry_after_s: int = 1) -> ApiError:
-    return ApiError(503, message, {"Retry-After": str(retry_after_s)})
+class UnsupportedMedia(ServiceError):
+    """A content type or picture format the service does not take."""
+
+
+class TooLarge(ServiceError):
+    """The request would cost more than a budget allows (bytes, pixels, elements,
+    operations); the message names the cost and the limit."""
+
+
+class NotFound(ServiceError):
+    """No such model, version, label, layer, kernel or signature."""
+
+
+class NotReady(ServiceError):
+    """The model exists but has no version taking traffic yet."""
+
+    retry_after_s = 1
+
+
+class Overloaded(ServiceError):
+    """The worker's queues for this kind of work are full; retry later."""
+
+    retry_after_s = 1
+
+
+class TimedOut(ServiceError):
+    """The work did not finish within the request timeout."""
+
+    retry_after_s = 1
+
+
+class Unauthenticated(ServiceError):
+    """No API key, or the wrong one."""
+
+
+class Forbidden(ServiceError):
+    """The action is switched off (admin routes without an API key)."""
 
 
 def parse_json(raw: bytes, what: str) -> object:
-    """Parse a JSON body; malformed or absurdly nested input is a 400, never a 500."""
+    """Parse a JSON body; malformed or absurdly nested input is ``InvalidInput``."""
     try:
-        return json.loads(raw)
-    except RecursionError:
-        raise bad_request(f"{what} is nested too deeply") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise bad_request(f"{what} is not valid JSON: {exc}") from None
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"{what} is not valid JSON: {exc}") from None

@@ -6,20 +6,20 @@ two thread hops per request on the hot path."""
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from service.errors import ApiError
+from service.dataplane.access import check_key, presented_key
+from service.dataplane.plane import DataPlane
 from service.runtime.settings import Settings
 from service.serving.repository import ModelRepository
 
 
-def repo_of(request: Request) -> ModelRepository:
-    """The app's model repository (set up by its lifespan)."""
-    repo: ModelRepository = request.app.state.repo
-    return repo
+def plane_of(request: Request) -> DataPlane:
+    """The app's dataplane (set up by its lifespan)."""
+    plane: DataPlane = request.app.state.plane
+    return plane
 
 
 def settings_of(request: Request) -> Settings:
@@ -27,41 +27,36 @@ def settings_of(request: Request) -> Settings:
     return settings
 
 
+async def get_plane(request: Request) -> DataPlane:
+    return plane_of(request)
+
+
 async def get_repo(request: Request) -> ModelRepository:
-    return repo_of(request)
+    """The model repository (admin actions, health and listings act on it directly)."""
+    return plane_of(request).repo
 
 
 async def get_app_settings(request: Request) -> Settings:
     return settings_of(request)
 
 
+Plane = Annotated[DataPlane, Depends(get_plane)]
 Repo = Annotated[ModelRepository, Depends(get_repo)]
 AppSettings = Annotated[Settings, Depends(get_app_settings)]
 
 
-def _presented_key(request: Request) -> str:
-    auth = request.headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        return auth[7:].strip()
-    return request.headers.get("x-api-key", "")
-
-
-def _matches(presented: str, expected: str) -> bool:
-    return hmac.compare_digest(presented.encode(), expected.encode())  # constant time
+def _key(request: Request) -> str:
+    return presented_key(lambda name: request.headers.get(name, ""))
 
 
 async def require_api_key(request: Request, settings: AppSettings) -> None:
     """When an API key is configured, every route but health needs it."""
-    if settings.api_key and not _matches(_presented_key(request), settings.api_key):
-        raise ApiError(401, "missing or wrong API key (send X-API-Key or "
-                            "Authorization: Bearer)", {"WWW-Authenticate": "Bearer"})
+    check_key(_key(request), settings)
 
 
 async def require_admin(request: Request, settings: AppSettings) -> None:
     """Admin routes always need the key; with none configured they are off."""
-    if not settings.api_key:
-        raise ApiError(403, "admin routes are disabled: set CNNLAB_API_KEY to enable them")
-    await require_api_key(request, settings)
+    check_key(_key(request), settings, admin=True)
 
 
 def tag_request(request: Request, model: str, version: int | str) -> None:

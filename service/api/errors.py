@@ -14,10 +14,34 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import Scope
 
+from service import errors as domain
 from service.api.middleware import BodyRefused
-from service.errors import ApiError
 
 log = logging.getLogger(__name__)
+
+# each kind of domain error -> its HTTP status (the one place they are mapped)
+HTTP_STATUS: dict[type[domain.ServiceError], int] = {
+    domain.InvalidInput: 400,
+    domain.Unauthenticated: 401,
+    domain.Forbidden: 403,
+    domain.NotFound: 404,
+    domain.TooLarge: 413,
+    domain.UnsupportedMedia: 415,
+    domain.Unprocessable: 422,
+    domain.NotReady: 503,
+    domain.Overloaded: 503,
+    domain.TimedOut: 503,
+}
+
+
+def service_error_response(exc: domain.ServiceError) -> JSONResponse:
+    """A domain error as its HTTP answer, with ``Retry-After`` when a retry may succeed."""
+    headers = {}
+    if exc.retry_after_s is not None:
+        headers["Retry-After"] = str(exc.retry_after_s)
+    if isinstance(exc, domain.Unauthenticated):
+        headers["WWW-Authenticate"] = "Bearer"
+    return error_response(HTTP_STATUS[type(exc)], exc.message, headers)
 
 
 def error_response(status: int, message: str,
@@ -37,9 +61,9 @@ def validation_message(errors: Sequence[Any], prefix: tuple[str, ...] = ()) -> s
 def install(app: FastAPI) -> None:
     """Register handlers so no route ever answers with another error shape or a traceback."""
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status_code, exc.message, exc.headers)
+    @app.exception_handler(domain.ServiceError)
+    async def _service_error(_: Request, exc: domain.ServiceError) -> JSONResponse:
+        return service_error_response(exc)
 
     @app.exception_handler(BodyRefused)
     async def _body_refused(_: Request, exc: BodyRefused) -> JSONResponse:

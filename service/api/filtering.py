@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Literal, TypeVar
 
 import numpy as np
+import orjson
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
-from service.api.deps import AppSettings
+from service.api.deps import AppSettings, Plane
 from service.api.schemas import ERRORS, UPLOAD_BODY, media
 from service.api.uploads import read_one
-from service.errors import ApiError
+from service.dataplane import budgets
+from service.dataplane.plane import DataPlane
+from service.errors import Unprocessable
 from service.images import kernels, render
-from service.images.decode import decode
-from service.images.operations import FilterOp, apply, parse_ops, run_filter
-from service.runtime.settings import Settings
+from service.images.operations import FilterOp, Operation, PoolSpec, parse_ops, run_filter
 
+T = TypeVar("T")
 router = APIRouter(prefix="/api", tags=["kernels and pooling"])
 
 Color = Literal["gray", "rgb"]
@@ -25,34 +28,37 @@ FORMATS = ("png", "jpeg", "webp", "json", "npy")
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
 
 
-async def _one_image(request: Request, settings: Settings, color: Color) -> np.ndarray:
-    return decode(await read_one(request, settings), settings.max_image_pixels,
-                  color=color == "rgb")
+async def _one_image(request: Request, plane: DataPlane, color: Color) -> np.ndarray:
+    return await plane.image(await read_one(request, plane.settings), color == "rgb")
 
 
 def _size(img: np.ndarray) -> str:
     return f"{img.shape[1]}x{img.shape[0]}"
 
 
-def _answer(values: np.ndarray, out: np.ndarray, fmt: str, headers: dict[str, str],
-            settings: Settings) -> Response:
+async def _answer(plane: DataPlane, values: np.ndarray, out: np.ndarray, fmt: str,
+                  headers: dict[str, str]) -> Response:
     """Floats as JSON/.npy (before output handling; colour channels in RGB order), or the
     uint8 picture."""
     if values.ndim == 3 and values.shape[2] == 3:
         values = values[:, :, ::-1]  # OpenCV works in BGR; arrays are read as RGB
     if fmt == "npy":
-        return Response(render.npy(values.astype(np.float32)), media_type=render.MEDIA["npy"],
-                        headers=headers)
+        return Response(await plane.run(lambda: render.npy(values.astype(np.float32))),
+                        media_type=render.MEDIA["npy"], headers=headers)
     if fmt == "json":
-        if values.size > settings.max_json_values:
-            raise ApiError(413, f"{values.size} values is too many for JSON "
-                                f"(limit {settings.max_json_values}); ask for format=npy")
-        body = {"shape": list(values.shape), "data": np.round(values, 4).tolist(),
+        budgets.json_values(values.size, plane.settings, "ask for format=npy")
+        body = {"shape": list(values.shape), "data": values,
                 "input_size": headers["X-Input-Size"], "output_size": headers["X-Output-Size"]}
         if "X-Kernel" in headers:
             body["kernel"] = json.loads(headers["X-Kernel"])
-        return JSONResponse(body, headers=headers)
-    return render.image_response(out, fmt, headers)  # type: ignore[arg-type]
+
+        def encode() -> bytes:
+            body["data"] = np.round(values, 4)
+            return render.json_bytes(body)
+
+        return Response(await plane.encode(values.size, encode),
+                        media_type="application/json", headers=headers)
+    return await plane.run(render.image_response, out, fmt, headers)
 
 
 @router.get("/kernels")
@@ -68,7 +74,7 @@ async def list_kernels() -> dict[str, object]:
              openapi_extra=UPLOAD_BODY,
              response_class=Response)
 async def filter_image(
-    request: Request, settings: AppSettings,
+    request: Request, plane: Plane, settings: AppSettings,
     kernel: Annotated[str | None, Query(max_length=64)] = None,
     matrix: Annotated[str | None, Query(max_length=4096,
                                         description="JSON matrix, e.g. [[0,1,0],[1,-4,1],[0,1,0]]")
@@ -82,17 +88,29 @@ async def filter_image(
     """Filter an uploaded image with a named or custom kernel (OpenCV filter2D)."""
     fmt = render.pick_format(format, accept, FORMATS, "png")
     try:
-        parsed = json.loads(matrix) if matrix is not None else None
-    except ValueError:
-        raise ApiError(422, "matrix must be JSON, e.g. [[0,1,0],[1,-4,1],[0,1,0]]") from None
+        parsed = orjson.loads(matrix) if matrix is not None else None
+    except orjson.JSONDecodeError:
+        raise Unprocessable("matrix must be JSON, e.g. [[0,1,0],[1,-4,1],[0,1,0]]") from None
     spec = FilterOp(kernel=kernel, matrix=parsed, size=size, sigma=sigma, weight=weight,
                     normalize=normalize, mode=mode, border=border, output=output)
-    img = await _one_image(request, settings, color)
-    values, k = run_filter(img, spec, settings.max_kernel_size)
-    out = kernels.to_uint8(values, output)
+    img = await _one_image(request, plane, color)
+
+    def work() -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        values, k = run_filter(img, spec, settings.max_kernel_size)
+        return values, kernels.to_uint8(values, output), k
+
+    values, out, k = await _run_checked(plane, img, spec, work)
     headers = {"X-Input-Size": _size(img), "X-Output-Size": _size(out),
                "X-Kernel": json.dumps(_applied(k), separators=(",", ":"))}
-    return _answer(values, out, fmt, headers, settings)
+    return await _answer(plane, values, out, fmt, headers)
+
+
+async def _run_checked(plane: DataPlane, img: np.ndarray, op: Operation,
+                       work: Callable[[], T]) -> T:
+    """``work`` (one operation on ``img``) on the compute pool, once its cost fits."""
+    h, w = img.shape[:2]
+    budgets.operations([op], w, h, 1 if img.ndim == 2 else img.shape[2], plane.settings)
+    return await plane.run(work)
 
 
 def _applied(kernel: np.ndarray | None) -> object:
@@ -107,7 +125,7 @@ def _applied(kernel: np.ndarray | None) -> object:
                                                  "application/x-npy")},
              openapi_extra=UPLOAD_BODY, response_class=Response)
 async def pool_image(
-    request: Request, settings: AppSettings, op: kernels.PoolOp = "max",
+    request: Request, plane: Plane, op: kernels.PoolOp = "max",
     size: Annotated[int, Query(ge=1, le=64)] = 2,
     stride: Annotated[int | None, Query(ge=1, le=64)] = None,
     color: Color = "gray", format: str | None = None,
@@ -116,17 +134,22 @@ async def pool_image(
     """Max (the tutorial's 2x2) or average pooling; partial windows at the edges are
     dropped, so a 7-pixel side gives 3 with size 2, stride 2."""
     fmt = render.pick_format(format, accept, FORMATS, "png")
-    img = await _one_image(request, settings, color)
-    values = kernels.pool(img, op, size, stride)
-    out = kernels.to_uint8(values, "clip")
+    img = await _one_image(request, plane, color)
+
+    def work() -> tuple[np.ndarray, np.ndarray]:
+        values = kernels.pool(img, op, size, stride)
+        return values, kernels.to_uint8(values, "clip")
+
+    values, out = await _run_checked(plane, img, PoolSpec(kind=op, size=size, stride=stride),
+                                     work)
     headers = {"X-Input-Size": _size(img), "X-Output-Size": _size(out)}
-    return _answer(values, out, fmt, headers, settings)
+    return await _answer(plane, values, out, fmt, headers)
 
 
 @router.post("/pipeline", responses={**ERRORS, **media(*IMAGE_TYPES)}, openapi_extra=UPLOAD_BODY,
              response_class=Response)
 async def pipeline(
-    request: Request, settings: AppSettings,
+    request: Request, plane: Plane, settings: AppSettings,
     ops: Annotated[str, Query(max_length=4096, description=(
         'JSON list, e.g. [{"op":"filter","kernel":"sobel_right"},{"op":"pool","size":2}]'))],
     color: Color = "gray",
@@ -136,11 +159,8 @@ async def pipeline(
     """Up to ``max_pipeline_ops`` operations (filter, pool, grayscale, resize) in order."""
     fmt = render.pick_format(format, accept, ("png", "jpeg", "webp"), "png")
     steps = parse_ops(ops, settings.max_pipeline_ops)
-    img = await _one_image(request, settings, color)
-    headers = {"X-Input-Size": _size(img)}
-    out = img
-    for step in steps:
-        out = apply(out, step, settings.max_kernel_size)
-    headers["X-Output-Size"] = _size(out)
-    headers["X-Operations"] = str(len(steps))
-    return render.image_response(out, fmt, headers)  # type: ignore[arg-type]
+    img = await _one_image(request, plane, color)
+    out = await plane.operate(img, steps)
+    headers = {"X-Input-Size": _size(img), "X-Output-Size": _size(out),
+               "X-Operations": str(len(steps))}
+    return await plane.run(render.image_response, out, fmt, headers)

@@ -11,7 +11,8 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import Field
 
-from service.api.deps import AppSettings, Repo, repo_of, settings_of, tag_request
+from service.api.deps import AppSettings, Plane, plane_of, settings_of, tag_request
+from service.api.predict import top_k
 from service.api.routing import hot_post
 from service.api.schemas import (
     ERRORS,
@@ -24,14 +25,11 @@ from service.api.schemas import (
     media,
 )
 from service.api.uploads import read_one
-from service.errors import ApiError
+from service.dataplane import budgets
+from service.dataplane.requests import ModelRef, Pictures
+from service.errors import NotFound, Unprocessable
 from service.images import render
-from service.images.decode import decode
-from service.images.kernels import filter_image
-from service.images.preprocess import Invert, fit_longest_side, stack
-from service.runtime.settings import Settings
-from service.serving import inference, inspection
-from service.serving.version import ServedVersion
+from service.serving import inspection
 
 router = APIRouter(prefix="/api", tags=["inspect"])
 
@@ -47,19 +45,11 @@ def picture_route(path: str, *media_types: str) -> Callable[[Endpoint], Endpoint
 ColormapQ = Annotated[render.Colormap, Query(description="gray, viridis, inferno, diverging")]
 
 
-async def _model_input(request: Request, settings: Settings, sv: ServedVersion,
-                       invert: Invert, center: bool | None) -> np.ndarray:
-    """One uploaded image, preprocessed exactly as for prediction: ``[1,H,W,1]`` uint8."""
-    upload = await read_one(request, settings)
-    prepared = await inference.prepare_uploads(sv.info, [upload], settings, invert, center)
-    return prepared[0].pixels[None]
-
-
 @router.get("/models/{name}/summary", responses=ERRORS)
-async def summary(repo: Repo, name: str, version: VersionQ = None,
+async def summary(plane: Plane, name: str, version: VersionQ = None,
                   label: LabelQ = None) -> dict[str, Any]:
     """The layer table, parameters, dataset, classes, test results and training history."""
-    sv = repo.resolve(name, version, label)
+    sv = plane.resolve(ModelRef(name, version, label))
     meta = sv.info.metadata
     keys = ("arch", "arch_description", "total_params", "test_accuracy", "test_ece",
             "test_loss", "per_class_accuracy", "confusion_matrix", "history", "hyperparameters",
@@ -90,17 +80,18 @@ class ActivationsParams(ImageQuery):
                "description": "picks the format when format= is not given"}]})
 async def activations(request: Request, name: str, params: ActivationsParams) -> Response:
     """Every layer's output (or the chosen layers and channels) for one uploaded image."""
-    repo, settings, p = repo_of(request), settings_of(request), params
+    plane, settings, p = plane_of(request), settings_of(request), params
     fmt = render.pick_format(p.format, request.headers.get("accept"),
                              ("json", "npy", "npz", "png"), "json")
-    async with repo.lease(name, p.version, p.label) as sv:
+    async with plane.lease(ModelRef(name, p.version, p.label)) as sv:
         tag_request(request, sv.name, sv.version)
         chosen = inspection.select_layers(sv, p.layers, settings.max_layers)
         if fmt in ("npy", "png") and len(chosen) != 1:
-            raise ApiError(422, f"format {fmt} holds one layer; {len(chosen)} were chosen "
+            raise Unprocessable(f"format {fmt} holds one layer; {len(chosen)} were chosen "
                                 "(pick one with layers=, or use json/npz)")
-        x = await _model_input(request, settings, sv, p.invert, p.center)
-        out = await inference.call_signature(sv, "activations", image=x)
+        x = await plane.prepared_pixels(
+            sv, Pictures([await read_one(request, settings)], p.invert, p.center))
+        out = await plane.call_signature(sv, "activations", image=x)
     picked = {n: inspection.select_channels(out[n][0], p.channels, settings.max_channels, n)
               for n in chosen}
     if fmt == "npy":
@@ -110,33 +101,29 @@ async def activations(request: Request, name: str, params: ActivationsParams) ->
     if fmt == "png":
         value = picked[chosen[0]]
         if value.ndim == 3 and value.shape[-1] > settings.max_channels:
-            raise ApiError(422, f"layer {chosen[0]!r} has {value.shape[-1]} channels; a PNG "
+            raise Unprocessable(f"layer {chosen[0]!r} has {value.shape[-1]} channels; a PNG "
                                 f"grid holds at most {settings.max_channels}: pick channels=")
         if value.ndim not in (1, 3):
-            raise ApiError(422, f"layer {chosen[0]!r} of shape {list(value.shape)} has no "
+            raise Unprocessable(f"layer {chosen[0]!r} of shape {list(value.shape)} has no "
                                 "picture; ask for json")
         return render.image_response(render.grid(value, p.colormap, p.normalize), "png")
     total = sum(v.size for v in picked.values())
-    if total > settings.max_json_values:
-        raise ApiError(413, f"{total} values is too many for JSON; use format=npz")
+    budgets.json_values(total, settings, "use format=npz")
     order = inspection.layer_names(sv)
-    return JSONResponse({
+    body = {
         "model": sv.name, "version": sv.version,
         "input_png": base64.b64encode(render.encode(x[0], "png")).decode(),
         "layers": [{"name": n, "index": order.index(n), "shape": list(v.shape),
-                    "data": v.tolist()} for n, v in picked.items()],
-    })
-
-
-def _kernels(sv: ServedVersion) -> dict[str, np.ndarray]:
-    inspection.require(sv, "filters", "learned filters")
-    return dict(sv.call_sync("filters"))
+                    "data": v} for n, v in picked.items()],
+    }
+    return Response(await plane.encode(total, render.json_bytes, body),
+                    media_type="application/json")
 
 
 @router.get("/models/{name}/filters", response_class=Response,
             responses={**ERRORS, **media("application/json", "application/x-npy", "image/png")})
 async def filters(
-    repo: Repo, name: str, version: VersionQ = None, label: LabelQ = None,
+    plane: Plane, name: str, version: VersionQ = None, label: LabelQ = None,
     layer: Annotated[str | None, Query(max_length=64)] = None,
     in_channel: Annotated[int, Query(ge=0, description="input channel to draw (png)")] = 0,
     format: Annotated[str | None, Query(description="json or png")] = None,
@@ -145,20 +132,22 @@ async def filters(
     """Learned conv kernels ``[kh,kw,in,out]``; PNG: min-max scaled to 0..1 per layer,
     one tile per filter (the tutorial's filter plot)."""
     fmt = render.pick_format(format, accept, ("json", "png", "npy"), "json")
-    sv = repo.resolve(name, version, label)
-    ks = _kernels(sv)
+    sv = plane.resolve(ModelRef(name, version, label))
+    ks = plane.kernels(sv)
     order = [n for n in inspection.conv_layers(sv) if n in ks] or sorted(ks)
     if layer is not None and layer not in ks:
-        raise ApiError(404, f"unknown conv layer {layer!r}; conv layers are {', '.join(order)}")
+        raise NotFound(f"unknown conv layer {layer!r}; conv layers are {', '.join(order)}")
     if fmt == "json":
         chosen = [layer] if layer else order
-        return JSONResponse({"model": sv.name, "version": sv.version, "layers": [
-            {"name": n, "shape": list(ks[n].shape), "data": ks[n].tolist()} for n in chosen]})
+        body = {"model": sv.name, "version": sv.version, "layers": [
+            {"name": n, "shape": list(ks[n].shape), "data": ks[n]} for n in chosen]}
+        return Response(await plane.encode(sum(ks[n].size for n in chosen), render.json_bytes,
+                                           body), media_type="application/json")
     k = ks[layer or order[0]]
     if fmt == "npy":
         return Response(render.npy(k), media_type=render.MEDIA["npy"])
     if in_channel >= k.shape[2]:
-        raise ApiError(422, f"in_channel {in_channel} out of range (0..{k.shape[2] - 1})")
+        raise Unprocessable(f"in_channel {in_channel} out of range (0..{k.shape[2] - 1})")
     scaled = (k - k.min()) / max(float(k.max() - k.min()), 1e-12)
     return render.image_response(render.grid(scaled[:, :, in_channel, :], "gray", "layer",
                                              tile_px=48), "png")
@@ -166,7 +155,7 @@ async def filters(
 
 @picture_route("/models/{name}/filters/apply", "image/png", "application/x-npy")
 async def apply_filters(
-    request: Request, repo: Repo, settings: AppSettings, name: str,
+    request: Request, plane: Plane, settings: AppSettings, name: str,
     version: VersionQ = None, label: LabelQ = None,
     layer: Annotated[str | None, Query(max_length=64)] = None,
     colormap: ColormapQ = "gray",
@@ -175,21 +164,16 @@ async def apply_filters(
 ) -> Response:
     """Run the first layer's learned kernels over your picture: one tile per filter."""
     fmt = render.pick_format(format, accept, ("png", "npy"), "png")
-    sv = repo.resolve(name, version, label)
-    ks = _kernels(sv)
+    sv = plane.resolve(ModelRef(name, version, label))
+    ks = plane.kernels(sv)
     name_ = layer or inspection.conv_layers(sv)[0]
     if name_ not in ks:
-        raise ApiError(404, f"unknown conv layer {name_!r}; conv layers are {', '.join(ks)}")
+        raise NotFound(f"unknown conv layer {name_!r}; conv layers are {', '.join(ks)}")
     k = ks[name_]
     if k.shape[2] != 1:
-        raise ApiError(422, f"layer {name_!r} reads {k.shape[2]} channels, not a picture; "
+        raise Unprocessable(f"layer {name_!r} reads {k.shape[2]} channels, not a picture; "
                             "only a first (1-channel) conv layer can be applied")
-    gray = decode(await read_one(request, settings), settings.max_image_pixels)
-    if max(gray.shape) > 256:  # keep the tile grid a sensible size
-        gray = fit_longest_side(gray, 256)
-    src = gray.astype(np.float32) / 255.0  # the model's own rescaling
-    maps = np.stack([filter_image(src, k[:, :, 0, i], "reflect101")
-                     for i in range(k.shape[3])], axis=-1)
+    maps = await plane.apply_kernels(await read_one(request, settings), k)
     if fmt == "npy":
         return Response(render.npy(maps), media_type=render.MEDIA["npy"])
     return render.image_response(render.grid(maps, colormap, "channel", tile_px=96), "png",
@@ -198,7 +182,7 @@ async def apply_filters(
 
 @picture_route("/models/{name}/gradcam", "application/json", "image/png")
 async def gradcam(
-    request: Request, repo: Repo, settings: AppSettings, name: str,
+    request: Request, plane: Plane, settings: AppSettings, name: str,
     version: VersionQ = None, label: LabelQ = None,
     class_index: Annotated[int | None, Query(ge=0, description="default: predicted")] = None,
     layer: Annotated[str | None, Query(max_length=64, description="default: last conv")] = None,
@@ -209,18 +193,19 @@ async def gradcam(
 ) -> Response:
     """Grad-CAM: where the model looked for a class (plus the input-gradient saliency)."""
     fmt = render.pick_format(format, accept, ("json", "png"), "json")
-    async with repo.lease(name, version, label) as sv:
+    async with plane.lease(ModelRef(name, version, label)) as sv:
         tag_request(request, sv.name, sv.version)
         convs = inspection.conv_layers(sv)
         target = layer or convs[-1]
         if target not in convs:
-            raise ApiError(404, f"unknown conv layer {target!r}; conv layers are "
-                                f"{', '.join(convs)}")
+            raise NotFound(f"unknown conv layer {target!r}; conv layers are "
+                           f"{', '.join(convs)}")
         k = len(sv.info.class_names)
         if class_index is not None and class_index >= k:
-            raise ApiError(422, f"class_index {class_index} out of range (0..{k - 1})")
-        x = await _model_input(request, settings, sv, invert, center)
-        out = await inference.call_signature(
+            raise Unprocessable(f"class_index {class_index} out of range (0..{k - 1})")
+        x = await plane.prepared_pixels(
+            sv, Pictures([await read_one(request, settings)], invert, center))
+        out = await plane.call_signature(
             sv, "gradcam", image=x,
             class_index=np.array([-1 if class_index is None else class_index], np.int32))
     heat = out[f"gradcam/{target}"][0]
@@ -239,7 +224,7 @@ async def gradcam(
 
 @router.post("/compare", responses=ERRORS, openapi_extra=UPLOAD_BODY)
 async def compare(
-    request: Request, repo: Repo, settings: AppSettings,
+    request: Request, plane: Plane, settings: AppSettings,
     a: Annotated[str, Query(max_length=64, description="first model")],
     b: Annotated[str | None, Query(max_length=64, description="second model (default a)")
                  ] = None,
@@ -251,20 +236,21 @@ async def compare(
     preprocesses it with its own model's settings (a clothing model gets no digit
     centering)."""
     upload = await read_one(request, settings)
-    async with repo.lease(a, a_version) as sa, repo.lease(b or a, b_version) as sb:
+    pictures = Pictures([upload], invert, center)
+    async with plane.lease(ModelRef(a, a_version)) as sa, \
+            plane.lease(ModelRef(b or a, b_version)) as sb:
         if sa.info.input.shape != sb.info.input.shape:
-            raise ApiError(422, f"inputs differ: {sa.info.input.shape} vs {sb.info.input.shape}")
+            raise Unprocessable(f"inputs differ: {sa.info.input.shape} vs "
+                                f"{sb.info.input.shape}")
         sides = []
         acts = []
         for sv in (sa, sb):
-            prepared = await inference.prepare_uploads(sv.info, [upload], settings, invert,
-                                                       center)
-            x = stack(prepared)
-            probs = (await inference.predict(sv, x, settings))[0].tolist()
+            x = await plane.prepared_pixels(sv, pictures)
+            probs = (await plane.predict(sv, x))[0].tolist()
             sides.append({"model": sv.name, "version": sv.version,
-                          "top_k": inference.top_k(probs, sv.info.class_names, 3),
+                          "top_k": top_k(probs, sv.info.class_names, 3),
                           "probabilities": probs})
-            acts.append(await inference.call_signature(sv, "activations", image=x)
+            acts.append(await plane.call_signature(sv, "activations", image=x)
                         if "activations" in sv.signatures else {})
     shared = [n for n in acts[0] if n in acts[1] and acts[0][n].shape == acts[1][n].shape]
     return {"a": sides[0], "b": sides[1], "same_prediction":

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import Field
 
-from service.api.deps import repo_of, settings_of, tag_request
+from service.api.deps import plane_of, settings_of, tag_request
 from service.api.routing import hot_post
 from service.api.schemas import ERRORS, UPLOAD_BODY, ImageQuery, PredictResponse
 from service.api.uploads import read_uploads
+from service.dataplane.plane import Classified
+from service.dataplane.requests import ModelRef, Pictures
 from service.images import render
-from service.images.preprocess import stack
-from service.serving import inference
 
 router = APIRouter(prefix="/api/models", tags=["predict (image upload)"])
 
@@ -33,25 +34,37 @@ class PredictParams(ImageQuery):
           responses={**ERRORS, 200: {"model": PredictResponse}})
 async def predict(request: Request, name: str, params: PredictParams) -> Response:
     """Classify one or many uploaded images with the newest (or a chosen) version."""
-    repo, settings = repo_of(request), settings_of(request)
-    uploads = await read_uploads(request, settings)
-    async with repo.lease(name, params.version, params.label) as sv:
-        tag_request(request, sv.name, sv.version)
-        prepared = await inference.prepare_uploads(
-            sv.info, [u.data for u in uploads], settings, params.invert, params.center)
-        probs = await inference.predict(sv, stack(prepared), settings)
-    k = min(params.top_k, probs.shape[1])
-    names = sv.info.class_names
-    body = {"model": sv.name, "version": sv.version, "predictions": [
+    uploads = await read_uploads(request, settings_of(request))
+    result = await plane_of(request).classify(
+        ModelRef(name, params.version, params.label),
+        Pictures([u.data for u in uploads], params.invert, params.center))
+    tag_request(request, result.model, result.version)
+    filenames = [u.filename for u in uploads]
+    return Response(orjson.dumps(_body(result, filenames, params)),
+                    media_type="application/json")
+
+
+def top_k(values: list[float], class_names: list[str], k: int) -> list[dict[str, Any]]:
+    """The ``k`` most probable classes of one image's probabilities ``values`` (plain
+    floats: take ``probs.tolist()`` once for a whole batch)."""
+    best = sorted(range(len(values)), key=values.__getitem__, reverse=True)[:k]
+    return [{"class_index": i, "label": class_names[i] if i < len(class_names) else str(i),
+             "probability": values[i]} for i in best]
+
+
+def _body(result: Classified, filenames: list[str | None],
+          params: PredictParams) -> dict[str, Any]:
+    k = min(params.top_k, result.probabilities.shape[1])
+    return {"model": result.model, "version": result.version, "predictions": [
         {
-            "filename": upload.filename,
-            "top_k": inference.top_k(row, names, k),
+            "filename": filename,
+            "top_k": top_k(row, result.class_names, k),
             "probabilities": row,
             "inverted": prep.inverted, "centered": prep.centered,
             "original_size": list(prep.original_size),
             "input_png": base64.b64encode(render.encode(prep.pixels, "png")).decode()
             if params.include_input else None,
         }
-        for upload, prep, row in zip(uploads, prepared, probs.tolist(), strict=True)
+        for filename, prep, row in zip(filenames, result.prepared,
+                                       result.probabilities.tolist(), strict=True)
     ]}
-    return Response(orjson.dumps(body), media_type="application/json")

@@ -20,16 +20,21 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import APIRouter, FastAPI, Query, Request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import compile_path
 from starlette.types import Receive, Scope, Send
 
 from service.api.deps import require_api_key, settings_of
-from service.api.errors import error_response, internal_error, validation_message
+from service.api.errors import (
+    error_response,
+    internal_error,
+    service_error_response,
+    validation_message,
+)
 from service.api.middleware import BodyRefused
-from service.errors import ApiError
+from service.errors import ServiceError, Unprocessable
 
 Q = TypeVar("Q", bound=BaseModel)
 Handler = Callable[[Request, str, Q], Awaitable[Response]]
@@ -48,13 +53,13 @@ class HotRoute(Generic[Q]):
         return compile_path(self.path)[0]
 
     def query(self, scope: Scope, request: Request) -> Q:
-        """The validated query parameters (``ApiError`` 422 if invalid)."""
+        """The validated query parameters (``Unprocessable`` if invalid)."""
         if not scope.get("query_string"):
             return self.no_query  # most requests have none: validated once
         try:
             return self.query_model.model_validate(dict(request.query_params))
         except ValidationError as exc:
-            raise ApiError(422, validation_message(exc.errors(), ("query",))) from None
+            raise Unprocessable(validation_message(exc.errors(), ("query",))) from None
 
     @functools.cached_property
     def no_query(self) -> Q:
@@ -91,6 +96,13 @@ def hot_post(router: APIRouter, path: str, query_model: type[Q],
 HOT_ROUTES: list[HotRoute[Any]] = []  # filled by the declarations
 
 
+class NoQuery(BaseModel):
+    """A hot route without query parameters (any given are ignored, as TF Serving and
+    Triton do)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
 class LeanDispatch:
     """Answers the hot routes (see the module docstring); the rest goes to ``api``, which
     includes the routers that declare them."""
@@ -118,8 +130,8 @@ class LeanDispatch:
         try:
             await require_api_key(request, settings_of(request))
             response = await hot.handler(request, name, hot.query(scope, request))
-        except ApiError as exc:
-            response = error_response(exc.status_code, exc.message, exc.headers)
+        except ServiceError as exc:
+            response = service_error_response(exc)
         except BodyRefused as exc:
             response = error_response(exc.status, str(exc), {"Connection": "close"})
         except ClientDisconnect:

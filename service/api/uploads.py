@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import multipart
 from fastapi import Request
 
-from service.errors import ApiError
+from service.errors import InvalidInput, TooLarge, Unprocessable, UnsupportedMedia
 from service.runtime.settings import Settings
 
 MAX_FORM_FIELDS = 100  # non-file parts tolerated (and ignored) beside the files
@@ -30,14 +30,14 @@ async def read_uploads(request: Request, settings: Settings) -> list[Upload]:
     if ctype == "multipart/form-data":
         boundary = options.get("boundary")
         if not boundary:
-            raise ApiError(400, "bad multipart body: the Content-Type header has no boundary")
+            raise InvalidInput("bad multipart body: the Content-Type header has no boundary")
         return parse_multipart(await request.body(), boundary, settings.max_files)
     if ctype.startswith("image/") or ctype in ("application/octet-stream", ""):
         body = await request.body()
         if not body:
-            raise ApiError(400, "empty body: send an image as multipart or as a raw image/* body")
+            raise InvalidInput("empty body: send an image as multipart or as a raw image/* body")
         return [Upload(None, body)]
-    raise ApiError(415, f"unsupported content type {ctype!r}: send multipart/form-data or a "
+    raise UnsupportedMedia(f"unsupported content type {ctype!r}: send multipart/form-data or a "
                         "raw image/* body")
 
 
@@ -45,13 +45,14 @@ async def read_one(request: Request, settings: Settings) -> bytes:
     """The one picture of a request that takes exactly one (422 for several)."""
     uploads = await read_uploads(request, settings)
     if len(uploads) != 1:
-        raise ApiError(422, f"send one image, got {len(uploads)}")
+        raise Unprocessable(f"send one image, got {len(uploads)}")
     return uploads[0].data
 
 
 def parse_multipart(body: bytes, boundary: str, max_files: int) -> list[Upload]:
     """The file parts (those with a ``filename``) of a whole multipart/form-data body, in
-    order; other fields are ignored. ``ApiError`` 400 if malformed, 413 if too many parts."""
+    order; other fields are ignored. ``InvalidInput`` if malformed, ``TooLarge`` if too
+    many parts."""
     files: list[Upload] = []
     fields = 0
     filename: str | None = None
@@ -64,18 +65,18 @@ def parse_multipart(body: bytes, boundary: str, max_files: int) -> list[Upload]:
                     if filename is None:
                         fields += 1
                         if fields > MAX_FORM_FIELDS:
-                            raise ApiError(413, f"Too many fields: at most {MAX_FORM_FIELDS} "
+                            raise TooLarge(f"Too many fields: at most {MAX_FORM_FIELDS} "
                                                 "non-file parts")
                     elif len(files) == max_files:
-                        raise ApiError(413, f"Too many files: at most {max_files} per request")
+                        raise TooLarge(f"Too many files: at most {max_files} per request")
                 elif event is None:
                     if filename is not None:
                         files.append(Upload(filename, b"".join(chunks)))
                 elif filename is not None:
                     chunks.append(event)
     except multipart.MultipartError as exc:
-        raise ApiError(400, f"bad multipart body: {exc}") from None
+        raise InvalidInput(f"bad multipart body: {exc}") from None
     if not files:
-        raise ApiError(400, "multipart body has no file parts (send the image as a "
+        raise InvalidInput("multipart body has no file parts (send the image as a "
                             "file field, e.g. curl -F file=@digit.png)")
     return files

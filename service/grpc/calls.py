@@ -4,7 +4,6 @@ errors as gRPC status codes."""
 from __future__ import annotations
 
 import functools
-import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -12,55 +11,55 @@ from typing import Any, TypeVar
 
 import grpc
 
-from service.errors import ApiError
+from service import errors
+from service.dataplane import access
+from service.dataplane.plane import DataPlane
 from service.runtime.settings import Settings
-from service.serving.repository import ModelRepository
 
 log = logging.getLogger(__name__)
 
-# the HTTP status of an ApiError -> the gRPC status a client expects for it
-STATUS = {400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED,
-          403: grpc.StatusCode.PERMISSION_DENIED, 404: grpc.StatusCode.NOT_FOUND,
-          413: grpc.StatusCode.RESOURCE_EXHAUSTED, 415: grpc.StatusCode.INVALID_ARGUMENT,
-          422: grpc.StatusCode.INVALID_ARGUMENT, 503: grpc.StatusCode.UNAVAILABLE}
+# each kind of domain error -> the gRPC status a client expects for it (the one place)
+STATUS: dict[type[errors.ServiceError], grpc.StatusCode] = {
+    errors.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.Unprocessable: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.UnsupportedMedia: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.Forbidden: grpc.StatusCode.PERMISSION_DENIED,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.TooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.NotReady: grpc.StatusCode.UNAVAILABLE,
+    errors.Overloaded: grpc.StatusCode.UNAVAILABLE,
+    errors.TimedOut: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
 
 S = TypeVar("S", bound="Servicer")
 Method = Callable[[S, Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 
 class Servicer:
-    """What every servicer holds: the worker's repository and settings."""
+    """What every servicer holds: the worker's dataplane."""
 
-    def __init__(self, repo: ModelRepository, settings: Settings) -> None:
-        self.repo = repo
-        self.settings = settings
+    def __init__(self, plane: DataPlane) -> None:
+        self.plane = plane
+        self.settings = plane.settings
 
     def count(self, method: str, code: str, seconds: float) -> None:
         """One call in the request metrics, as HTTP requests are (route = the method)."""
-        metrics = self.repo.metrics
+        metrics = self.plane.repo.metrics
         metrics.requests.labels(method, "gRPC", "", "", code).inc()
         metrics.latency.labels(method, "gRPC").observe(seconds)
 
 
 def check_key(context: grpc.aio.ServicerContext, settings: Settings, *,
               admin: bool = False) -> None:
-    """The API key (``x-api-key`` or ``authorization: Bearer``), as over HTTP."""
-    if admin and not settings.api_key:
-        raise ApiError(403, "repository changes are disabled: set CNNLAB_API_KEY to enable them")
-    if not settings.api_key:
-        return
-    metadata = dict(context.invocation_metadata() or ())
-    given = str(metadata.get("x-api-key", ""))
-    auth = str(metadata.get("authorization", ""))
-    if auth.lower().startswith("bearer "):
-        given = auth[7:].strip()
-    if not hmac.compare_digest(given.encode(), settings.api_key.encode()):
-        raise ApiError(401, "missing or wrong API key (send x-api-key or authorization: "
-                            "Bearer metadata)")
+    """The API key from the call's metadata, as over HTTP."""
+    metadata = {k: str(v) for k, v in context.invocation_metadata() or ()}
+    access.check_key(access.presented_key(lambda name: metadata.get(name, "")), settings,
+                     admin=admin)
 
 
 def rpc(*, admin: bool = False) -> Callable[[Method[S]], Method[S]]:
-    """A servicer method with the API-key check, whose ``ApiError`` becomes the matching
+    """A servicer method with the API-key check, whose ``ServiceError`` becomes the matching
     gRPC status and whose unexpected error becomes INTERNAL (logged)."""
 
     def wrap(method: Method[S]) -> Method[S]:
@@ -70,8 +69,8 @@ def rpc(*, admin: bool = False) -> Callable[[Method[S]], Method[S]]:
             try:
                 check_key(context, self.settings, admin=admin)
                 return await method(self, request, context)
-            except ApiError as exc:
-                code = STATUS.get(exc.status_code, grpc.StatusCode.UNKNOWN)
+            except errors.ServiceError as exc:
+                code = STATUS[type(exc)]
                 await context.abort(code, exc.message)
             except Exception:
                 code = grpc.StatusCode.INTERNAL

@@ -8,12 +8,12 @@ through the version's batcher.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import grpc
-import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import tensor_shape_pb2
+from tensorflow.core.framework import tensor_shape_pb2, types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
@@ -23,42 +23,54 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from service.errors import ApiError, bad_request
+from service.dataplane.plane import DataPlane
+from service.dataplane.requests import (
+    PREDICT_SIGNATURE,
+    InferRequest,
+    Input,
+    ModelRef,
+    Pictures,
+    Tensor,
+)
+from service.errors import InvalidInput
 from service.grpc.calls import Servicer, rpc
-from service.runtime.settings import Settings
-from service.serving import inference
-from service.serving.repository import ModelRepository
-from service.serving.version import PREDICT_SIGNATURE, ServedVersion, signature_io
+from service.serving.version import ServedVersion, signature_io
 
 _STATE = {"LOADING": 20, "AVAILABLE": 30, "UNLOADING": 40, "END": 50}
 
+# numeric DataType -> (numpy name, the typed field holding its values)
+_VALUES = {
+    types_pb2.DT_UINT8: ("uint8", "int_val"), types_pb2.DT_INT8: ("int8", "int_val"),
+    types_pb2.DT_UINT16: ("uint16", "int_val"), types_pb2.DT_INT16: ("int16", "int_val"),
+    types_pb2.DT_INT32: ("int32", "int_val"), types_pb2.DT_INT64: ("int64", "int64_val"),
+    types_pb2.DT_UINT32: ("uint32", "uint32_val"), types_pb2.DT_UINT64: ("uint64", "uint64_val"),
+    types_pb2.DT_FLOAT: ("float32", "float_val"), types_pb2.DT_DOUBLE: ("float64", "double_val"),
+}
 
-def _spec(spec: Any) -> tuple[str, int | None, str | None]:
-    """(name, version, label) of a ``ModelSpec``: a number, a label, or the newest."""
+
+def _ref(spec: Any) -> ModelRef:
+    """A ``ModelSpec``: a number, a label, or the newest."""
     if not spec.name:
-        raise bad_request("model_spec.name is empty")
-    return (spec.name, spec.version.value if spec.HasField("version") else None,
-            spec.version_label or None)
+        raise InvalidInput("model_spec.name is empty")
+    return ModelRef(spec.name, spec.version.value if spec.HasField("version") else None,
+                    spec.version_label or None)
 
 
-def _model_input(sv: ServedVersion, request: Any, settings: Settings) -> np.ndarray:
-    """The one image tensor of a PredictRequest, as the model's uint8 input."""
-    want = sv.info.input.name
-    if set(request.inputs) != {want}:
-        raise bad_request(f"inputs must be exactly {{{want!r}}}, got {sorted(request.inputs)}")
-    proto = request.inputs[want]
-    try:
-        value = tf.make_ndarray(proto)
-    except Exception:
-        raise bad_request(f"input {want!r} is not a valid TensorProto") from None
-    if value.dtype == object:  # DT_STRING: encoded pictures
-        blobs = [bytes(b) for b in value.ravel()]
-        if len(blobs) > settings.max_instances:
-            raise ApiError(413, f"{len(blobs)} pictures; the limit is {settings.max_instances}")
-        return inference.pictures_input(sv.info, blobs, settings)
-    if value.ndim and len(value) > settings.max_instances:
-        raise ApiError(413, f"batch of {len(value)}; the limit is {settings.max_instances}")
-    return inference.to_uint8_tensor(value, sv.info.input.shape, f"input {want!r}")
+def _input(name: str, proto: Any) -> Input:
+    """A ``TensorProto`` as the dataplane's input, without materialising it: encoded
+    pictures (``DT_STRING``) or pixel values (raw ``tensor_content`` or typed values)."""
+    shape = tuple(d.size for d in proto.tensor_shape.dim)
+    if proto.dtype == types_pb2.DT_STRING:
+        if len(proto.string_val) != math.prod(max(d, 0) for d in shape):
+            raise InvalidInput(f"input {name!r}: {len(proto.string_val)} strings for shape "
+                               f"{list(shape)}")
+        return Pictures(proto.string_val)
+    if proto.dtype not in _VALUES:
+        raise InvalidInput(f"input {name!r}: unsupported dtype "
+                           f"{types_pb2.DataType.Name(proto.dtype)}")
+    dtype, field = _VALUES[proto.dtype]
+    data = proto.tensor_content or getattr(proto, field)
+    return Tensor(name, dtype, shape, data)
 
 
 def _tensor_info(name: str, dtype: str, shape: list[int]) -> meta_graph_pb2.TensorInfo:
@@ -85,39 +97,23 @@ class PredictionService(Servicer, prediction_service_pb2_grpc.PredictionServiceS
     @rpc()
     async def Predict(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
         signature = request.model_spec.signature_name or PREDICT_SIGNATURE
-        async with self.repo.lease(*_spec(request.model_spec)) as sv:
-            if signature not in sv.signatures:
-                raise bad_request(f"signature {signature!r} not found; this model has "
-                                  f"{sorted(sv.signatures)}")
-            size = sum(t.ByteSize() for t in request.inputs.values())
-            images = await inference.offload(size, _model_input, sv, request, self.settings)
-            outputs = await self._run(sv, signature, images)
+        inputs = [_input(name, proto) for name, proto in request.inputs.items()]
+        result = await self.plane.infer(InferRequest(
+            _ref(request.model_spec), inputs, signature, tuple(request.output_filter)))
         response = predict_pb2.PredictResponse()
-        response.model_spec.name = sv.name
-        response.model_spec.version.value = sv.version
+        response.model_spec.name = result.model
+        response.model_spec.version.value = result.version
         response.model_spec.signature_name = signature
-        for key, value in outputs.items():
-            if not request.output_filter or key in request.output_filter:
-                response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+        for key, value in result.outputs.items():
+            response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
         return response
-
-    async def _run(self, sv: ServedVersion, signature: str,
-                   images: np.ndarray) -> dict[str, np.ndarray]:
-        """The signature's outputs (serving_default's through the batcher)."""
-        if signature == PREDICT_SIGNATURE:
-            return {sv.info.output.name: await inference.predict(sv, images, self.settings)}
-        inputs, _ = signature_io(sv.signatures[signature])
-        if set(inputs) != {sv.info.input.name}:
-            raise bad_request(f"signature {signature!r} needs inputs {sorted(inputs)}; "
-                              "only image-only signatures can be called here")
-        return await inference.call_signature(sv, signature, **{sv.info.input.name: images})
 
     @rpc()
     async def GetModelMetadata(self, request: Any,  # noqa: N802
                                context: grpc.aio.ServicerContext) -> Any:
         if list(request.metadata_field) != ["signature_def"]:
-            raise bad_request("metadata_field must be ['signature_def']")
-        sv = self.repo.resolve(*_spec(request.model_spec))
+            raise InvalidInput("metadata_field must be ['signature_def']")
+        sv = self.plane.resolve(_ref(request.model_spec))
         response = get_model_metadata_pb2.GetModelMetadataResponse()
         response.model_spec.name = sv.name
         response.model_spec.version.value = sv.version
@@ -130,16 +126,8 @@ class ModelService(Servicer, model_service_pb2_grpc.ModelServiceServicer):  # ty
     @rpc()
     async def GetModelStatus(self, request: Any,  # noqa: N802
                              context: grpc.aio.ServicerContext) -> Any:
-        spec = request.model_spec
-        rows = self.repo.status(spec.name)
-        if spec.version_label:
-            wanted: int | None = self.repo.resolve(spec.name, label=spec.version_label).version
-        else:
-            wanted = spec.version.value if spec.HasField("version") else None
-        if wanted is not None:
-            rows = [r for r in rows if r.version == wanted]
-            if not rows:
-                raise ApiError(404, f"model {spec.name!r} has no version {wanted}")
+        ref = _ref(request.model_spec)
+        rows = self.plane.status(ref.name, ref.version, ref.label)
         response = get_model_status_pb2.GetModelStatusResponse()
         for row in rows:
             status = response.model_version_status.add(version=row.version,
@@ -149,8 +137,7 @@ class ModelService(Servicer, model_service_pb2_grpc.ModelServiceServicer):  # ty
         return response
 
 
-def add_to_server(server: grpc.aio.Server, repo: ModelRepository, settings: Settings) -> None:
+def add_to_server(server: grpc.aio.Server, plane: DataPlane) -> None:
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionService(repo, settings), server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(repo, settings),
-                                                              server)
+        PredictionService(plane), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(plane), server)

@@ -7,55 +7,34 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-import numpy as np
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from service.errors import ApiError, bad_request
+from service.dataplane.plane import DataPlane
+from service.dataplane.requests import InferRequest, Input, ModelRef, Tensor
+from service.errors import InvalidInput
 from service.grpc.calls import Servicer, rpc
-from service.runtime.settings import Settings
-from service.serving import inference, oip
-from service.serving.repository import ModelRepository
-from service.serving.version import ServedVersion
+from service.serving import oip
 
 # typed contents field of each datatype
-_CONTENTS = {"BOOL": "bool_contents", "UINT8": "uint_contents", "UINT16": "uint_contents",
-             "UINT32": "uint_contents", "UINT64": "uint64_contents", "INT8": "int_contents",
-             "INT16": "int_contents", "INT32": "int_contents", "INT64": "int64_contents",
-             "FP32": "fp32_contents", "FP64": "fp64_contents"}
+_CONTENTS = {"UINT8": "uint_contents", "UINT16": "uint_contents", "UINT32": "uint_contents",
+             "UINT64": "uint64_contents", "INT8": "int_contents", "INT16": "int_contents",
+             "INT32": "int_contents", "INT64": "int64_contents", "FP32": "fp32_contents",
+             "FP64": "fp64_contents"}
 
 
-def _model_input(sv: ServedVersion, request: Any, max_images: int) -> np.ndarray:
-    """The one input tensor of a ModelInferRequest, as the model's uint8 input."""
-    want = sv.info.input
-    if len(request.inputs) != 1:
-        raise bad_request(f"this model takes exactly one input ({want.name!r}), "
-                          f"got {len(request.inputs)}")
-    tensor = request.inputs[0]
-    if tensor.name != want.name:
-        raise bad_request(f"unknown input {tensor.name!r}; this model takes {want.name!r}")
-    if tensor.datatype not in _CONTENTS:
-        raise bad_request(f"input {tensor.name!r}: unsupported datatype {tensor.datatype!r}")
-    shape = list(tensor.shape)
-    if not shape or any(d < 0 for d in shape):
-        raise bad_request(f"input {tensor.name!r}: shape must be non-negative integers")
-    if shape[0] > max_images:
-        raise ApiError(413, f"input {tensor.name!r}: batch of {shape[0]}; the limit is "
-                            f"{max_images}")
-    count = int(np.prod(shape))
-    dtype = np.dtype(oip.DTYPES[tensor.datatype])
-    if request.raw_input_contents:
-        raw = request.raw_input_contents[0]
-        if len(raw) != count * dtype.itemsize:
-            raise bad_request(f"input {tensor.name!r}: {len(raw)} raw bytes for shape {shape} "
-                              f"of {tensor.datatype} ({count * dtype.itemsize} expected)")
-        values = np.frombuffer(raw, dtype, count)
-    else:
-        values = np.asarray(getattr(tensor.contents, _CONTENTS[tensor.datatype]), np.float64)
-        if values.size != count:
-            raise bad_request(f"input {tensor.name!r}: {values.size} values for shape {shape} "
-                              f"({count} expected)")
-    return inference.to_uint8_tensor(values.reshape(shape), want.shape,
-                                     f"input {tensor.name!r}")
+def _inputs(request: Any) -> list[Input]:
+    """A ModelInferRequest's inputs as declared: raw bytes or typed contents."""
+    raw = list(request.raw_input_contents)
+    if raw and len(raw) != len(request.inputs):
+        raise InvalidInput(f"{len(raw)} raw_input_contents for {len(request.inputs)} inputs")
+    inputs: list[Input] = []
+    for i, tensor in enumerate(request.inputs):
+        what = f"input {tensor.name!r}"
+        shape = oip.tensor_shape(list(tensor.shape), what)
+        dtype = oip.numpy_name(tensor.datatype, what)
+        data = raw[i] if raw else getattr(tensor.contents, _CONTENTS[tensor.datatype])
+        inputs.append(Tensor(tensor.name, dtype, shape, data))
+    return inputs
 
 
 class InferenceService(Servicer, service_pb2_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
@@ -66,14 +45,12 @@ class InferenceService(Servicer, service_pb2_grpc.GRPCInferenceServiceServicer):
 
     @rpc()
     async def ServerReady(self, request: Any, context: Any) -> Any:  # noqa: N802
-        return service_pb2.ServerReadyResponse(ready=self.repo.ready)
+        return service_pb2.ServerReadyResponse(ready=self.plane.repo.ready)
 
     @rpc()
     async def ModelReady(self, request: Any, context: Any) -> Any:  # noqa: N802
-        entry = self.repo.models.get(request.name)
-        ready = entry is not None and (int(request.version) in entry.served if request.version
-                                       else bool(entry.served))
-        return service_pb2.ModelReadyResponse(ready=ready)
+        return service_pb2.ModelReadyResponse(
+            ready=self.plane.ready(request.name, request.version or None))
 
     @rpc()
     async def ServerMetadata(self, request: Any, context: Any) -> Any:  # noqa: N802
@@ -81,8 +58,8 @@ class InferenceService(Servicer, service_pb2_grpc.GRPCInferenceServiceServicer):
 
     @rpc()
     async def ModelMetadata(self, request: Any, context: Any) -> Any:  # noqa: N802
-        sv = self.repo.resolve(request.name, request.version or None)
-        meta = oip.model_metadata(self.repo, sv)
+        sv = self.plane.resolve(ModelRef(request.name, request.version or None))
+        meta = oip.model_metadata(self.plane.repo, sv)
         return service_pb2.ModelMetadataResponse(
             name=meta["name"], versions=meta["versions"], platform=meta["platform"],
             inputs=[service_pb2.ModelMetadataResponse.TensorMetadata(**t)
@@ -91,25 +68,35 @@ class InferenceService(Servicer, service_pb2_grpc.GRPCInferenceServiceServicer):
                      for t in meta["outputs"]])
 
     @rpc()
+    async def ModelStatistics(self, request: Any, context: Any) -> Any:  # noqa: N802
+        rows = self.plane.statistics(request.name or None, request.version or None)
+        response = service_pb2.ModelStatisticsResponse()
+        for st in rows:
+            stats = response.model_stats.add(name=st.name, version=str(st.version),
+                                             inference_count=st.inferences,
+                                             execution_count=st.executions)
+            infer = stats.inference_stats
+            infer.success.count, infer.success.ns = st.queue_count, st.queue_ns + st.compute_ns
+            infer.queue.count, infer.queue.ns = st.queue_count, st.queue_ns
+            infer.compute_infer.count, infer.compute_infer.ns = st.compute_count, st.compute_ns
+        return response
+
+    @rpc()
     async def ModelInfer(self, request: Any, context: Any) -> Any:  # noqa: N802
-        async with self.repo.lease(request.model_name, request.model_version or None) as sv:
-            out_name = sv.info.output.name
-            unknown = [o.name for o in request.outputs if o.name != out_name]
-            if unknown:
-                raise bad_request(f"unknown output {unknown[0]!r}; this model gives "
-                                  f"{out_name!r}")
-            images = await inference.offload(request.ByteSize(), _model_input, sv, request,
-                                             self.settings.max_instances)
-            probs = (await inference.predict(sv, images, self.settings)).astype(np.float32)
+        result = await self.plane.infer(InferRequest(
+            ModelRef(request.model_name, request.model_version or None), _inputs(request),
+            outputs=tuple(o.name for o in request.outputs)))
         response = service_pb2.ModelInferResponse(
-            model_name=sv.name, model_version=str(sv.version), id=request.id)
-        response.outputs.add(name=out_name, datatype="FP32", shape=list(probs.shape))
-        response.raw_output_contents.append(probs.tobytes())
+            model_name=result.model, model_version=str(result.version), id=request.id)
+        for key, value in result.outputs.items():
+            response.outputs.add(name=key, datatype=oip.datatype(value.dtype.name),
+                                 shape=list(value.shape))
+            response.raw_output_contents.append(value.tobytes())
         return response
 
     @rpc()
     async def RepositoryIndex(self, request: Any, context: Any) -> Any:  # noqa: N802
-        rows = oip.repository_index(self.repo)
+        rows = oip.repository_index(self.plane.repo)
         if request.ready:
             rows = [r for r in rows if r["state"] == "READY"]
         return service_pb2.RepositoryIndexResponse(
@@ -117,18 +104,17 @@ class InferenceService(Servicer, service_pb2_grpc.GRPCInferenceServiceServicer):
 
     @rpc(admin=True)
     async def RepositoryModelLoad(self, request: Any, context: Any) -> Any:  # noqa: N802
-        self.repo.entry(request.model_name)
+        self.plane.repo.entry(request.model_name)
         oip.refuse_overrides(request.parameters)
-        await self.repo.administer(lambda state: state.load(request.model_name))
+        await self.plane.repo.administer(lambda state: state.load(request.model_name))
         return service_pb2.RepositoryModelLoadResponse()
 
     @rpc(admin=True)
     async def RepositoryModelUnload(self, request: Any, context: Any) -> Any:  # noqa: N802
-        self.repo.entry(request.model_name)
-        await self.repo.administer(lambda state: state.unload(request.model_name))
+        self.plane.repo.entry(request.model_name)
+        await self.plane.repo.administer(lambda state: state.unload(request.model_name))
         return service_pb2.RepositoryModelUnloadResponse()
 
 
-def add_to_server(server: grpc.aio.Server, repo: ModelRepository, settings: Settings) -> None:
-    service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
-        InferenceService(repo, settings), server)
+def add_to_server(server: grpc.aio.Server, plane: DataPlane) -> None:
+    service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceService(plane), server)

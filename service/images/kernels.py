@@ -14,7 +14,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from service.errors import ApiError
+from service.errors import Unprocessable
 
 Border = Literal["valid", "zero", "replicate", "reflect", "reflect101", "wrap"]
 Mode = Literal["correlation", "convolution"]
@@ -50,14 +50,14 @@ def box(size: int) -> np.ndarray:
 def gaussian(size: int, sigma: float) -> np.ndarray:
     _check_odd_size(size)
     if not (np.isfinite(sigma) and sigma > 0):
-        raise ApiError(422, f"gaussian sigma must be a positive number, got {sigma}")
+        raise Unprocessable(f"gaussian sigma must be a positive number, got {sigma}")
     g = cv2.getGaussianKernel(size, sigma, cv2.CV_64F)
     return g @ g.T
 
 
 def _check_odd_size(size: int, limit: int = 15) -> None:
     if size < 1 or size % 2 == 0 or size > limit:
-        raise ApiError(422, f"kernel size must be odd and between 1 and {limit}, got {size}")
+        raise Unprocessable(f"kernel size must be odd and between 1 and {limit}, got {size}")
 
 
 def catalogue() -> dict[str, list[list[float]]]:
@@ -74,15 +74,15 @@ def validate_matrix(matrix: object, max_size: int) -> np.ndarray:
     try:
         k = np.asarray(matrix, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ApiError(422, "kernel must be a rectangular matrix of numbers") from None
+        raise Unprocessable("kernel must be a rectangular matrix of numbers") from None
     if k.ndim != 2 or k.size == 0:
-        raise ApiError(422, f"kernel must be a 2-D matrix, got shape {list(k.shape)}")
+        raise Unprocessable(f"kernel must be a 2-D matrix, got shape {list(k.shape)}")
     h, w = k.shape
     if h % 2 == 0 or w % 2 == 0 or h > max_size or w > max_size:
-        raise ApiError(422, f"kernel is {h}x{w}; height and width must be odd and at most "
+        raise Unprocessable(f"kernel is {h}x{w}; height and width must be odd and at most "
                             f"{max_size}")
     if not np.all(np.isfinite(k)):
-        raise ApiError(422, "kernel contains NaN or infinity")
+        raise Unprocessable("kernel contains NaN or infinity")
     return k
 
 
@@ -91,7 +91,7 @@ def prepare_kernel(k: np.ndarray, *, weight: float = 1.0, normalize: bool = Fals
     """The kernel actually applied: optionally divided by its sum, times ``weight``,
     flipped for true convolution."""
     if not np.isfinite(weight):
-        raise ApiError(422, f"weight must be a finite number, got {weight}")
+        raise Unprocessable(f"weight must be a finite number, got {weight}")
     total = float(k.sum())
     if normalize and total != 0:  # a zero-sum kernel (edges) cannot be normalised
         k = k / total
@@ -108,7 +108,7 @@ def filter_image(img: np.ndarray, kernel: np.ndarray, border: Border) -> np.ndar
     if border == "valid":
         h, w = src.shape[:2]
         if h < kh or w < kw:
-            raise ApiError(422, f"image {w}x{h} is smaller than the {kw}x{kh} kernel; "
+            raise Unprocessable(f"image {w}x{h} is smaller than the {kw}x{kh} kernel; "
                                 "'valid' leaves no pixels")
         full = cv2.filter2D(src, cv2.CV_32F, k32, borderType=cv2.BORDER_CONSTANT)
         return full[mh:h - mh, mw:w - mw]
@@ -146,10 +146,10 @@ def pool(img: np.ndarray, op: PoolOp = "max", size: int = 2, stride: int | None 
     (Keras's ``padding="valid"``: a 7-pixel side pools to 3 with size 2, stride 2)."""
     stride = stride or size
     if size < 1 or stride < 1 or size > 64 or stride > 64:
-        raise ApiError(422, f"pool size and stride must be 1..64, got {size} and {stride}")
+        raise Unprocessable(f"pool size and stride must be 1..64, got {size} and {stride}")
     h, w = img.shape[:2]
     if h < size or w < size:
-        raise ApiError(422, f"image {w}x{h} is smaller than the {size}x{size} pool window")
+        raise Unprocessable(f"image {w}x{h} is smaller than the {size}x{size} pool window")
     oh, ow = (h - size) // stride + 1, (w - size) // stride + 1
     src = img.astype(np.float32)
     windows = np.lib.stride_tricks.sliding_window_view(src, (size, size), axis=(0, 1))

@@ -9,7 +9,7 @@ box fitted into 20x20 and its centre of mass moved to the middle of a 28x28 fram
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
@@ -20,6 +20,8 @@ from service.images.decode import decode
 
 Invert = Literal["auto", "on", "off"]
 INK_BOX = 20  # MNIST fits a digit's ink into 20x20 inside its 28x28 frame
+# a decoded picture is kept at most this long on its longer side: the model sees 28x28
+KEEP_SIDE = 256
 
 
 @dataclass(frozen=True)
@@ -42,9 +44,16 @@ class Prepared(NamedTuple):
     original_size: tuple[int, int]  # width, height
 
 
-def preprocess(blobs: list[bytes], spec: PreprocessSpec) -> list[Prepared]:
-    """Encoded pictures -> model inputs (``ApiError`` for a picture that cannot be read)."""
-    return prepare([decode(blob, spec.max_pixels) for blob in blobs], spec)
+def preprocess(blobs: Sequence[bytes], spec: PreprocessSpec) -> list[Prepared]:
+    """Encoded pictures -> model inputs (``ServiceError`` for a picture that cannot be
+    read). They are decoded one at a time, and a large one is shrunk right after its
+    decode, so what a request keeps is small whatever its pictures' size."""
+    grays, sizes = [], []
+    for blob in blobs:
+        gray = decode(blob, spec.max_pixels)
+        sizes.append((gray.shape[1], gray.shape[0]))
+        grays.append(gray if max(gray.shape) <= KEEP_SIDE else fit_longest_side(gray, KEEP_SIDE))
+    return prepare(grays, spec, sizes)
 
 
 def stack(prepared: list[Prepared]) -> np.ndarray:
@@ -52,8 +61,10 @@ def stack(prepared: list[Prepared]) -> np.ndarray:
     return np.stack([p.pixels for p in prepared])
 
 
-def prepare(grays: list[np.ndarray], spec: PreprocessSpec) -> list[Prepared]:
-    """Grayscale ``[h, w]`` pictures -> ``[H, W, 1]`` model inputs: invert, center, resize."""
+def prepare(grays: list[np.ndarray], spec: PreprocessSpec,
+            sizes: list[tuple[int, int]] | None = None) -> list[Prepared]:
+    """Grayscale ``[h, w]`` pictures -> ``[H, W, 1]`` model inputs: invert, center, resize.
+    ``sizes``: each picture's (width, height) as uploaded, when it was shrunk since."""
     out: list[Prepared | None] = [None] * len(grays)
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, gray in enumerate(grays):
@@ -70,26 +81,18 @@ def prepare(grays: list[np.ndarray], spec: PreprocessSpec) -> list[Prepared]:
                   else [pad_to(g, spec.height, spec.width) for g in pictures])
         for i, px, flip in zip(members, pixels, flips.tolist(), strict=True):
             out[i] = Prepared(pixels=px[:, :, None], inverted=flip, centered=spec.center,
-                              original_size=(w, h))
+                              original_size=sizes[i] if sizes else (w, h))
     return out  # type: ignore[return-value]  # every index was filled above
 
 
 def light_backgrounds(pictures: np.ndarray) -> np.ndarray:
     """Per picture of ``[N, H, W]``: is most of its border light? MNIST wants light ink on
-    black, so such a picture (dark ink on paper) is inverted."""
-    n, h, w = pictures.shape
-    light = (pictures > 127).reshape(n, h * w) @ _border_weights(h, w)
-    return light > h + w
-
-
-@functools.cache
-def _border_weights(h: int, w: int) -> np.ndarray:
-    """``[h*w]``: 1 on the border of an ``h x w`` picture, 2 in its corners (each lies on
-    two sides), 0 inside; with it one product counts a picture's light border pixels."""
-    weights = np.zeros((h, w), np.int64)
-    for side in (weights[0], weights[-1], weights[:, 0], weights[:, -1]):
-        side += 1
-    return weights.ravel()
+    black, so such a picture (dark ink on paper) is inverted. (Corners count twice: each
+    lies on two sides.)"""
+    _, h, w = pictures.shape
+    border = np.concatenate([pictures[:, 0], pictures[:, -1], pictures[:, :, 0],
+                             pictures[:, :, -1]], axis=1)  # [N, 2w + 2h]
+    return np.count_nonzero(border > 127, axis=1) > h + w
 
 
 def fit_longest_side(gray: np.ndarray, box: int) -> np.ndarray:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 from typing import Literal
 
 import cv2
 import numpy as np
+import orjson
 from fastapi.responses import Response
 
-from service.errors import ApiError
+from service.errors import Unprocessable
 
 Colormap = Literal["gray", "viridis", "inferno", "diverging"]
 Norm = Literal["channel", "layer"]
@@ -20,6 +19,18 @@ ImageFormat = Literal["png", "jpeg", "webp"]
 _CV_MAPS = {"viridis": cv2.COLORMAP_VIRIDIS, "inferno": cv2.COLORMAP_INFERNO}
 MEDIA = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp",
          "json": "application/json", "npy": "application/x-npy", "npz": "application/x-npz"}
+
+
+def json_bytes(body: object) -> bytes:
+    """A JSON answer whose values may be numpy arrays (serialised without ``tolist``)."""
+    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY, default=_plain)
+
+
+def _plain(value: object) -> object:
+    """What orjson does not serialise itself (a numpy array that is not C-contiguous)."""
+    if isinstance(value, np.ndarray | np.generic):
+        return value.tolist()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
 def _diverging_lut() -> np.ndarray:
@@ -93,7 +104,7 @@ def encode(img: np.ndarray, fmt: ImageFormat, quality: int = 90) -> bytes:
                    "webp": (".webp", [cv2.IMWRITE_WEBP_QUALITY, quality])}[fmt]
     ok, buf = cv2.imencode(ext, img, params)
     if not ok:
-        raise ApiError(500, f"{fmt} encoding failed")
+        raise RuntimeError(f"{fmt} encoding failed")
     return buf.tobytes()
 
 
@@ -103,39 +114,11 @@ def npy(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-_ZIP_DATE = (0 << 9) | (1 << 5) | 1  # 1980-01-01, the ZIP epoch: answers are reproducible
-
-
 def npz(arrays: dict[str, np.ndarray]) -> bytes:
-    """What ``np.savez`` writes (an uncompressed ZIP of ``<name>.npy`` members), built in
-    one pass instead of through ``zipfile``'s streaming writer, whose per-member cost
-    dominates an answer of many small arrays. ``np.load`` reads it and checks every CRC."""
-    parts: list[bytes | memoryview] = []
-    central: list[bytes] = []
-    offset = 0
-    for key, value in arrays.items():
-        arr = np.ascontiguousarray(value)
-        head = io.BytesIO()
-        np.lib.format.write_array_header_1_0(head, np.lib.format.header_data_from_array_1_0(arr))
-        header, data = head.getvalue(), arr.reshape(-1).view(np.uint8).data
-        crc = zlib.crc32(data, zlib.crc32(header))
-        size = len(header) + len(data)
-        name = f"{key}.npy".encode()
-        flags = 0 if name.isascii() else 0x800  # bit 11: the name is UTF-8
-        if offset + size > 0xFFFF_FFFF:  # past what a plain (non-ZIP64) archive can say
-            buf = io.BytesIO()
-            np.savez(buf, **arrays)  # type: ignore[arg-type]
-            return buf.getvalue()
-        fields = struct.pack("<HHHHHIII", 20, flags, 0, 0, _ZIP_DATE, crc, size, size)
-        parts += [b"PK\x03\x04" + fields + struct.pack("<HH", len(name), 0) + name,
-                  header, data]
-        central.append(b"PK\x01\x02" + struct.pack("<H", 20) + fields + struct.pack(
-            "<HHHHHII", len(name), 0, 0, 0, 0, 0, offset) + name)
-        offset += 30 + len(name) + size
-    directory = b"".join(central)
-    end = b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, len(central), len(central),
-                                       len(directory), offset, 0)
-    return b"".join([*parts, directory, end])
+    """The arrays as ``np.savez`` writes them (an uncompressed ZIP of ``.npy`` members)."""
+    buf = io.BytesIO()
+    np.savez(buf, allow_pickle=False, **arrays)
+    return buf.getvalue()
 
 
 def image_response(img: np.ndarray, fmt: ImageFormat,
@@ -149,7 +132,7 @@ def pick_format(requested: str | None, accept: str | None, allowed: tuple[str, .
     preferred type (by q-value, then order) among ``allowed``, else ``default``."""
     if requested:
         if requested not in allowed:
-            raise ApiError(422, f"format {requested!r} not supported; choose one of "
+            raise Unprocessable(f"format {requested!r} not supported; choose one of "
                                 f"{', '.join(allowed)}")
         return requested
     by_media = {MEDIA[fmt]: fmt for fmt in allowed if fmt in MEDIA}

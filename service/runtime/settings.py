@@ -85,17 +85,49 @@ class Settings(BaseSettings):
         "work on the thread that asked (requests already run side by side), -1 = OpenCV's "
         "default")
 
-    # --- request limits
-    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
-    max_image_pixels: int = Field(default=25_000_000, ge=1, description="width x height")
+    # --- request budgets (each checked before the work it bounds; docs: README, Limits)
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1,
+                                  description="bytes of one request body")
+    max_body_memory_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=1, description="request bodies one worker holds at "
+        "once; a request beyond it is answered 503 + Retry-After before its body is read")
+    max_image_pixels: int = Field(default=16_777_216, ge=1,
+                                  description="width x height of one picture (from its header)")
+    max_request_pixels: int = Field(
+        default=16_777_216, ge=1, description="decoded pixels of all a request's pictures "
+        "together (from their headers)")
     max_files: int = Field(default=64, ge=1, description="images per multipart request")
-    max_instances: int = Field(default=1024, ge=1, description="images per JSON request")
+    max_instances: int = Field(default=1024, ge=1, description="images per request (tensors, "
+                               "JSON instances, encoded pictures)")
+    max_output_values: int = Field(
+        default=4_000_000, ge=1, description="numbers a signature call may give back for one "
+        "request (inspection signatures over a batch), from its declared output shapes")
+    max_operation_cost: int = Field(
+        default=2_000_000_000, ge=1, description="image operations (filter, pool, resize, "
+        "pipeline): output pixels x channels x window area, summed over the operations")
     max_kernel_size: int = Field(default=15, ge=1, description="custom kernels up to NxN")
     max_pipeline_ops: int = Field(default=10, ge=1)
     max_layers: int = Field(default=32, ge=1, description="layers per activations request")
     max_channels: int = Field(default=512, ge=1, description="channels per layer per request")
     max_json_values: int = Field(default=2_000_000, ge=1,
                                  description="floats in one JSON answer (use .npy beyond)")
+
+    # --- CPU-heavy work (each worker): decoding big pictures, big JSON, image operations
+    compute_threads: int = Field(
+        default=1, ge=1, description="threads for CPU-heavy request steps (big pictures and "
+        "bodies, image operations, big answers); small ones run inline")
+    compute_queue: int = Field(
+        default=32, ge=0, description="CPU-heavy steps waiting for a thread; one more is "
+        "answered 503 + Retry-After")
+    inspect_threads: int = Field(
+        default=1, ge=1, description="inspection signature calls (activations, Grad-CAM, "
+        "filters, other TF Serving signatures) running at once")
+    inspect_queue: int = Field(
+        default=16, ge=0, description="inspection calls waiting; one more is answered 503 + "
+        "Retry-After, so they cannot starve predictions")
+    shutdown_grace_s: float = Field(
+        default=30.0, gt=0, description="after SIGTERM a worker finishes in-flight requests "
+        "for at most this long, then it is ended")
 
     def tf_threads(self) -> tuple[int, int]:
         """(intra-op, inter-op) threads for TensorFlow; 0 = its own choice. Workers split

@@ -15,6 +15,7 @@ prometheus-client's multiprocess files (``/metrics`` adds every worker up).
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import multiprocessing
 import os
@@ -77,6 +78,23 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+class BoundedShutdownServer(uvicorn.Server):
+    """uvicorn's server, whose shutdown always ends: the first SIGTERM/SIGINT arms
+    ``faulthandler``'s watchdog, which ends the process (after printing every thread's
+    stack) if it is still alive ``grace_s`` later — say a thread stuck in a long model or
+    OpenCV call, which the interpreter would otherwise wait for at exit. The watchdog is a
+    C thread: it fires even while Python code cannot run."""
+
+    def __init__(self, config: uvicorn.Config, grace_s: float) -> None:
+        super().__init__(config)
+        self.grace_s = grace_s
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if not self.should_exit:
+            faulthandler.dump_traceback_later(self.grace_s, exit=True)
+        super().handle_exit(sig, frame)
+
+
 def serve_one(settings: Settings) -> None:
     """Run one worker in this process until it is stopped."""
     try:
@@ -84,10 +102,12 @@ def serve_one(settings: Settings) -> None:
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc)
         sys.exit(STARTUP_FAILURE)
+    # in-flight requests get most of the grace period, the lifespan's shutdown the rest
+    drain_s = max(1, int(settings.shutdown_grace_s * 0.8))
     config = uvicorn.Config(APP_FACTORY, factory=True, log_config=None, access_log=False,
-                            timeout_graceful_shutdown=30, http=GuardedHttpToolsProtocol,
+                            timeout_graceful_shutdown=drain_s, http=GuardedHttpToolsProtocol,
                             timeout_keep_alive=settings.keep_alive_timeout_s)
-    uvicorn.Server(config).run(sockets=[sock])
+    BoundedShutdownServer(config, settings.shutdown_grace_s).run(sockets=[sock])
 
 
 def _worker_main() -> None:
@@ -98,9 +118,10 @@ def _worker_main() -> None:
 class Supervisor:
     """Keeps ``count`` worker processes running until SIGTERM/SIGINT."""
 
-    def __init__(self, count: int, run_dir: Path) -> None:
+    def __init__(self, count: int, run_dir: Path, grace_s: float) -> None:
         self.count = count
         self.run_dir = run_dir
+        self.grace_s = grace_s
         self.workers: list[BaseProcess] = []
         self.stopping = False
         self._context = multiprocessing.get_context("spawn")  # no TensorFlow state forked
@@ -140,11 +161,12 @@ class Supervisor:
         return code
 
     def _shut_down(self) -> None:
-        """SIGTERM every worker (uvicorn drains in-flight requests), then wait."""
+        """SIGTERM every worker (each drains its in-flight requests and ends itself after
+        the grace period), then wait; one still alive a moment later is killed."""
         for worker in self.workers:
             if worker.is_alive() and worker.pid is not None:
                 os.kill(worker.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 40
+        deadline = time.monotonic() + self.grace_s + 2
         for worker in self.workers:
             worker.join(max(0.0, deadline - time.monotonic()))
             if worker.is_alive():
@@ -163,4 +185,4 @@ def run(settings: Settings) -> int:
         # read by the workers' Settings and, before it is imported there, prometheus-client
         os.environ["CNNLAB_RUN_DIR"] = str(run_dir)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir(run_dir))
-        return Supervisor(settings.workers, run_dir).run()
+        return Supervisor(settings.workers, run_dir, settings.shutdown_grace_s).run()

@@ -8,13 +8,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from service.errors import ApiError
+from service.errors import NotFound, Unprocessable
 from service.serving.version import ServedVersion, signature_io
 
 
 def require(sv: ServedVersion, signature: str, feature: str) -> None:
     if signature not in sv.signatures:
-        raise ApiError(422, f"{feature} needs the {signature!r} signature, which model "
+        raise Unprocessable(f"{feature} needs the {signature!r} signature, which model "
                             f"{sv.name!r} version {sv.version} does not have (it has "
                             f"{', '.join(sorted(sv.signatures))}); re-export it with "
                             "python -m training")
@@ -50,14 +50,14 @@ def select_layers(sv: ServedVersion, spec: str | None, limit: int) -> list[str]:
             if part.lstrip("-").isdigit():
                 i = int(part)
                 if not -len(names) <= i < len(names):
-                    raise ApiError(422, f"layer index {i} out of range (0..{len(names) - 1})")
+                    raise Unprocessable(f"layer index {i} out of range (0..{len(names) - 1})")
                 chosen.append(names[i])
             elif part in names:
                 chosen.append(part)
             else:
-                raise ApiError(404, f"unknown layer {part!r}; layers are {', '.join(names)}")
+                raise NotFound(f"unknown layer {part!r}; layers are {', '.join(names)}")
     if len(chosen) > limit:
-        raise ApiError(422, f"{len(chosen)} layers requested; the limit is {limit} per request")
+        raise Unprocessable(f"{len(chosen)} layers requested; the limit is {limit} per request")
     return list(dict.fromkeys(chosen))
 
 
@@ -71,12 +71,12 @@ def select_channels(value: np.ndarray, spec: str | None, limit: int, layer: str)
     try:
         idx = [int(p) for p in spec.split(",") if p.strip()]
     except ValueError:
-        raise ApiError(422, f"channels must be comma-separated integers, got {spec!r}") from None
+        raise Unprocessable(f"channels must be comma-separated integers, got {spec!r}") from None
     bad = [i for i in idx if not 0 <= i < n]
     if bad:
-        raise ApiError(422, f"channel {bad[0]} out of range for layer {layer!r} (0..{n - 1})")
+        raise Unprocessable(f"channel {bad[0]} out of range for layer {layer!r} (0..{n - 1})")
     if len(idx) > limit:
-        raise ApiError(422, f"{len(idx)} channels requested; the limit is {limit}")
+        raise Unprocessable(f"{len(idx)} channels requested; the limit is {limit}")
     return value[..., idx]
 
 

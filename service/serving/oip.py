@@ -7,16 +7,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+from tritonclient.utils import np_to_triton_dtype, triton_to_np_dtype
 
 from service import __version__
-from service.errors import bad_request
+from service.errors import InvalidInput
 from service.serving.repository import ModelRepository
 from service.serving.version import ServedVersion
 
-DTYPES = {"BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32,
-          "UINT64": np.uint64, "INT8": np.int8, "INT16": np.int16, "INT32": np.int32,
-          "INT64": np.int64, "FP16": np.float16, "FP32": np.float32, "FP64": np.float64}
-V2_NAME = {np.dtype(v).name: k for k, v in DTYPES.items()}
 EXTENSIONS = ["binary_tensor_data", "model_repository", "statistics"]
 _STATE = {"AVAILABLE": "READY", "LOADING": "LOADING", "UNLOADING": "UNLOADING",
           "END": "UNAVAILABLE"}
@@ -24,7 +21,23 @@ _STATE = {"AVAILABLE": "READY", "LOADING": "LOADING", "UNLOADING": "UNLOADING",
 
 def datatype(numpy_name: str) -> str:
     """The protocol's name of a numpy dtype, e.g. uint8 -> UINT8."""
-    return V2_NAME.get(numpy_name, numpy_name.upper())
+    return np_to_triton_dtype(np.dtype(numpy_name)) or numpy_name.upper()
+
+
+def numpy_name(datatype: object, what: str) -> str:
+    """The numpy dtype name of a protocol datatype that can hold pixel values."""
+    dtype = triton_to_np_dtype(datatype) if isinstance(datatype, str) else None
+    if dtype is None or dtype in (np.object_, np.bool_):
+        raise InvalidInput(f"{what}: unsupported datatype {datatype!r}")
+    return np.dtype(dtype).name
+
+
+def tensor_shape(shape: object, what: str) -> tuple[int, ...]:
+    """A declared shape: a list of non-negative integers."""
+    if (not isinstance(shape, list | tuple) or not shape
+            or not all(type(d) is int and d >= 0 for d in shape)):
+        raise InvalidInput(f"{what}: shape must be a list of non-negative integers")
+    return tuple(shape)
 
 
 def server_metadata() -> dict[str, Any]:
@@ -44,9 +57,9 @@ def model_metadata(repo: ModelRepository, sv: ServedVersion) -> dict[str, Any]:
 
 def refuse_overrides(parameters: Iterable[str]) -> None:
     """A load request may carry parameters, but an override config or files are not taken
-    (``ApiError`` 400): versions come from the model repository."""
+    (``InvalidInput``): versions come from the model repository."""
     if any(k == "config" or k.startswith("file:") for k in parameters):
-        raise bad_request("loading with an override config or files is not supported; "
+        raise InvalidInput("loading with an override config or files is not supported; "
                           "publish a version into the model repository instead")
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnnlab.layout import SAVED_MODEL_FILE, is_complete_version, list_models, list_versions
-from service.errors import ApiError, not_found
+from service.errors import InvalidInput, NotFound, NotReady
 from service.runtime.heap import give_back
 from service.runtime.metrics import Metrics, applied_generation
 from service.runtime.settings import Settings
@@ -140,7 +140,7 @@ class ModelRepository:
     def entry(self, name: str) -> ModelEntry:
         entry = self.models.get(name)
         if entry is None:
-            raise not_found(f"model {name!r} not found")
+            raise NotFound(f"model {name!r} not found")
         return entry
 
     def resolve(self, name: str, version: int | str | None = None,
@@ -149,21 +149,20 @@ class ModelRepository:
         entry = self.entry(name)
         if label is not None:
             if label not in entry.labels:
-                raise not_found(f"model {name!r} has no version label {label!r}")
+                raise NotFound(f"model {name!r} has no version label {label!r}")
             version = entry.labels[label]
         if version is None:
             sv = entry.latest()
             if sv is None:
-                raise ApiError(503, f"model {name!r} has no version ready to serve",
-                               {"Retry-After": "1"})
+                raise NotReady(f"model {name!r} has no version ready to serve")
             return sv
         try:
             number = int(version)
         except (TypeError, ValueError):
-            raise not_found(f"version {version!r} of model {name!r}: not an integer") from None
+            raise NotFound(f"version {version!r} of model {name!r}: not an integer") from None
         sv = entry.served.get(number)
         if sv is None:
-            raise not_found(f"model {name!r} has no available version {number}")
+            raise NotFound(f"model {name!r} has no available version {number}")
         return sv
 
     @contextlib.asynccontextmanager
@@ -205,22 +204,21 @@ class ModelRepository:
         deadline = time.monotonic() + CONFIRM_TIMEOUT_S
         while applied_generation(self.metrics_dir) < state.generation:
             if time.monotonic() > deadline:
-                raise ApiError(503, "applied on this worker, but not yet on every worker; "
-                                    "they apply it when they next read the admin state",
-                               {"Retry-After": "1"})
+                raise NotReady("applied on this worker, but not yet on every worker; "
+                               "they apply it when they next read the admin state")
             await asyncio.sleep(WATCH_INTERVAL_S / 2)
 
     async def apply_admin(self, state: AdminState, *, strict: bool = False) -> None:
         """Serve what ``state`` says: models unloaded or loaded again, version labels.
         ``strict`` (the worker that takes an admin request): a label on a version that is
-        not available is refused (``ApiError`` 400) before anything changes; elsewhere it
+        not available is refused (``InvalidInput``) before anything changes; elsewhere it
         is logged and skipped."""
         if strict:
             for name, wanted in state.models.items():
                 entry = self.models.get(name)
                 for label, version in wanted.labels.items():
                     if entry is not None and version not in entry.served:
-                        raise ApiError(400, f"cannot point label {label!r} at version "
+                        raise InvalidInput(f"cannot point label {label!r} at version "
                                             f"{version} of {name!r}: it is not available")
         self.admin = state
         await self.refresh()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from service.api.errors import HTTP_STATUS
 from service.api.uploads import MAX_FORM_FIELDS, Upload, parse_multipart
-from service.errors import ApiError
+from service.errors import ServiceError
 
 
 def encode(files: list[tuple[str, tuple[str | None, bytes]]]) -> tuple[bytes, str]:
@@ -44,17 +45,17 @@ def test_plain_fields_are_skipped_and_an_empty_filename_is_still_a_file() -> Non
 def test_limits_and_missing_files(files: list[tuple[str, tuple[str | None, bytes]]],
                                   max_files: int, status: int, needle: str) -> None:
     body, boundary = encode(files)
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(ServiceError) as err:
         parse_multipart(body, boundary, max_files)
-    assert err.value.status_code == status and needle in err.value.message
+    assert HTTP_STATUS[type(err.value)] == status and needle in err.value.message
 
 
 @pytest.mark.parametrize("cut", [0, 20, -10, -3])
 def test_truncated_or_foreign_bodies_are_400(cut: int) -> None:
     body, boundary = encode([("file", ("a.png", b"x" * 50))])
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(ServiceError) as err:
         parse_multipart(body[:cut], boundary, 3)
-    assert err.value.status_code == 400 and "bad multipart body" in err.value.message
-    with pytest.raises(ApiError) as err:
+    assert HTTP_STATUS[type(err.value)] == 400 and "bad multipart body" in err.value.message
+    with pytest.raises(ServiceError) as err:
         parse_multipart(body, "some-other-boundary", 3)
-    assert err.value.status_code == 400
+    assert HTTP_STATUS[type(err.value)] == 400

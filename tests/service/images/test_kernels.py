@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.errors import ApiError
+from service.api.errors import HTTP_STATUS
+from service.errors import ServiceError
 from service.images import kernels
 
 # OpenCV border name -> numpy.pad mode (cv2 REFLECT = numpy symmetric, REFLECT_101 = reflect)
@@ -86,9 +87,9 @@ def test_output_rules() -> None:
                                     [[float("inf")]], np.ones((17, 17)).tolist(), [1, 2, 3],
                                     [["a"]], []])
 def test_bad_custom_kernels_are_refused(matrix: object) -> None:
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(ServiceError) as err:
         kernels.validate_matrix(matrix, 15)
-    assert err.value.status_code == 422
+    assert HTTP_STATUS[type(err.value)] == 422
 
 
 def pool_reference(img: np.ndarray, size: int, stride: int, op: str) -> np.ndarray:

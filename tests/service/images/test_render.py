@@ -1,4 +1,4 @@
-"""service.render: the one-pass .npz writer reads back like np.savez's output."""
+"""service.images.render: .npz answers read back exactly and carry CRCs."""
 
 from __future__ import annotations
 

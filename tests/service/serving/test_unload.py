@@ -38,7 +38,7 @@ async def test_unloaded_versions_are_freed_and_nothing_accumulates(tmp_path: Pat
     export_tiny(model_dir, 1)
     api = create_api(Settings(models_dir=tmp_path, poll_interval_s=0))
     async with api.router.lifespan_context(api):
-        repo: ModelRepository = api.state.repo
+        repo: ModelRepository = api.state.plane.repo
         graphs: list[int] = []
         for cycle in range(6):
             # version 1 came with the start-up on the first cycle, a reload after that

@@ -1,0 +1,335 @@
+"""The DataPlane: every face's one way to the models and the image operations.
+
+A face converts its wire format into the typed requests of ``service.dataplane.requests``
+and calls one method here; the answer comes back as arrays (or a domain error, which the
+face maps to its protocol's code once). Each method reads forward as the same steps:
+
+    resolve and lease the version -> check the budgets -> decode / preprocess /
+    materialise (inline when small, else on the compute pool) -> batch and run the model
+    (predictions through the version's batcher, inspection signatures on their own
+    admission-controlled pool) -> hand back arrays for the face to encode
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+
+from service.dataplane import budgets, tensors
+from service.dataplane.requests import (
+    PREDICT_SIGNATURE,
+    InferRequest,
+    Input,
+    ModelRef,
+    Pictures,
+    Tensor,
+)
+from service.dataplane.work import WorkPool, run_small_inline
+from service.errors import (
+    InvalidInput,
+    NotFound,
+    Overloaded,
+    TimedOut,
+    TooLarge,
+    Unprocessable,
+    parse_json,
+)
+from service.images.decode import decode
+from service.images.kernels import filter_image
+from service.images.operations import Operation, apply
+from service.images.preprocess import (
+    Prepared,
+    PreprocessSpec,
+    fit_longest_side,
+    preprocess,
+    stack,
+)
+from service.runtime.metrics import version_totals
+from service.runtime.settings import Settings
+from service.serving import inspection
+from service.serving.batcher import BatcherClosed, QueueFull
+from service.serving.repository import ModelRepository, VersionStatus
+from service.serving.version import ServedVersion, TensorInfo, signature_io
+
+T = TypeVar("T")
+
+# Work this small runs inline, cheaper than the hop to a thread and bounded: decoded pixels
+# of a request's pictures (a few dozen digits), bytes of a JSON body or answer.
+INLINE_PIXELS = 32 * 1024
+INLINE_BYTES = 64 * 1024
+APPLY_SIDE = 256  # learned filters are applied to a picture at most this long a side
+
+
+@dataclass(frozen=True)
+class InferResult:
+    model: str
+    version: int
+    outputs: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Classified:
+    """Uploaded pictures as the model saw them, and its probabilities ``[N, K]``."""
+
+    model: str
+    version: int
+    class_names: list[str]
+    prepared: list[Prepared]
+    probabilities: np.ndarray
+
+
+@dataclass(frozen=True)
+class VersionStats:
+    """One version's counts and durations (every worker's, from the metrics)."""
+
+    name: str
+    version: int
+    inferences: int        # images
+    executions: int        # signature calls (batches)
+    queue_count: int
+    queue_ns: int
+    compute_count: int
+    compute_ns: int
+
+
+class DataPlane:
+    def __init__(self, repo: ModelRepository, settings: Settings) -> None:
+        self.repo = repo
+        self.settings = settings
+        timeout = settings.request_timeout_s
+        self.compute = WorkPool("compute", settings.compute_threads, settings.compute_queue,
+                                timeout)
+        self.inspection = WorkPool("inspection", settings.inspect_threads,
+                                   settings.inspect_queue, timeout)
+
+    def close(self) -> None:
+        self.compute.shutdown()
+        self.inspection.shutdown()
+
+    # ------------------------------------------------------------------ repository views
+    def resolve(self, ref: ModelRef) -> ServedVersion:
+        return self.repo.resolve(ref.name, ref.version, ref.label)
+
+    @contextlib.asynccontextmanager
+    async def lease(self, ref: ModelRef) -> AsyncIterator[ServedVersion]:
+        async with self.repo.lease(ref.name, ref.version, ref.label) as sv:
+            yield sv
+
+    def status(self, name: str, version: int | str | None = None,
+               label: str | None = None) -> list[VersionStatus]:
+        """The versions of ``name`` and their states (one, when a version or label is
+        given); ``NotFound`` for an unknown model or version."""
+        rows = self.repo.status(name)
+        if label is not None:
+            version = self.repo.resolve(name, label=label).version
+        if version is None:
+            return rows
+        wanted = [r for r in rows if str(r.version) == str(version)]
+        if not wanted:
+            raise NotFound(f"model {name!r} has no version {version!r}")
+        return wanted
+
+    def ready(self, name: str, version: int | str | None = None) -> bool:
+        """Whether ``name`` (or one of its versions) takes traffic; ``NotFound`` for an
+        unknown model or version, as Triton answers."""
+        entry = self.repo.entry(name)
+        if version is None:
+            return bool(entry.served)
+        self.status(name, version)
+        return int(version) in entry.served
+
+    def statistics(self, name: str | None = None,
+                   version: int | str | None = None) -> list[VersionStats]:
+        """Counts and durations of every available version (of one model, or one version)."""
+        if name is None:
+            chosen = [(n, v) for n in sorted(self.repo.models) for v in self.repo.models[n].served]
+        elif version is not None:
+            chosen = [(name, self.repo.resolve(name, version).version)]
+        else:
+            chosen = [(name, v) for v in sorted(self.repo.entry(name).served)]
+        return [self._stats(n, v) for n, v in chosen]
+
+    def _stats(self, name: str, version: int) -> VersionStats:
+        totals = version_totals(self.repo.metrics, self.repo.metrics_dir, name, str(version))
+
+        def count(metric: str) -> int:
+            return int(totals.get(f"{metric}_count", 0))
+
+        def ns(metric: str) -> int:
+            return int(totals.get(f"{metric}_sum", 0) * 1e9)
+
+        return VersionStats(
+            name, version, inferences=int(totals.get("cnnlab_batch_size_sum", 0)),
+            executions=count("cnnlab_batch_size"),
+            queue_count=count("cnnlab_queue_seconds"), queue_ns=ns("cnnlab_queue_seconds"),
+            compute_count=count("cnnlab_inference_seconds"),
+            compute_ns=ns("cnnlab_inference_seconds"))
+
+    # ------------------------------------------------------------------ inference
+    async def infer(self, request: InferRequest) -> InferResult:
+        """One batch through one signature; ``serving_default`` through the batcher."""
+        async with self.lease(request.model) as sv:
+            produced = self._signature_outputs(sv, request.signature)
+            unknown = [o for o in request.outputs if o not in produced]
+            if unknown:
+                raise InvalidInput(f"unknown output {unknown[0]!r}; signature "
+                                   f"{request.signature!r} gives {sorted(produced)}")
+            images = await self.model_input(sv, request.inputs)
+            if request.signature == PREDICT_SIGNATURE:
+                outputs = {sv.info.output.name: await self.predict(sv, images)}
+            else:
+                budgets.outputs(produced, len(images), self.settings,
+                                f"signature {request.signature!r}")
+                outputs = await self.call_signature(sv, request.signature,
+                                                    **{sv.info.input.name: images})
+        if request.outputs:
+            outputs = {k: v for k, v in outputs.items() if k in request.outputs}
+        return InferResult(sv.name, sv.version, outputs)
+
+    async def classify(self, ref: ModelRef, pictures: Pictures) -> Classified:
+        """Uploaded pictures -> probabilities, keeping how each was prepared."""
+        async with self.lease(ref) as sv:
+            prepared = await self.prepare(sv, pictures)
+            probs = await self.predict(sv, stack(prepared))
+        return Classified(sv.name, sv.version, sv.info.class_names, prepared, probs)
+
+    def _signature_outputs(self, sv: ServedVersion, signature: str) -> dict[str, TensorInfo]:
+        """The outputs of an image-only signature of ``sv``."""
+        fn = sv.signatures.get(signature)
+        if fn is None:
+            raise InvalidInput(f"signature {signature!r} not found; model {sv.name!r} "
+                               f"version {sv.version} has {sorted(sv.signatures)}")
+        inputs, outputs = signature_io(fn)
+        if set(inputs) != {sv.info.input.name}:
+            raise InvalidInput(f"signature {signature!r} needs inputs {sorted(inputs)}; "
+                               "only image-only signatures can be called this way")
+        return outputs
+
+    async def model_input(self, sv: ServedVersion, inputs: Sequence[Input]) -> np.ndarray:
+        """The parts of a batch -> ``sv``'s input ``[N,H,W,C]``, each within its budgets."""
+        if not inputs:
+            raise InvalidInput("the batch is empty: the request has no inputs")
+        parts = [await self.prepared_pixels(sv, p) if isinstance(p, Pictures)
+                 else await self._tensor(sv, p) for p in inputs]
+        batch = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        budgets.batch_size(len(batch), self.settings, "the request")
+        return batch
+
+    async def _tensor(self, sv: ServedVersion, tensor: Tensor) -> np.ndarray:
+        size = len(tensor.data) if isinstance(tensor.data, bytes) else 0
+        return await run_small_inline(self.compute, size, INLINE_BYTES, tensors.model_input,
+                                      tensor, sv.info.input, self.settings)
+
+    async def prepared_pixels(self, sv: ServedVersion, pictures: Pictures) -> np.ndarray:
+        return stack(await self.prepare(sv, pictures))
+
+    async def prepare(self, sv: ServedVersion, pictures: Pictures) -> list[Prepared]:
+        """Encoded pictures -> ``sv``'s input: the pixel budget from their headers first,
+        then decode and preprocess (inline when small, else on the compute pool)."""
+        spec = self._preprocess_spec(sv, pictures)
+        sizes = budgets.picture_sizes(pictures.blobs, self.settings)
+        pixels = sum(w * h for w, h in sizes)
+        return await run_small_inline(self.compute, pixels, INLINE_PIXELS, preprocess,
+                                      pictures.blobs, spec)
+
+    def _preprocess_spec(self, sv: ServedVersion, pictures: Pictures) -> PreprocessSpec:
+        """How pictures become ``sv``'s input. MNIST-style centering suits digits, not
+        clothing (it fills its frame): on by default for digit models only."""
+        info = sv.info
+        if info.channels != 1:
+            raise InvalidInput(f"pictures need a 1-channel model; this one takes "
+                               f"{info.channels} channels (send tensors instead)")
+        center = info.dataset == "mnist" if pictures.center is None else pictures.center
+        return PreprocessSpec(info.height, info.width, pictures.invert, center,
+                              self.settings.max_image_pixels)
+
+    async def predict(self, sv: ServedVersion, images: np.ndarray) -> np.ndarray:
+        """``serving_default``'s output for ``images`` through the version's batcher."""
+        assert sv.batcher is not None, "a served version always has a batcher"
+        timeout = self.settings.request_timeout_s
+        try:
+            return await sv.batcher.submit(images, timeout)
+        except QueueFull as exc:
+            raise Overloaded(f"model {sv.name!r} version {sv.version} is overloaded: "
+                             f"{exc}") from None
+        except BatcherClosed:
+            raise Overloaded(f"model {sv.name!r} version {sv.version} is unloading; "
+                             "retry") from None
+        except TimeoutError:
+            raise TimedOut(f"inference did not finish within {timeout} s") from None
+
+    async def call_signature(self, sv: ServedVersion, signature: str,
+                             **inputs: np.ndarray) -> dict[str, np.ndarray]:
+        """A signature other than ``serving_default``, on the inspection pool: bounded and
+        admission-controlled apart from the predictions' batcher."""
+        if signature not in sv.signatures:
+            raise Unprocessable(f"model {sv.name!r} version {sv.version} has no "
+                                f"{signature!r} signature (it has "
+                                f"{', '.join(sorted(sv.signatures))})")
+        return await self.inspection.run(lambda: sv.call_sync(signature, **inputs))
+
+    # ------------------------------------------------------------------ inspection
+    def kernels(self, sv: ServedVersion) -> dict[str, np.ndarray]:
+        """The learned kernels (cheap: the variables' values, no computation)."""
+        inspection.require(sv, "filters", "learned filters")
+        return dict(sv.call_sync("filters"))
+
+    async def apply_kernels(self, blob: bytes, kernels: np.ndarray) -> np.ndarray:
+        """A 1-channel conv layer's kernels ``[kh,kw,1,n]`` over a picture -> ``[h,w,n]``."""
+        sizes = budgets.picture_sizes([blob], self.settings)
+        w, h = sizes[0]
+        scale = min(1.0, APPLY_SIDE / max(w, h))
+        cost = math.ceil(w * scale) * math.ceil(h * scale) * kernels[..., 0, :].size
+        if cost > self.settings.max_operation_cost:
+            raise TooLarge(f"applying {kernels.shape[-1]} kernels costs {cost}; the "
+                                   f"limit is {self.settings.max_operation_cost}")
+
+        def run() -> np.ndarray:
+            gray = decode(blob, self.settings.max_image_pixels)
+            if max(gray.shape) > APPLY_SIDE:  # keep the tile grid a sensible size
+                gray = fit_longest_side(gray, APPLY_SIDE)
+            src = gray.astype(np.float32) / 255.0  # the model's own rescaling
+            return np.stack([filter_image(src, kernels[:, :, 0, i], "reflect101")
+                             for i in range(kernels.shape[3])], axis=-1)
+
+        return await self.compute.run(run)
+
+    # ------------------------------------------------------------------ image operations
+    async def image(self, blob: bytes, color: bool) -> np.ndarray:
+        """One uploaded picture decoded for the image operations, within the budgets."""
+        budgets.picture_sizes([blob], self.settings)
+        return await self.compute.run(
+            functools.partial(decode, blob, self.settings.max_image_pixels, color=color))
+
+    async def operate(self, img: np.ndarray, ops: Sequence[Operation]) -> np.ndarray:
+        """Image operations in order, after their cost is checked against the budget."""
+        h, w = img.shape[:2]
+        budgets.operations(ops, w, h, 1 if img.ndim == 2 else img.shape[2], self.settings)
+
+        def run() -> np.ndarray:
+            out = img
+            for op in ops:
+                out = apply(out, op, self.settings.max_kernel_size)
+            return out
+
+        return await self.compute.run(run)
+
+    async def parse(self, raw: bytes, what: str) -> object:
+        """A JSON body (inline when small, else on the compute pool)."""
+        return await run_small_inline(self.compute, len(raw), INLINE_BYTES, parse_json, raw,
+                                      what)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Other CPU-heavy work of a request (an operation with its own result, encoding a
+        big answer), on the compute pool."""
+        return await self.compute.run(fn, *args)
+
+    async def encode(self, size: int, fn: Callable[..., T], *args: Any) -> T:
+        """Encode an answer of about ``size`` numbers: inline when small, else pooled."""
+        return await run_small_inline(self.compute, size, INLINE_BYTES // 8, fn, *args)

@@ -1,0 +1,56 @@
+"""What a face hands the dataplane: typed requests, not yet checked or materialised."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from service.images.preprocess import Invert
+
+PREDICT_SIGNATURE = "serving_default"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Which version: a number, a label, or (neither) the newest available."""
+
+    name: str
+    version: int | str | None = None
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """A tensor as the client declared it. ``data`` is raw little-endian bytes in C order,
+    or the numbers as sent (flat, or nested when ``shape`` is None: JSON rows, whose
+    nesting is the shape). Nothing is materialised until the declaration is checked."""
+
+    name: str
+    dtype: str                          # numpy's name: uint8, float32, ...
+    shape: tuple[int, ...] | None
+    data: bytes | Sequence[Any]
+
+
+@dataclass(frozen=True)
+class Pictures:
+    """Encoded pictures (PNG, JPEG, ...) to classify as uploads are."""
+
+    blobs: Sequence[bytes]
+    invert: Invert = "auto"
+    center: bool | None = None           # None: on for digit models
+
+
+Input = Tensor | Pictures
+
+
+@dataclass(frozen=True)
+class InferRequest:
+    """One batch through one signature. ``inputs`` are consecutive parts of the batch (a
+    TF Serving client may mix pixel rows and pictures); ``outputs`` picks the outputs to
+    return (all when empty)."""
+
+    model: ModelRef
+    inputs: Sequence[Input]
+    signature: str = PREDICT_SIGNATURE
+    outputs: Sequence[str] = field(default_factory=tuple)

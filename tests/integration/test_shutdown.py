@@ -1,0 +1,66 @@
+"""A worker stuck in a long model call still ends within the shutdown grace period, and
+the port is free afterwards."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.helpers import fixture_images, run_server
+
+
+def export_slow_model(version_dir: Path) -> None:
+    """A SavedModel whose serving_default loops for as long as its input is bright: the
+    warm-up's black pictures pass at once, a real digit takes minutes."""
+    import tensorflow as tf
+
+    class Slow(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.uint8, name="image")])
+        def serve(self, image: tf.Tensor) -> dict[str, tf.Tensor]:
+            steps = tf.reduce_sum(tf.cast(image, tf.int64)) * 10_000
+            _, acc = tf.while_loop(lambda i, acc: i < steps,
+                                   lambda i, acc: (i + 1, acc * 0.5 + 1.0),
+                                   (tf.constant(0, tf.int64), tf.constant(0.0)))
+            probs = tf.fill([tf.shape(image)[0], 10], 0.1) + 0.0 * acc
+            return {"probabilities": probs}
+
+    module = Slow()
+    tf.saved_model.save(module, str(version_dir), signatures={"serving_default": module.serve})
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def test_sigterm_ends_a_worker_stuck_in_a_long_call(tmp_path: Path) -> None:
+    export_slow_model(tmp_path / "models" / "slow" / "1")
+    digit = fixture_images("digits")[0][1]
+    with run_server(tmp_path / "models", tmp_path, shutdown_grace_s="3") as server:
+        port = int(server.url.rsplit(":", 1)[1])
+
+        def stuck_request() -> None:
+            with contextlib.suppress(httpx.HTTPError):  # the worker ends under it
+                httpx.post(f"{server.url}/api/models/slow/predict", content=digit,
+                           headers={"content-type": "image/png"}, timeout=60)
+
+        threading.Thread(target=stuck_request, daemon=True).start()
+        time.sleep(2)  # the model call is running
+        assert server.proc.poll() is None
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        server.proc.wait(20)
+        took = time.monotonic() - started
+        assert took < 3 + 2, f"exited {took:.1f} s after SIGTERM (grace 3 s)"
+        assert port_is_free(port)
+        assert "Thread" in server.logs()  # the watchdog printed the stuck thread's stack
