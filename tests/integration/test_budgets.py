@@ -1,0 +1,152 @@
+"""Each budget, over real HTTP and gRPC on a one-worker service: a request just over it is
+refused at once with a 4xx and without allocating; while the heaviest accepted request of
+a kind runs, the worker still answers /health/live at once."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+from tests.helpers import Server, export_tiny, free_port, png, run_server
+
+MiB = 1024 * 1024
+MAX_OUTPUT_VALUES = 10_000
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, int]]:
+    models = tmp_path_factory.mktemp("budget-models")
+    export_tiny(models / "tiny")
+    port = free_port()
+    with run_server(models, tmp_path_factory.mktemp("budgets"), grpc_port=str(port),
+                    max_output_values=str(MAX_OUTPUT_VALUES)) as server:
+        yield server, port
+
+
+def peak_rss(server: Server) -> int:
+    """The worker's peak resident memory (VmHWM), in bytes."""
+    status = Path(f"/proc/{server.proc.pid}/status").read_text()
+    line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
+
+
+def refused_quickly(server: Server, send: Callable[[], tuple[int | str, str]],
+                    status: int | str, needle: str) -> None:
+    before = peak_rss(server)
+    started = time.monotonic()
+    got, message = send()
+    took = time.monotonic() - started
+    assert (got, needle in message) == (status, True), message
+    assert took < 1.0, f"refused after {took:.2f} s"
+    assert peak_rss(server) - before < 100 * MiB
+
+
+def http(server: Server, path: str, **kwargs: object) -> tuple[int, str]:
+    r = httpx.post(f"{server.url}{path}", timeout=30, **kwargs)  # type: ignore[arg-type]
+    return r.status_code, r.json().get("error", "") if r.status_code != 200 else ""
+
+
+BLACK_4096 = png(np.zeros((4096, 4096), np.uint8))  # 16,777,216 pixels: one is the budget
+
+
+def test_decoded_pixels_per_request(served: tuple[Server, int]) -> None:
+    server, _ = served
+    files = [("file", (f"{i}.png", BLACK_4096, "image/png")) for i in range(2)]
+    refused_quickly(server, lambda: http(server, "/api/models/tiny/predict", files=files),
+                    413, "the limit is 16777216 per request")
+
+
+def test_a_tensor_declared_huge_over_grpc(served: tuple[Server, int]) -> None:
+    server, port = served
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "tiny"
+    request.inputs["image"].CopyFrom(tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_UINT8, int_val=[0], tensor_shape=tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in (1000, 1000, 1000, 1)])))
+
+    def send() -> tuple[str, str]:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            try:
+                stub.Predict(request, timeout=30)
+            except grpc.RpcError as exc:
+                return exc.code().name, exc.details() or ""
+        return "OK", ""
+
+    refused_quickly(server, send, "INVALID_ARGUMENT", "does not match the model input")
+
+
+def test_a_tensor_declared_huge_over_v2_rest(served: tuple[Server, int]) -> None:
+    server, _ = served
+    body = {"inputs": [{"name": "image", "shape": [10**9, 28, 28, 1], "datatype": "UINT8",
+                        "data": [0]}]}
+    refused_quickly(server, lambda: http(server, "/v2/models/tiny/infer", json=body), 413,
+                    "the limit is 1024")
+
+
+def test_an_empty_batch(served: tuple[Server, int]) -> None:
+    server, _ = served
+    body = {"inputs": [{"name": "image", "shape": [0, 28, 28, 1], "datatype": "UINT8",
+                        "data": []}]}
+    refused_quickly(server, lambda: http(server, "/v2/models/tiny/infer", json=body), 400,
+                    "empty")
+
+
+def test_image_operations_cost(served: tuple[Server, int]) -> None:
+    server, _ = served
+    ops = [{"op": "resize", "width": 4096, "height": 4096},
+           {"op": "pool", "size": 64, "stride": 1}]
+    refused_quickly(server, lambda: http(
+        server, "/api/pipeline", params={"ops": json.dumps(ops), "color": "rgb"},
+        content=png(np.zeros((1, 1), np.uint8)), headers={"content-type": "image/png"}),
+        413, "the limit is 2000000000")
+
+
+def test_inspection_outputs(served: tuple[Server, int]) -> None:
+    server, _ = served
+    body = {"signature_name": "activations", "instances": np.zeros((4, 28, 28, 1)).tolist()}
+    refused_quickly(server, lambda: http(server, "/v1/models/tiny:predict", json=body), 413,
+                    f"the limit is {MAX_OUTPUT_VALUES}")
+
+
+HEAVIEST = {
+    "upload at the pixel budget": ("/api/models/tiny/predict",
+                                   {"content": BLACK_4096, "headers": {"content-type":
+                                                                       "image/png"}}),
+    "pipeline just under the cost budget": ("/api/pipeline", {
+        "params": {"ops": json.dumps([{"op": "resize", "width": 4096, "height": 4096},
+                                      {"op": "filter", "kernel": "sobel_magnitude"}]),
+                   "color": "rgb"},
+        "content": png(np.zeros((1, 1), np.uint8)), "headers": {"content-type": "image/png"}}),
+}
+
+
+@pytest.mark.parametrize("kind", list(HEAVIEST))
+def test_health_answers_while_the_heaviest_accepted_request_runs(
+        served: tuple[Server, int], kind: str) -> None:
+    server, _ = served
+    path, kwargs = HEAVIEST[kind]
+    answers: list[int] = []
+    worker = threading.Thread(target=lambda: answers.append(
+        httpx.post(f"{server.url}{path}", timeout=60, **kwargs).status_code))  # type: ignore[arg-type]
+    worker.start()
+    waits = []
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        while worker.is_alive():
+            started = time.monotonic()
+            assert c.get("/health/live").status_code == 200
+            waits.append(time.monotonic() - started)
+            time.sleep(0.02)
+    worker.join()
+    assert answers == [200]
+    assert len(waits) >= 3 and max(waits) < 0.1, waits
