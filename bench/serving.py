@@ -103,11 +103,20 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge, ">": operator.gt, "<=": operator.le}
 
 
+def v2_body(pixels: np.ndarray) -> bytes:
+    """An Open Inference Protocol JSON request of ``pixels`` ``[N,H,W,C]`` as numbers."""
+    return json.dumps({"inputs": [{"name": "image", "shape": list(pixels.shape),
+                                   "datatype": "UINT8",
+                                   "data": pixels.ravel().tolist()}]}).encode()
+
+
 def measure_ours(model: str, env: dict[str, str], digit: bytes, tfs_body: bytes,
-                 multi: bytes, multi_type: str, seconds: int, raw: Callable[[], dict[str, float]],
-                 before: dict[str, float]) -> tuple[dict[str, WrkResult], dict[str, Limits]]:
+                 multi: bytes, multi_type: str, v2: tuple[bytes, bytes], seconds: int,
+                 raw: Callable[[], dict[str, float]], before: dict[str, float]
+                 ) -> tuple[dict[str, WrkResult], dict[str, Limits]]:
     """This service (started with ``env``): single uploads at c=1 and c=64, the peers'
-    JSON body at c=64, and 64-image multipart requests at c=8; each measurement with the
+    JSON body at c=64, 64-image multipart requests at c=8, and the V2 JSON face (one
+    picture as numbers at c=1, 64 pictures a request at c=8); each measurement with the
     raw limit measured right before and right after it (``before``: the first one)."""
     port = free_port()
     runs: dict[str, WrkResult] = {}
@@ -120,6 +129,8 @@ def measure_ours(model: str, env: dict[str, str], digit: bytes, tfs_body: bytes,
             "c64": (upload, digit, "image/png", 64),
             "tfs_c64": (f"{url}/v1/models/{model}:predict", tfs_body, "application/json", 64),
             "batched": (upload, multi, multi_type, 8),
+            "v2_c1": (f"{url}/v2/models/{model}/infer", v2[0], "application/json", 1),
+            "v2_batched": (f"{url}/v2/models/{model}/infer", v2[1], "application/json", 8),
         }
         for key, (target, body, ctype, connections) in plan.items():
             runs[key] = wrk(target, body, ctype, connections, seconds,
@@ -190,9 +201,10 @@ def main() -> None:
     for name, settings in ((default, {}), ("one process", {"CNNLAB_WORKERS": "1"})):
         runs, around = measure_ours(
             args.model, {**env, **settings}, digit, tfs_body, multi, ctype,
+            (v2_body(pixels[None]), v2_body(np.repeat(pixels[None], 64, axis=0))),
             s, lambda: raw_limit(vdir, pixels), before)
         ours[name], limits[name] = runs, around
-        before = around["batched"][1]
+        before = around["v2_batched"][1]
         results[f"ours, {name}"] = {k: vars(v) for k, v in runs.items()}
         results[f"raw around ours, {name}"] = {k: list(v) for k, v in around.items()}
         c1, c64, tfs, batched = runs["c1"], runs["c64"], runs["tfs_c64"], runs["batched"]
@@ -202,7 +214,9 @@ def main() -> None:
               f"route: c=1 p50 {c1.p50_ms:.2f} ms p99 {c1.p99_ms:.2f} ms; c=64 "
               f"{c64.requests_per_s:.0f} img/s (p50 {c64.p50_ms:.1f} ms); 64 images/request "
               f"at c=8 {64 * batched.requests_per_s:.0f} img/s; TF-Serving JSON+b64 c=64 "
-              f"{tfs.requests_per_s:.0f} img/s; errors "
+              f"{tfs.requests_per_s:.0f} img/s; V2 JSON c=1 p50 {runs['v2_c1'].p50_ms:.2f} "
+              f"ms, 64 images/request at c=8 {64 * runs['v2_batched'].requests_per_s:.0f} "
+              f"img/s; errors "
               f"{sum(r.errors for r in runs.values())}\n   frozen graph batch 256 around these "
               f"runs: {b256} img/s", flush=True)
 
@@ -221,6 +235,11 @@ def main() -> None:
             ("batched / raw b256", ">=", 0.85,
              many / mean_limit(around["batched"], "b256_img_s")),
             ("c1 p50 / raw b1", "<=", 2.0, runs["c1"].p50_ms / mean_limit(around["c1"], "b1_ms")),
+            ("V2 JSON c1 p50 / upload c1 p50", "<=", 1.3,
+             runs["v2_c1"].p50_ms / runs["c1"].p50_ms),
+            ("V2 JSON batched / frozen b256", ">=", 0.9,
+             64 * runs["v2_batched"].requests_per_s
+             / mean_limit(around["v2_batched"], "frozen_b256_img_s")),
             ("same JSON body c64: ours / naive", ">=", 30.0,
              runs["tfs_c64"].requests_per_s / max(naive.requests_per_s, 1e-9)),
             ("same JSON body c64: ours / LitServe", ">", 1.0,

@@ -81,4 +81,9 @@ def parse_json(raw: bytes, what: str) -> object:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc):
+            raise InvalidInput(f"{what} is nested too deeply") from None
+        if b"NaN" in raw or b"Infinity" in raw:
+            raise InvalidInput(f"{what} is not valid JSON: NaN or infinity is not a JSON "
+                               "number") from None
         raise InvalidInput(f"{what} is not valid JSON: {exc}") from None

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Annotated, Literal, TypeVar
 
 import numpy as np
-import orjson
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 
@@ -16,7 +15,7 @@ from service.api.schemas import ERRORS, UPLOAD_BODY, media
 from service.api.uploads import read_one
 from service.dataplane import budgets
 from service.dataplane.plane import DataPlane
-from service.errors import Unprocessable
+from service.errors import InvalidInput, Unprocessable, parse_json
 from service.images import kernels, render
 from service.images.operations import FilterOp, Operation, PoolSpec, parse_ops, run_filter
 
@@ -88,9 +87,9 @@ async def filter_image(
     """Filter an uploaded image with a named or custom kernel (OpenCV filter2D)."""
     fmt = render.pick_format(format, accept, FORMATS, "png")
     try:
-        parsed = orjson.loads(matrix) if matrix is not None else None
-    except orjson.JSONDecodeError:
-        raise Unprocessable("matrix must be JSON, e.g. [[0,1,0],[1,-4,1],[0,1,0]]") from None
+        parsed = parse_json(matrix.encode(), "matrix") if matrix is not None else None
+    except InvalidInput as exc:
+        raise Unprocessable(f"{exc.message} (e.g. [[0,1,0],[1,-4,1],[0,1,0]])") from None
     spec = FilterOp(kernel=kernel, matrix=parsed, size=size, sigma=sigma, weight=weight,
                     normalize=normalize, mode=mode, border=border, output=output)
     img = await _one_image(request, plane, color)

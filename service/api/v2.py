@@ -185,6 +185,7 @@ def _wants_binary(body: dict[str, Any]) -> bool:
 
 async def _infer(request: Request, ref: ModelRef) -> Response:
     plane = plane_of(request)
+    plane.resolve(ref)  # an unknown model or version is told before the body is read
     json_part, binary = _split_body(request.headers.get(HEADER_LENGTH),
                                     await request.body())
     body = await plane.parse(json_part, "inference request")

@@ -35,9 +35,13 @@ def export_slow_model(version_dir: Path) -> None:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a new server could listen on ``port`` (as servers bind: SO_REUSEADDR, so
+    connections the old one left in TIME_WAIT do not count)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
+            s.listen()
         except OSError:
             return False
         return True

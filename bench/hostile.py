@@ -1,0 +1,164 @@
+"""Hostile load: clients sending the heaviest accepted request of every route, while one
+client posts single digits. Prints each worker's peak memory against its steady memory,
+the digit client's p50/p99 against an idle run, and the answers by status.
+
+Goals (default settings, the service as ``make run`` starts it): no 5xx, peak RSS per
+worker within steady + 1 GiB, digit p99 under 5x the idle run's.
+
+    python bench/hostile.py [--seconds 60] [--clients 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import collections
+import json
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import httpx
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import first_digit, free_port, server, service_env
+
+GiB = 1024**3
+SIDE = 4096  # 4096 x 4096 = the default per-request pixel budget
+
+
+def png(img: np.ndarray) -> bytes:
+    return cv2.imencode(".png", img)[1].tobytes()
+
+
+def heaviest(digit: bytes) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The heaviest request each route accepts at the default settings."""
+    noise = png(np.random.default_rng(0).integers(0, 256, (SIDE, SIDE), np.uint8))
+    pixel = png(np.zeros((1, 1), np.uint8))
+    raw = {"headers": {"content-type": "image/png"}}
+    rows = np.zeros((1024, 28, 28, 1), np.uint8)
+    return {
+        "upload at the pixel budget": ("/api/models/mnist/predict", {"content": noise, **raw}),
+        "64 digits": ("/api/models/mnist/predict", {"files": [
+            ("file", (f"{i}.png", digit, "image/png")) for i in range(64)]}),
+        "TF Serving b64 at the pixel budget": ("/v1/models/mnist:predict", {"json": {
+            "instances": [{"b64": base64.b64encode(noise).decode()}]}}),
+        "V2 JSON, 1024 images": ("/v2/models/mnist/infer", {"json": {"inputs": [{
+            "name": "image", "shape": list(rows.shape), "datatype": "UINT8",
+            "data": rows.ravel().tolist()}]}}),
+        "pipeline under the cost budget": ("/api/pipeline", {"params": {
+            "ops": json.dumps([{"op": "resize", "width": SIDE, "height": SIDE},
+                               {"op": "filter", "kernel": "sobel_magnitude"}]),
+            "color": "rgb"}, "content": pixel, **raw}),
+        "filter, rgb, at the pixel budget": ("/api/filter", {"params": {
+            "kernel": "gaussian", "size": "5", "color": "rgb"}, "content": noise, **raw}),
+        "pool 64 stride 8 at the budget": ("/api/pool", {"params": {
+            "size": "64", "stride": "8"}, "content": noise, **raw}),
+        "activations": ("/api/models/mnist/activations", {"content": digit, **raw}),
+        "Grad-CAM": ("/api/models/mnist/gradcam", {"content": digit, **raw}),
+    }
+
+
+def worker_pids(supervisor: int) -> list[int]:
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    return [int(c) for c in children] or [supervisor]
+
+
+def memory(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def digit_latencies(url: str, digit: bytes, stop: threading.Event) -> list[float]:
+    out = []
+    with httpx.Client(base_url=url, timeout=60) as c:
+        while not stop.is_set():
+            started = time.perf_counter()
+            r = c.post("/api/models/mnist/predict", content=digit,
+                       headers={"content-type": "image/png"})
+            out.append(time.perf_counter() - started)
+            assert r.status_code == 200, r.text
+    return out
+
+
+def quantiles(values: list[float]) -> tuple[float, float]:
+    q = statistics.quantiles(values, n=100)
+    return q[49] * 1000, q[98] * 1000
+
+
+def hammer(url: str, routes: dict[str, tuple[str, dict[str, Any]]], stop: threading.Event,
+           statuses: collections.Counter[tuple[str, int]], offset: int) -> None:
+    names = list(routes)
+    with httpx.Client(base_url=url, timeout=120) as c:
+        i = offset
+        while not stop.is_set():
+            name = names[i % len(names)]
+            path, kwargs = routes[name]
+            statuses[(name, c.post(path, **kwargs).status_code)] += 1
+            i += 1
+
+
+def timed(seconds: float, work: Callable[[threading.Event], None]) -> None:
+    stop = threading.Event()
+    thread = threading.Thread(target=work, args=(stop,))
+    thread.start()
+    time.sleep(seconds)
+    stop.set()
+    thread.join()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--clients", type=int, default=4, help="hostile clients")
+    args = ap.parse_args()
+    digit = first_digit()
+    routes = heaviest(digit)
+    port = free_port()
+    with server([sys.executable, "-m", "service"], port, "/health/ready",
+                env=service_env(port, CNNLAB_GRPC_PORT="0")) as (url, pid):
+        idle: list[float] = []
+        timed(min(20.0, args.seconds / 2), lambda stop: idle.extend(
+            digit_latencies(url, digit, stop)))
+        pids = worker_pids(pid)
+        steady = {p: memory(p, "VmRSS") for p in pids}
+        statuses: collections.Counter[tuple[str, int]] = collections.Counter()
+        stop = threading.Event()
+        hostile = [threading.Thread(target=hammer, args=(url, routes, stop, statuses, i * 3))
+                   for i in range(args.clients)]
+        for t in hostile:
+            t.start()
+        loaded: list[float] = []
+        timed(args.seconds, lambda s: loaded.extend(digit_latencies(url, digit, s)))
+        stop.set()
+        for t in hostile:
+            t.join()
+        peak = {p: memory(p, "VmHWM") for p in pids}
+    idle50, idle99 = quantiles(idle)
+    load50, load99 = quantiles(loaded)
+    print(f"{len(pids)} worker(s), {args.clients} hostile clients, {args.seconds:.0f} s")
+    for p in pids:
+        grew = (peak[p] - steady[p]) / GiB
+        print(f"  worker {p}: steady {steady[p] / 2**20:.0f} MiB, peak {peak[p] / 2**20:.0f} "
+              f"MiB (+{grew:.2f} GiB; goal <= +1 GiB: {'met' if grew <= 1 else 'MISSED'})")
+    ratio = load99 / idle99
+    print(f"  digits: idle p50 {idle50:.1f} ms p99 {idle99:.1f} ms; under load p50 "
+          f"{load50:.1f} ms p99 {load99:.1f} ms = {ratio:.2f}x idle p99 (goal < 5x: "
+          f"{'met' if ratio < 5 else 'MISSED'}), {len(loaded)} requests")
+    fives = sum(n for (_, status), n in statuses.items() if status >= 500)
+    print(f"  hostile answers: {sum(statuses.values())}, 5xx: {fives} (goal 0: "
+          f"{'met' if fives == 0 else 'MISSED'})")
+    for (name, status), n in sorted(statuses.items()):
+        print(f"    {name:<40} {status} x{n}")
+
+
+if __name__ == "__main__":
+    main()
