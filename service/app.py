@@ -60,7 +60,8 @@ def create_app(settings: Settings | None = None, *, lean_dispatch: bool = True) 
         app = CORSMiddleware(app, allow_origins=settings.cors_origins,
                              allow_methods=["GET", "POST", "PUT"], allow_headers=["*"])
     return RequestContextMiddleware(app, metrics=api.state.metrics,
-                                    max_body_bytes=settings.max_upload_bytes)
+                                    max_body_bytes=settings.max_upload_bytes,
+                                    max_body_memory=settings.max_body_memory_bytes)
 
 
 def create_api(settings: Settings) -> FastAPI:

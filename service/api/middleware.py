@@ -28,10 +28,14 @@ class BodyRefused(Exception):
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int,
+                 max_body_memory: int) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        # bytes of request bodies this worker holds now (declared or received so far)
+        self.max_body_memory = max_body_memory
+        self.body_memory = 0
         # the labelled series, looked up once: prometheus-client's ``labels()`` checks and
         # converts every value and takes a lock on each call. Bounded as its own are.
         self._series: dict[tuple[str, ...], tuple[Any, Any]] = {}
@@ -50,21 +54,34 @@ class RequestContextMiddleware:
         limit = self.max_body_bytes
 
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._reject(send, rid, 413, f"request body of {int(declared)} bytes "
+        size = int(declared) if declared is not None and declared.isdigit() else 0
+        if size > limit:
+            await self._reject(send, rid, 413, f"request body of {size} bytes "
                                                f"exceeds the {limit}-byte limit")
             self._record(scope, 413, started, rid)
             return
-
+        if size and self.body_memory + size > self.max_body_memory:
+            await self._reject(send, rid, 503, "this worker holds too many request bodies "
+                               f"now ({self.body_memory} bytes); retry", retry=True)
+            self._record(scope, 503, started, rid)
+            return
+        held = size  # this request's share of body_memory
+        self.body_memory += held
         received = 0
 
         async def capped_receive() -> Message:
-            nonlocal received
+            nonlocal received, held
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise BodyRefused(413, f"request body exceeds the {limit}-byte limit")
+                if received > held:  # a body without Content-Length
+                    self.body_memory += received - held
+                    held = received
+                    if self.body_memory > self.max_body_memory:
+                        raise BodyRefused(503, "this worker holds too many request bodies "
+                                               "now; retry")
             return message
 
         async def send_wrapper(message: Message) -> None:
@@ -82,10 +99,12 @@ class RequestContextMiddleware:
             # FastAPI's handler answer it, as they answer every error, in the JSON shape)
             await self.app(scope, capped_receive, send_wrapper)
         finally:
+            self.body_memory -= held
             self._record(scope, status, started, rid)
 
     @staticmethod
-    async def _reject(send: Send, rid: str, status: int, message: str) -> None:
+    async def _reject(send: Send, rid: str, status: int, message: str,
+                      retry: bool = False) -> None:
         body = json.dumps({"error": message}).encode()
         await send({"type": "http.response.start", "status": status, "headers": [
             (b"content-type", b"application/json"),
@@ -93,6 +112,7 @@ class RequestContextMiddleware:
             (b"x-request-id", rid.encode()),
             (b"x-content-type-options", b"nosniff"),
             (b"connection", b"close"),
+            *([(b"retry-after", b"1")] if retry else []),
         ]})
         await send({"type": "http.response.body", "body": body})
 

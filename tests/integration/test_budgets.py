@@ -150,3 +150,17 @@ def test_health_answers_while_the_heaviest_accepted_request_runs(
     worker.join()
     assert answers == [200]
     assert len(waits) >= 3 and max(waits) < 0.1, waits
+
+
+def test_request_bodies_held_at_once(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    export_tiny(models / "tiny")
+    with run_server(models, tmp_path, max_body_memory_bytes="1000") as server:
+        r = httpx.post(f"{server.url}/api/models/tiny/predict", content=b"x" * 1500,
+                       headers={"content-type": "image/png"})
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        assert "too many request bodies" in r.json()["error"]
+        small = png(np.zeros((28, 28), np.uint8))  # 1000 bytes fit: served
+        r = httpx.post(f"{server.url}/api/models/tiny/predict", content=small,
+                       headers={"content-type": "image/png"})
+        assert r.status_code == 200, r.text
