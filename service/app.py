@@ -48,14 +48,24 @@ from service.serving.repository import ModelRepository
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, *, lean_dispatch: bool = True) -> ASGIApp:
-    """The service as uvicorn runs it: the per-request plumbing around the FastAPI app
-    (``lean_dispatch=False``: every route through FastAPI, as the tests compare)."""
+# the faces behind the API key; the lean dispatch answers the hot routes of those it lists
+FACES = (predict, inspect, tfserving, v2, models, filtering)
+HOT = (predict, inspect, tfserving, v2)
+
+
+def create_app(settings: Settings | None = None) -> ASGIApp:
+    """The service as uvicorn runs it: the per-request plumbing around the lean dispatch
+    and the FastAPI app."""
     settings = settings or get_settings()
     if pool_dir(settings):  # one of several workers: nothing set its logging up
         logs.configure(settings.log_level, settings.log_format, with_pid=True)
     api = create_api(settings)
-    app: ASGIApp = LeanDispatch(api) if lean_dispatch else api
+    return with_plumbing(LeanDispatch(api, (face.router for face in HOT)), api, settings)
+
+
+def with_plumbing(app: ASGIApp, api: FastAPI, settings: Settings) -> ASGIApp:
+    """``app`` (the lean dispatch, or ``api`` itself) with CORS when configured and the
+    request context: request id, body caps, metrics, access log."""
     if settings.cors_origins:
         app = CORSMiddleware(app, allow_origins=settings.cors_origins,
                              allow_methods=["GET", "POST", "PUT"], allow_headers=["*"])
@@ -105,7 +115,7 @@ def create_api(settings: Settings) -> FastAPI:
     protected = [Depends(require_api_key)]
     app.include_router(health.router)
     app.include_router(demo.router)  # static page; its API calls carry the key
-    for face in (predict, inspect, tfserving, v2, models, filtering):
+    for face in FACES:
         app.include_router(face.router, dependencies=protected, responses=ERRORS)
     app.include_router(admin.router)
     return app

@@ -76,9 +76,12 @@ FASTAPI_ONLY = "tests.helpers:fastapi_only_app"
 
 
 def fastapi_only_app() -> Any:
-    from service.app import create_app
+    from service.app import create_api, with_plumbing
+    from service.runtime.settings import get_settings
 
-    return create_app(lean_dispatch=False)
+    settings = get_settings()
+    api = create_api(settings)
+    return with_plumbing(api, api, settings)
 
 
 @contextlib.contextmanager

@@ -159,6 +159,20 @@ def source_commit() -> str:
         return "unknown"
 
 
+@dataclass(frozen=True)
+class Run:
+    """How a model was trained: what the version's metadata records of the run."""
+
+    strategy: str
+    replicas: int
+    workers: int
+    global_batch: int
+    history: dict[str, list[float]]
+    seconds: float
+    resumed_at_epoch: int
+    stopped_early_at_epoch: int | None
+
+
 def train(cfg: TrainConfig, ds: Dataset) -> TrainResult | None:
     """Train ``cfg.arch`` on ``ds`` and publish it as the next version of
     ``cfg.model_name``; None on a worker that is not the chief (it publishes nothing)."""
@@ -166,25 +180,48 @@ def train(cfg: TrainConfig, ds: Dataset) -> TrainResult | None:
     task = distribute.task_from_env()
     strategy_name, strategy = distribute.make_strategy(cfg.strategy, task)
     keras.utils.set_random_seed(cfg.seed)
+    backup = Backup(cfg, task)
+    model, run = fit(cfg, ds, task, backup, strategy_name, strategy)
+    if not task.is_chief:  # saving takes part in collectives: write, then throw away
+        scratch = Path(tempfile.mkdtemp(prefix=f"cnnlab-{task.name}-"))
+        try:
+            export.write_saved_model(model, scratch / "saved_model")
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        backup.remove()
+        return None
+    result = publish(cfg, ds, model, run, device)
+    backup.remove()
+    return result
+
+
+def compile_model(cfg: TrainConfig, input_shape: tuple[int, ...], classes: int, steps: int,
+                  strategy: tf.distribute.Strategy) -> keras.Model:
+    """``cfg.arch`` built and compiled under ``strategy``'s scope."""
+    with strategy.scope():
+        model = architectures.build(cfg.arch, input_shape, classes)  # type: ignore[arg-type]
+        model.compile(
+            optimizer=make_optimizer(cfg, steps, strategy.num_replicas_in_sync),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+            metrics=["accuracy"],
+        )
+    return model
+
+
+def fit(cfg: TrainConfig, ds: Dataset, task: distribute.Task, backup: Backup,
+        strategy_name: str, strategy: tf.distribute.Strategy) -> tuple[keras.Model, Run]:
+    """Build, compile and fit the model (resuming from ``backup`` when it holds one)."""
     k = len(ds.class_names)
     input_shape = tuple(int(d) for d in ds.x_train.shape[1:])
     replicas = strategy.num_replicas_in_sync
     global_batch = cfg.batch_size * replicas
-
     (x_tr, y_tr), val = split(cfg, ds)
-    steps = cfg.epochs * -(-len(x_tr) // global_batch)
-    with strategy.scope():
-        model = architectures.build(cfg.arch, input_shape, k)  # type: ignore[arg-type]
-        model.compile(
-            optimizer=make_optimizer(cfg, steps, replicas),
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
-            metrics=["accuracy"],
-        )
+    model = compile_model(cfg, input_shape, k, cfg.epochs * -(-len(x_tr) // global_batch),
+                          strategy)
     if task.is_chief:
         model.summary(print_fn=lambda line, **_: print(line, flush=True))
 
-    backup = Backup(cfg, task)
-    resumed_at = backup.resumed_at_epoch
+    resumed_at = backup.resumed_at_epoch  # (read before fitting writes new backups)
     if resumed_at:
         print(f"Resuming from the backup in {backup.dir}: {resumed_at} of {cfg.epochs} "
               "epochs done", flush=True)
@@ -202,63 +239,83 @@ def train(cfg: TrainConfig, ds: Dataset) -> TrainResult | None:
         shuffle=False,  # the tf.data pipeline already shuffles
         verbose=(1 if sys.stdout.isatty() else 2) if task.is_chief else 0,
     )
-    seconds = time.monotonic() - started
-    hist = backup.history()
-    hist.pop("learning_rate", None)
+    history = backup.history()
+    history.pop("learning_rate", None)
+    return model, Run(strategy_name, replicas, task.workers, global_batch, history,
+                      time.monotonic() - started, resumed_at,
+                      stopper.stopped_epoch if stopper else None)
 
-    if not task.is_chief:  # saving takes part in collectives: write, then throw away
-        scratch = Path(tempfile.mkdtemp(prefix=f"cnnlab-{task.name}-"))
-        try:
-            export.write_saved_model(model, scratch / "saved_model")
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-        backup.remove()
-        return None
 
+def publish(cfg: TrainConfig, ds: Dataset, model: keras.Model, run: Run,
+            device: str) -> TrainResult:
+    """Export, evaluate, describe and report the model, then publish it as the next
+    version, atomically (nothing half-written is ever left behind)."""
     model_dir = cfg.models_dir / cfg.model_name
     staged = export.staging_dir(model_dir)
     try:
         export.write_saved_model(model, staged)
         ev = evaluate_saved_model(staged, ds.x_test, ds.y_test, ds.class_names)
-        metadata = {
-            "name": cfg.model_name,
-            "dataset": cfg.dataset,
-            "class_names": ds.class_names,
-            "input_shape": list(input_shape),
-            "input_dtype": "uint8",
-            "arch": cfg.arch,
-            "arch_description": architectures.DESCRIPTIONS[cfg.arch],
-            "total_params": int(model.count_params()),
-            "layers": layer_table(model),
-            "signatures": export.signature_names(model),
-            "hyperparameters": cfg.to_json(),
-            "distribution": {"strategy": strategy_name, "replicas": replicas,
-                             "workers": task.workers, "global_batch_size": global_batch},
-            "augmentation": [
-                {"layer": type(layer).__name__, **{k: v for k, v in layer.get_config().items()
-                                                   if k in ("height_factor", "width_factor",
-                                                            "factor", "mode")}}
-                for layer in augmenter(cfg.dataset, cfg.seed).layers] if cfg.augment else [],
-            "history": hist,
-            "epochs_run": len(hist.get("loss", [])),
-            "resumed_at_epoch": resumed_at or None,
-            "stopped_early_at_epoch": stopper.stopped_epoch if stopper else None,
-            **ev.to_json(),
-            "training_seconds": round(seconds, 1),
-            "device": device,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "versions": {"python": platform.python_version(), "tensorflow": tf.__version__,
-                         "keras": keras.__version__, "numpy": np.__version__},
-            "source_commit": source_commit(),
-        }
+        metadata = {**describe_model(cfg, ds, model), **describe_run(cfg, run), **ev.to_json(),
+                    **environment(device)}
         (staged / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
-        write_reports(model, staged, ds, hist, ev.confusion_matrix, ev.predictions)
+        write_reports(model, staged, ds, run.history, ev.confusion_matrix, ev.predictions)
         version, final = export.publish(staged, model_dir)
     except BaseException:
-        export.discard(staged)  # nothing half-written is ever left behind
+        export.discard(staged)
         raise
-    backup.remove()
     return TrainResult(version=version, path=final, metadata=metadata)
+
+
+def describe_model(cfg: TrainConfig, ds: Dataset, model: keras.Model) -> dict[str, Any]:
+    """What the service reads to serve the version: data, classes, input, architecture."""
+    return {
+        "name": cfg.model_name,
+        "dataset": cfg.dataset,
+        "class_names": ds.class_names,
+        "input_shape": [int(d) for d in ds.x_train.shape[1:]],
+        "input_dtype": "uint8",
+        "arch": cfg.arch,
+        "arch_description": architectures.DESCRIPTIONS[cfg.arch],
+        "total_params": int(model.count_params()),
+        "layers": layer_table(model),
+        "signatures": export.signature_names(model),
+    }
+
+
+def describe_run(cfg: TrainConfig, run: Run) -> dict[str, Any]:
+    """How it was trained: settings, distribution, augmentation, history, time."""
+    return {
+        "hyperparameters": cfg.to_json(),
+        "distribution": {"strategy": run.strategy, "replicas": run.replicas,
+                         "workers": run.workers, "global_batch_size": run.global_batch},
+        "augmentation": augmentation(cfg),
+        "history": run.history,
+        "epochs_run": len(run.history.get("loss", [])),
+        "resumed_at_epoch": run.resumed_at_epoch or None,
+        "stopped_early_at_epoch": run.stopped_early_at_epoch,
+        "training_seconds": round(run.seconds, 1),
+    }
+
+
+def augmentation(cfg: TrainConfig) -> list[dict[str, Any]]:
+    """The augmentation layers and their settings (none when off)."""
+    if not cfg.augment:
+        return []
+    keep = ("height_factor", "width_factor", "factor", "mode")
+    return [{"layer": type(layer).__name__,
+             **{k: v for k, v in layer.get_config().items() if k in keep}}
+            for layer in augmenter(cfg.dataset, cfg.seed).layers]
+
+
+def environment(device: str) -> dict[str, Any]:
+    """Where and with what it was trained."""
+    return {
+        "device": device,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": {"python": platform.python_version(), "tensorflow": tf.__version__,
+                     "keras": keras.__version__, "numpy": np.__version__},
+        "source_commit": source_commit(),
+    }
 
 
 def write_reports(model: keras.Model, version_dir: Path, ds: Dataset,

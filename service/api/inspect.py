@@ -72,13 +72,14 @@ class ActivationsParams(ImageQuery):
     normalize: render.Norm = Field(default="channel", description="per channel or per layer")
 
 
-@hot_post(router, "/models/{name}/activations", ActivationsParams,
+@hot_post(router, "/models/{name}/activations",
           responses={**ERRORS, **media("application/json", "application/x-npy",
                                        "application/x-npz", "image/png")},
           openapi_extra={**UPLOAD_BODY, "parameters": [
               {"name": "accept", "in": "header", "required": False, "schema": {"type": "string"},
                "description": "picks the format when format= is not given"}]})
-async def activations(request: Request, name: str, params: ActivationsParams) -> Response:
+async def activations(request: Request, name: str,
+                      params: Annotated[ActivationsParams, Query()]) -> Response:
     """Every layer's output (or the chosen layers and channels) for one uploaded image."""
     plane, settings, p = plane_of(request), settings_of(request), params
     fmt = render.pick_format(p.format, request.headers.get("accept"),

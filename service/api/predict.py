@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import Field
 
@@ -30,9 +30,10 @@ class PredictParams(ImageQuery):
 
 # The body is built as plain JSON: validating a pydantic response model on every request
 # costs more than the model call; PredictResponse documents it in the OpenAPI schema.
-@hot_post(router, "/{name}/predict", PredictParams, openapi_extra=UPLOAD_BODY,
+@hot_post(router, "/{name}/predict", openapi_extra=UPLOAD_BODY,
           responses={**ERRORS, 200: {"model": PredictResponse}})
-async def predict(request: Request, name: str, params: PredictParams) -> Response:
+async def predict(request: Request, name: str,
+                  params: Annotated[PredictParams, Query()]) -> Response:
     """Classify one or many uploaded images with the newest (or a chosen) version."""
     uploads = await read_uploads(request, settings_of(request))
     result = await plane_of(request).classify(

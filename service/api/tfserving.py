@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from service.api.deps import Plane, plane_of, tag_request
@@ -171,8 +171,8 @@ async def _predict(request: Request, ref: ModelRef) -> Response:
                     media_type="application/json")
 
 
-@hot_post(router, "/{name}:predict", NoQuery)
-async def predict(request: Request, name: str, params: NoQuery) -> Response:
+@hot_post(router, "/{name}:predict")
+async def predict(request: Request, name: str, params: Annotated[NoQuery, Query()]) -> Response:
     """Predict with the newest version: ``instances`` (rows) or ``inputs`` (columns)."""
     return await _predict(request, ModelRef(name))
 

@@ -8,11 +8,11 @@ version counts and durations, from the metrics every worker records) are served 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from service.api.deps import Plane, Repo, plane_of, require_admin, tag_request
@@ -214,8 +214,8 @@ async def _infer(request: Request, ref: ModelRef) -> Response:
                     headers={"Inference-Header-Content-Length": str(len(header))})
 
 
-@hot_post(router, "/models/{name}/infer", NoQuery)
-async def infer(request: Request, name: str, params: NoQuery) -> Response:
+@hot_post(router, "/models/{name}/infer")
+async def infer(request: Request, name: str, params: Annotated[NoQuery, Query()]) -> Response:
     """Infer with the newest version: JSON tensors, or binary tensor data."""
     return await _infer(request, ModelRef(name))
 

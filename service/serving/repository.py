@@ -278,6 +278,19 @@ class ModelRepository:
                          "unloaded" if not enabled else "superseded by version policy")
 
     async def _load(self, entry: ModelEntry, version: int) -> bool:
+        """Load, warm and serve one version; False (and the error in the status) when it
+        cannot be, leaving the versions already serving untouched."""
+        sv = await self._load_warm(entry, version)
+        if sv is None:
+            return False
+        sv.executor = self.executor
+        sv.batcher = self._batcher(sv)
+        sv.batcher.start()
+        self._serve(entry, sv)
+        return True
+
+    async def _load_warm(self, entry: ModelEntry, version: int) -> ServedVersion | None:
+        """The version loaded and warmed up, off the event loop; None when it fails."""
         path = self.root / entry.name / str(version)
         entry.loading.add(version)
         sv: ServedVersion | None = None
@@ -286,6 +299,7 @@ class ModelRepository:
                                          intra_op_threads=self.settings.tf_threads()[0])
             if self.settings.warmup:
                 await asyncio.to_thread(warm_up, sv, self.settings.max_batch_size)
+            return sv
         except Exception as exc:  # any failure: report it, keep the versions serving
             if sv is not None:
                 sv.close()
@@ -295,11 +309,13 @@ class ModelRepository:
             entry.failed[version] = (_mtime(path), msg)
             self.metrics.load_failures.labels(entry.name).inc()
             log.error("model %s version %d failed to load: %s", entry.name, version, msg)
-            return False
+            return None
         finally:
             entry.loading.discard(version)
-        sv.executor = self.executor
-        labels = (entry.name, str(version))
+
+    def _batcher(self, sv: ServedVersion) -> DynamicBatcher:
+        """The version's dynamic batcher, reporting to its metric series."""
+        labels = (sv.name, str(sv.version))
         batch_hist = self.metrics.batch_size.labels(*labels)
         infer_hist = self.metrics.inference.labels(*labels)
         wait_hist = self.metrics.queue_wait.labels(*labels)
@@ -310,7 +326,7 @@ class ModelRepository:
             for wait in waits:
                 wait_hist.observe(wait)
 
-        sv.batcher = DynamicBatcher(
+        return DynamicBatcher(
             sv.predict_sync, self.executor,
             max_batch_size=self.settings.max_batch_size,
             max_wait_s=self.settings.max_wait_ms / 1000,
@@ -320,16 +336,18 @@ class ModelRepository:
             on_depth=self.metrics.queue_depth.labels(*labels).set,
             on_shed=self.metrics.shed.labels(*labels).inc,
         )
-        sv.batcher.start()
+
+    def _serve(self, entry: ModelEntry, sv: ServedVersion) -> None:
+        """From here on the version takes traffic."""
+        labels = (sv.name, str(sv.version))
         self.metrics.load_seconds.labels(*labels).set(sv.load_seconds)
         self.metrics.warmup_seconds.labels(*labels).set(sv.warmup_seconds)
-        entry.failed.pop(version, None)
-        entry.ended.pop(version, None)
-        entry.served[version] = sv  # from here on it takes traffic
+        entry.failed.pop(sv.version, None)
+        entry.ended.pop(sv.version, None)
+        entry.served[sv.version] = sv
         log.info("model %s version %d AVAILABLE on %s (%s; load %.2f s, warm-up %.2f s)",
-                 entry.name, version, sv.device, sv.runs_as, sv.load_seconds,
+                 sv.name, sv.version, sv.device, sv.runs_as, sv.load_seconds,
                  sv.warmup_seconds)
-        return True
 
     def _retire(self, entry: ModelEntry, version: int, reason: str) -> None:
         sv = entry.served.pop(version)  # no new request can resolve it from now on
