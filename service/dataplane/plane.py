@@ -222,9 +222,17 @@ class DataPlane:
         return batch
 
     async def _tensor(self, sv: ServedVersion, tensor: Tensor) -> np.ndarray:
-        size = len(tensor.data) if isinstance(tensor.data, bytes) else 0
-        return await run_small_inline(self.compute, size, INLINE_BYTES, tensors.model_input,
-                                      tensor, sv.info.input, self.settings)
+        """A declared tensor -> ``sv``'s input: the declaration checked first (cheap), the
+        values read inline when few, else on the compute pool."""
+        want = sv.info.input
+        if tensor.shape is not None:
+            tensors.declared_shape(tensor.shape, want.shape, f"input {tensor.name!r}",
+                                   self.settings)
+            count = math.prod(tensor.shape)
+        else:  # JSON rows: as many images as rows
+            count = len(tensor.data) * math.prod(want.shape[1:])
+        return await run_small_inline(self.compute, count, INLINE_PIXELS, tensors.model_input,
+                                      tensor, want, self.settings)
 
     async def prepared_pixels(self, sv: ServedVersion, pictures: Pictures) -> np.ndarray:
         return stack(await self.prepare(sv, pictures))
