@@ -18,12 +18,14 @@ def presented_key(header: Callable[[str], str]) -> str:
     return header("x-api-key")
 
 
-def check_key(presented: str, settings: Settings, *, admin: bool = False) -> None:
+def check_key(header: Callable[[str], str], settings: Settings, *,
+              admin: bool = False) -> None:
     """When a key is configured every call but health needs it (compared in constant
-    time); admin calls always need one, and are off without."""
+    time); admin calls always need one, and are off without. ``header(name)`` reads one
+    header of the call (only when a key is configured)."""
     if admin and not settings.api_key:
         raise Forbidden("admin actions are disabled: set CNNLAB_API_KEY to enable them")
-    if settings.api_key and not hmac.compare_digest(presented.encode(),
+    if settings.api_key and not hmac.compare_digest(presented_key(header).encode(),
                                                     settings.api_key.encode()):
         raise Unauthenticated("missing or wrong API key (send X-API-Key or "
                               "Authorization: Bearer)")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -116,10 +116,9 @@ class DataPlane:
     def resolve(self, ref: ModelRef) -> ServedVersion:
         return self.repo.resolve(ref.name, ref.version, ref.label)
 
-    @contextlib.asynccontextmanager
-    async def lease(self, ref: ModelRef) -> AsyncIterator[ServedVersion]:
-        async with self.repo.lease(ref.name, ref.version, ref.label) as sv:
-            yield sv
+    def lease(self, ref: ModelRef) -> contextlib.AbstractAsyncContextManager[ServedVersion]:
+        """Hold the version ``ref`` names for one request (not unloaded until released)."""
+        return self.repo.lease(ref.name, ref.version, ref.label)
 
     def status(self, name: str, version: int | str | None = None,
                label: str | None = None) -> list[VersionStatus]:

@@ -53,9 +53,10 @@ class Servicer:
 def check_key(context: grpc.aio.ServicerContext, settings: Settings, *,
               admin: bool = False) -> None:
     """The API key from the call's metadata, as over HTTP."""
-    metadata = {k: str(v) for k, v in context.invocation_metadata() or ()}
-    access.check_key(access.presented_key(lambda name: metadata.get(name, "")), settings,
-                     admin=admin)
+    def header(name: str) -> str:
+        return next((str(v) for k, v in context.invocation_metadata() or () if k == name), "")
+
+    access.check_key(header, settings, admin=admin)
 
 
 def rpc(*, admin: bool = False) -> Callable[[Method[S]], Method[S]]:
