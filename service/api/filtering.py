@@ -42,7 +42,7 @@ async def _answer(plane: DataPlane, values: np.ndarray, out: np.ndarray, fmt: st
     if values.ndim == 3 and values.shape[2] == 3:
         values = values[:, :, ::-1]  # OpenCV works in BGR; arrays are read as RGB
     if fmt == "npy":
-        return Response(await plane.run(lambda: render.npy(values.astype(np.float32))),
+        return Response(await plane.run(lambda: render.npy(values.astype(np.float32, copy=False))),
                         media_type=render.MEDIA["npy"], headers=headers)
     if fmt == "json":
         budgets.json_values(values.size, plane.settings, "ask for format=npy")

@@ -100,8 +100,9 @@ def prepare_kernel(k: np.ndarray, *, weight: float = 1.0, normalize: bool = Fals
 
 
 def filter_image(img: np.ndarray, kernel: np.ndarray, border: Border) -> np.ndarray:
-    """Correlate ``img`` (``[H,W]`` or ``[H,W,C]``) with ``kernel`` -> float32."""
-    src = img.astype(np.float32, copy=False)
+    """Correlate ``img`` (``[H,W]`` or ``[H,W,C]``, uint8 or float32) with ``kernel`` ->
+    float32. OpenCV reads uint8 pixels directly: no float copy of the picture is made."""
+    src = img if img.dtype in (np.uint8, np.float32) else img.astype(np.float32)
     kh, kw = kernel.shape
     mh, mw = kh // 2, kw // 2
     k32 = kernel.astype(np.float32)
@@ -125,19 +126,27 @@ def sobel_pair() -> tuple[np.ndarray, np.ndarray]:
 
 
 def sobel_magnitude(img: np.ndarray, border: Border) -> np.ndarray:
-    """sqrt(gx^2 + gy^2) of the two Sobel responses."""
+    """sqrt(gx^2 + gy^2) of the two Sobel responses (written over gx: one float map
+    fewer)."""
     kx, ky = sobel_pair()
-    return cv2.magnitude(filter_image(img, kx, border), filter_image(img, ky, border))
+    gx = np.ascontiguousarray(filter_image(img, kx, border))
+    gy = np.ascontiguousarray(filter_image(img, ky, border))
+    return cv2.magnitude(gx, gy, gx)  # type: ignore[no-any-return]
 
 
 def to_uint8(values: np.ndarray, output: Output) -> np.ndarray:
-    """Floats -> displayable bytes: clip to 0..255 (the tutorial's rule), abs, or min-max."""
+    """Floats -> displayable bytes: clip to 0..255 (the tutorial's rule), abs, or min-max.
+    ``values`` is left as it is; one float temporary is made."""
     if output == "abs":
-        values = np.abs(values)
+        work = np.abs(values)
     elif output == "normalize":
         lo, hi = float(values.min()), float(values.max())
-        values = (values - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(values)
-    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+        work = (values - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(values)
+    else:
+        work = values.copy()
+    np.clip(work, 0, 255, out=work)
+    np.rint(work, out=work)
+    return work.astype(np.uint8)
 
 
 def pool(img: np.ndarray, op: PoolOp = "max", size: int = 2, stride: int | None = None

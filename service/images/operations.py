@@ -92,7 +92,10 @@ def run_filter(img: np.ndarray, spec: FilterOp, max_size: int
     """Float result before output handling, and the kernel applied."""
     k = resolve_kernel(spec, max_size)
     if k is None:
-        return kernels.sobel_magnitude(img, spec.border) * spec.weight, None
+        magnitude = kernels.sobel_magnitude(img, spec.border)
+        if spec.weight != 1:
+            magnitude *= spec.weight
+        return magnitude, None
     return kernels.filter_image(img, k, spec.border), k
 
 

@@ -109,9 +109,11 @@ def encode(img: np.ndarray, fmt: ImageFormat, quality: int = 90) -> bytes:
 
 
 def npy(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=False)
-    return buf.getvalue()
+    """``array`` as a ``.npy`` file (what ``np.save`` writes), with one copy of its data."""
+    head = io.BytesIO()
+    arr = np.require(array, requirements="C")  # (keeps a 0-d array 0-d)
+    np.lib.format.write_array_header_1_0(head, np.lib.format.header_data_from_array_1_0(arr))
+    return head.getvalue() + arr.reshape(-1).view(np.uint8).data
 
 
 def npz(arrays: dict[str, np.ndarray]) -> bytes:
