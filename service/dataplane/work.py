@@ -7,12 +7,19 @@ at most ``threads`` tasks at once and ``queue`` more waiting; one more is refuse
 run together get the request timeout (``TimedOut``); a task that times out keeps its thread
 until it ends (a thread cannot be stopped), so its slot is freed only then and the pool
 never runs more than ``threads`` tasks.
+
+The pool's threads run at a lower CPU priority (``nice``) than the event loop and the
+model's threads: when heavy requests and predictions compete for the cores, the kernel
+gives them to the predictions first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -22,13 +29,24 @@ from service.errors import Overloaded, TimedOut
 T = TypeVar("T")
 
 
+BACKGROUND_NICE = 10  # added to a pool thread's nice value (lower priority)
+
+
+def _lower_priority() -> None:
+    """Run this thread (not the process) at a lower CPU priority, where the OS allows."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
+                       os.getpriority(os.PRIO_PROCESS, 0) + BACKGROUND_NICE)
+
+
 class WorkPool:
     def __init__(self, name: str, threads: int, queue: int, timeout_s: float) -> None:
         self.name = name
         self.threads = threads
         self.queue = queue
         self.timeout_s = timeout_s
-        self._executor = ThreadPoolExecutor(threads, thread_name_prefix=name)
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix=name,
+                                            initializer=_lower_priority)
         self._slots: asyncio.Semaphore | None = None  # made in the event loop that uses it
         self._admitted = 0  # running + waiting
 
