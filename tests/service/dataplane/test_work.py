@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 
 import pytest
 
-from service.dataplane.work import WorkPool
+from service.dataplane.work import BACKGROUND_NICE, WorkPool
 from service.errors import Overloaded, TimedOut
 
 pytestmark = pytest.mark.anyio
@@ -42,3 +43,13 @@ async def test_a_task_over_the_timeout_times_out_and_keeps_its_slot_until_it_end
     await asyncio.sleep(0.05)
     assert pool.admitted == 0
     assert await pool.run(lambda: 42) == 42
+
+
+async def test_pool_threads_run_at_a_lower_priority_than_the_event_loop() -> None:
+    pool = WorkPool("test", threads=1, queue=0, timeout_s=5)
+
+    def own_nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    loop_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert await pool.run(own_nice) == min(19, loop_nice + BACKGROUND_NICE)
