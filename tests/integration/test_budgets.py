@@ -4,6 +4,7 @@ a kind runs, the worker still answers /health/live at once."""
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -123,6 +124,11 @@ HEAVIEST = {
     "upload at the pixel budget": ("/api/models/tiny/predict",
                                    {"content": BLACK_4096, "headers": {"content-type":
                                                                        "image/png"}}),
+    "TF Serving b64 at the pixel budget": ("/v1/models/tiny:predict", {"json": {
+        "instances": [{"b64": base64.b64encode(BLACK_4096).decode()}]}}),
+    "V2 JSON at the batch limit": ("/v2/models/tiny/infer", {"json": {"inputs": [{
+        "name": "image", "shape": [1024, 28, 28, 1], "datatype": "UINT8",
+        "data": [0] * (1024 * 784)}]}}),
     "pipeline just under the cost budget": ("/api/pipeline", {
         "params": {"ops": json.dumps([{"op": "resize", "width": 4096, "height": 4096},
                                       {"op": "filter", "kernel": "sobel_magnitude"}]),
