@@ -38,7 +38,7 @@ async def read_uploads(request: Request, settings: Settings) -> list[Upload]:
             raise InvalidInput("empty body: send an image as multipart or as a raw image/* body")
         return [Upload(None, body)]
     raise UnsupportedMedia(f"unsupported content type {ctype!r}: send multipart/form-data or a "
-                        "raw image/* body")
+                           "raw image/* body")
 
 
 async def read_one(request: Request, settings: Settings) -> bytes:
@@ -66,7 +66,7 @@ def parse_multipart(body: bytes, boundary: str, max_files: int) -> list[Upload]:
                         fields += 1
                         if fields > MAX_FORM_FIELDS:
                             raise TooLarge(f"Too many fields: at most {MAX_FORM_FIELDS} "
-                                                "non-file parts")
+                                           "non-file parts")
                     elif len(files) == max_files:
                         raise TooLarge(f"Too many files: at most {max_files} per request")
                 elif event is None:
@@ -78,5 +78,5 @@ def parse_multipart(body: bytes, boundary: str, max_files: int) -> list[Upload]:
         raise InvalidInput(f"bad multipart body: {exc}") from None
     if not files:
         raise InvalidInput("multipart body has no file parts (send the image as a "
-                            "file field, e.g. curl -F file=@digit.png)")
+                           "file field, e.g. curl -F file=@digit.png)")
     return files

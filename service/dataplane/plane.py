@@ -295,7 +295,7 @@ class DataPlane:
         cost = math.ceil(w * scale) * math.ceil(h * scale) * kernels[..., 0, :].size
         if cost > self.settings.max_operation_cost:
             raise TooLarge(f"applying {kernels.shape[-1]} kernels costs {cost}; the "
-                                   f"limit is {self.settings.max_operation_cost}")
+                           f"limit is {self.settings.max_operation_cost}")
 
         def run() -> np.ndarray:
             gray = decode(blob, self.settings.max_image_pixels)

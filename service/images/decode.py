@@ -49,7 +49,7 @@ def check_header(data: bytes, max_pixels: int) -> tuple[str, int, int]:
     if fmt not in SUPPORTED_FORMATS:
         what = f"{fmt.upper()} images are" if fmt else "this file is"
         raise UnsupportedMedia(f"{what} not supported; send one of: "
-                            f"{', '.join(f.upper() for f in SUPPORTED_FORMATS)}")
+                               f"{', '.join(f.upper() for f in SUPPORTED_FORMATS)}")
     if fmt == "png" and (size := _png_size(data)) is not None:
         width, height = size
     else:
@@ -58,7 +58,7 @@ def check_header(data: bytes, max_pixels: int) -> tuple[str, int, int]:
         raise InvalidInput(f"image has no pixels ({width}x{height})")
     if width * height > max_pixels:
         raise TooLarge(f"image is {width}x{height} = {width * height} pixels; "
-                            f"the limit is {max_pixels}")
+                       f"the limit is {max_pixels}")
     return fmt, width, height
 
 
@@ -78,7 +78,7 @@ def _pillow_size(data: bytes, fmt: str) -> tuple[int, int]:
                 return im.size
     except Exception:
         raise InvalidInput(f"corrupt or truncated {fmt.upper()} image: "
-                            "its header cannot be read") from None
+                           "its header cannot be read") from None
 
 
 def decode(data: bytes, max_pixels: int, *, color: bool = False) -> np.ndarray:

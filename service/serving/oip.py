@@ -60,7 +60,7 @@ def refuse_overrides(parameters: Iterable[str]) -> None:
     (``InvalidInput``): versions come from the model repository."""
     if any(k == "config" or k.startswith("file:") for k in parameters):
         raise InvalidInput("loading with an override config or files is not supported; "
-                          "publish a version into the model repository instead")
+                           "publish a version into the model repository instead")
 
 
 def repository_index(repo: ModelRepository) -> list[dict[str, str]]:

@@ -219,7 +219,7 @@ class ModelRepository:
                 for label, version in wanted.labels.items():
                     if entry is not None and version not in entry.served:
                         raise InvalidInput(f"cannot point label {label!r} at version "
-                                            f"{version} of {name!r}: it is not available")
+                                           f"{version} of {name!r}: it is not available")
         self.admin = state
         await self.refresh()
         for name, wanted in state.models.items():
