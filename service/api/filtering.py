@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal
 
 import numpy as np
 from fastapi import APIRouter, Header, Query, Request
@@ -17,9 +16,8 @@ from service.dataplane import budgets
 from service.dataplane.plane import DataPlane
 from service.errors import InvalidInput, Unprocessable, parse_json
 from service.images import kernels, render
-from service.images.operations import FilterOp, Operation, PoolSpec, parse_ops, run_filter
+from service.images.operations import FilterOp, PoolSpec, parse_ops, run_filter
 
-T = TypeVar("T")
 router = APIRouter(prefix="/api", tags=["kernels and pooling"])
 
 Color = Literal["gray", "rgb"]
@@ -98,18 +96,10 @@ async def filter_image(
         values, k = run_filter(img, spec, settings.max_kernel_size)
         return values, kernels.to_uint8(values, output), k
 
-    values, out, k = await _run_checked(plane, img, spec, work)
+    values, out, k = await plane.run_operations(img, [spec], work)
     headers = {"X-Input-Size": _size(img), "X-Output-Size": _size(out),
                "X-Kernel": json.dumps(_applied(k), separators=(",", ":"))}
     return await _answer(plane, values, out, fmt, headers)
-
-
-async def _run_checked(plane: DataPlane, img: np.ndarray, op: Operation,
-                       work: Callable[[], T]) -> T:
-    """``work`` (one operation on ``img``) on the compute pool, once its cost fits."""
-    h, w = img.shape[:2]
-    budgets.operations([op], w, h, 1 if img.ndim == 2 else img.shape[2], plane.settings)
-    return await plane.run(work)
 
 
 def _applied(kernel: np.ndarray | None) -> object:
@@ -139,8 +129,8 @@ async def pool_image(
         values = kernels.pool(img, op, size, stride)
         return values, kernels.to_uint8(values, "clip")
 
-    values, out = await _run_checked(plane, img, PoolSpec(kind=op, size=size, stride=stride),
-                                     work)
+    values, out = await plane.run_operations(
+        img, [PoolSpec(kind=op, size=size, stride=stride)], work)
     headers = {"X-Input-Size": _size(img), "X-Output-Size": _size(out)}
     return await _answer(plane, values, out, fmt, headers)
 

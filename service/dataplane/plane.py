@@ -316,8 +316,6 @@ class DataPlane:
 
     async def operate(self, img: np.ndarray, ops: Sequence[Operation]) -> np.ndarray:
         """Image operations in order, after their cost is checked against the budget."""
-        h, w = img.shape[:2]
-        budgets.operations(ops, w, h, 1 if img.ndim == 2 else img.shape[2], self.settings)
 
         def run() -> np.ndarray:
             out = img
@@ -325,7 +323,15 @@ class DataPlane:
                 out = apply(out, op, self.settings.max_kernel_size)
             return out
 
-        return await self.compute.run(run)
+        return await self.run_operations(img, ops, run)
+
+    async def run_operations(self, img: np.ndarray, ops: Sequence[Operation],
+                             work: Callable[[], T]) -> T:
+        """``work`` (``ops`` on ``img``, with whatever result it makes) on the compute pool,
+        once the operations' cost fits the budget."""
+        h, w = img.shape[:2]
+        budgets.operations(ops, w, h, 1 if img.ndim == 2 else img.shape[2], self.settings)
+        return await self.compute.run(work)
 
     async def parse(self, raw: bytes, what: str) -> object:
         """A JSON body (inline when small, else on the compute pool)."""

@@ -143,8 +143,14 @@ def test_health_answers_while_the_heaviest_accepted_request_runs(
     server, _ = served
     path, kwargs = HEAVIEST[kind]
     answers: list[int] = []
-    worker = threading.Thread(target=lambda: answers.append(
-        httpx.post(f"{server.url}{path}", timeout=60, **kwargs).status_code))  # type: ignore[arg-type]
+
+    def heavy() -> None:  # the request again and again for a second: the probes overlap it
+        until = time.monotonic() + 1.0
+        with httpx.Client(base_url=server.url, timeout=60) as c:
+            while not answers or time.monotonic() < until:
+                answers.append(c.post(path, **kwargs).status_code)  # type: ignore[arg-type]
+
+    worker = threading.Thread(target=heavy)
     worker.start()
     waits = []
     with httpx.Client(base_url=server.url, timeout=10) as c:
@@ -154,7 +160,7 @@ def test_health_answers_while_the_heaviest_accepted_request_runs(
             waits.append(time.monotonic() - started)
             time.sleep(0.02)
     worker.join()
-    assert answers == [200]
+    assert set(answers) == {200}
     assert len(waits) >= 3 and max(waits) < 0.1, waits
 
 
