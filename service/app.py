@@ -115,6 +115,7 @@ def create_api(settings: Settings) -> FastAPI:
     protected = [Depends(require_api_key)]
     app.include_router(health.router)
     app.include_router(demo.router)  # static page; its API calls carry the key
+    app.mount("/static", demo.files, name="static")
     for face in FACES:
         app.include_router(face.router, dependencies=protected, responses=ERRORS)
     app.include_router(admin.router)

@@ -50,6 +50,11 @@ class NotFound(ServiceError):
     """No such model, version, label, layer, kernel or signature."""
 
 
+class Conflict(ServiceError):
+    """The request is valid, but the state it needs does not hold now (a label whose
+    version is not served, a label set by configuration that the admin cannot delete)."""
+
+
 class NotReady(ServiceError):
     """The model exists but has no version taking traffic yet."""
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends
 
 from service.api.deps import Repo, require_admin
 from service.api.schemas import ERRORS, LabelBody, ModelList, ModelSummary
+from service.errors import Conflict, NotFound
 from service.serving.admin_state import AdminState
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)],
@@ -49,7 +50,26 @@ async def unload_model(repo: Repo, name: str) -> ModelSummary:
 @router.put("/models/{name}/labels/{label}", response_model=ModelSummary)
 async def set_label(repo: Repo, name: str, label: str,
                     body: LabelBody) -> ModelSummary:
-    """Point a version label (e.g. stable, canary) at an available version."""
-    repo.entry(name)
+    """Point a version label (e.g. stable, canary) at a version served now (409 if it
+    is not). The label stays if that version later stops being served: requests through
+    it get 409 and the summary lists it under ``unavailable_labels``."""
+    served = repo.entry(name).served
+    if body.version not in served:
+        raise Conflict(f"cannot point label {label!r} at version {body.version} of "
+                       f"{name!r}: it is not served now (served: {sorted(served) or 'none'})")
     await repo.administer(lambda state: state.label(name, label, body.version))
+    return ModelSummary.of(repo, name)
+
+
+@router.delete("/models/{name}/labels/{label}", response_model=ModelSummary)
+async def delete_label(repo: Repo, name: str, label: str) -> ModelSummary:
+    """Remove a label the admin set (404 if there is none; 409 for a label set by
+    ``CNNLAB_VERSION_LABELS``, which only the setting changes)."""
+    repo.entry(name)
+    if label not in repo.admin.model_labels(name):
+        if label in repo.labels(name):
+            raise Conflict(f"label {label!r} of {name!r} is set by CNNLAB_VERSION_LABELS; "
+                           "change that setting to remove it")
+        raise NotFound(f"model {name!r} has no version label {label!r}")
+    await repo.administer(lambda state: state.unlabel(name, label))
     return ModelSummary.of(repo, name)

@@ -1,4 +1,5 @@
-"""The demo page at ``/``: one static HTML file, no build step."""
+"""The demo page at ``/``: static files (page, script, styles), no build step. The script is
+a file of its own so the page's Content-Security-Policy can forbid inline script."""
 
 from __future__ import annotations
 
@@ -6,9 +7,13 @@ from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
 router = APIRouter(include_in_schema=False)
-PAGE = Path(__file__).resolve().parent.parent / "static" / "index.html"
+STATIC = Path(__file__).resolve().parent.parent / "static"
+PAGE = STATIC / "index.html"
+# the page's script and styles, at /static/...
+files = StaticFiles(directory=STATIC)
 
 
 @router.get("/")

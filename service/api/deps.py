@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 
 from service.dataplane.access import check_key
 from service.dataplane.plane import DataPlane
+from service.errors import Unauthenticated
 from service.runtime.settings import Settings
 from service.serving.repository import ModelRepository
 
@@ -48,6 +49,15 @@ AppSettings = Annotated[Settings, Depends(get_app_settings)]
 async def require_api_key(request: Request, settings: AppSettings) -> None:
     """When an API key is configured, every route but health needs it."""
     check_key(lambda name: request.headers.get(name, ""), settings)
+
+
+def presents_key(request: Request, settings: Settings) -> bool:
+    """Whether the request may see what only key holders see (yes when no key is set)."""
+    try:
+        check_key(lambda name: request.headers.get(name, ""), settings)
+    except Unauthenticated:
+        return False
+    return True
 
 
 async def require_admin(request: Request, settings: AppSettings) -> None:

@@ -25,6 +25,7 @@ HTTP_STATUS: dict[type[domain.ServiceError], int] = {
     domain.Unauthenticated: 401,
     domain.Forbidden: 403,
     domain.NotFound: 404,
+    domain.Conflict: 409,
     domain.TooLarge: 413,
     domain.UnsupportedMedia: 415,
     domain.Unprocessable: 422,

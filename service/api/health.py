@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from service.api.deps import AppSettings, Repo
+from service.api.deps import AppSettings, Repo, presents_key
 from service.api.schemas import HealthBody, VersionInfo
 from service.runtime.metrics import exposition
 from service.runtime.workers import pool_metrics_dir
@@ -22,16 +22,21 @@ async def live() -> HealthBody:
 
 @router.get("/health/ready", response_model=HealthBody,
             responses={503: {"model": HealthBody}})
-async def ready(repo: Repo) -> JSONResponse:
-    """200 once every model in the repository has a version taking traffic, else 503."""
-    models = {name: [VersionInfo(**vars(s)) for s in repo.status(name)]
+async def ready(request: Request, repo: Repo, settings: AppSettings) -> JSONResponse:
+    """200 once every model in the repository has a version taking traffic, else 503.
+    Load errors (which name files) are shown only to a caller with the API key, when
+    one is configured; anyone sees the states."""
+    trusted = presents_key(request, settings)
+    models = {name: [VersionInfo(**vars(s)) if trusted else
+                     VersionInfo(version=s.version, state=s.state) for s in repo.status(name)]
               for name in sorted(repo.models)}
     if repo.ready:
         body = HealthBody(status="ready", models=models)
     else:
-        detail = repo.last_scan_error or ("no models in the repository" if not models else
-                                          "some models have no version ready")
-        body = HealthBody(status="not ready", models=models, detail=detail)
+        detail = ("no models in the repository" if not models else
+                  "some models have no version ready")
+        body = HealthBody(status="not ready", models=models,
+                          detail=(repo.last_scan_error or detail) if trusted else detail)
     return JSONResponse(body.model_dump(), status_code=200 if repo.ready else 503)
 
 

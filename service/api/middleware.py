@@ -17,6 +17,34 @@ from service.runtime.metrics import Metrics
 
 access_log = logging.getLogger("cnnlab.access")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# control characters (a URL's %0a decodes to a newline) as escapes, so a path cannot
+# forge log lines
+_LOG_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
+
+# Security headers on every answer. API answers are data and load nothing; the demo page
+# loads only its own files (no inline script: model data cannot become code); the API docs
+# load Swagger UI / ReDoc from their CDN with the inline start-up script FastAPI writes.
+_API_CSP = b"default-src 'none'; frame-ancestors 'none'"
+_PAGE_CSP = (b"default-src 'self'; img-src 'self' data: blob:; object-src 'none'; "
+             b"base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+_DOCS_CSP = (b"default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+             b"style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: "
+             b"https://fastapi.tiangolo.com; worker-src 'self' blob:; object-src 'none'; "
+             b"base-uri 'none'; frame-ancestors 'none'")
+_DOCS = ("/docs", "/redoc")
+
+
+def security_headers(path: str) -> list[tuple[bytes, bytes]]:
+    """The headers every answer to ``path`` carries."""
+    csp = (_PAGE_CSP if path == "/" or path.startswith("/static/") else
+           _DOCS_CSP if path.startswith(_DOCS) else _API_CSP)
+    return [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+            (b"content-security-policy", csp)]
+
+
+def loggable(path: str) -> str:
+    """``path`` with its control characters escaped, for one log line."""
+    return path.translate(_LOG_ESCAPES)
 
 
 class BodyRefused(Exception):
@@ -52,17 +80,18 @@ class RequestContextMiddleware:
         state["request_id"] = rid
         status = 500
         limit = self.max_body_bytes
+        guards = security_headers(scope.get("path", ""))
 
         declared = headers.get(b"content-length")
         size = int(declared) if declared is not None and declared.isdigit() else 0
         if size > limit:
             await self._reject(send, rid, 413, f"request body of {size} bytes "
-                                               f"exceeds the {limit}-byte limit")
+                                               f"exceeds the {limit}-byte limit", guards)
             self._record(scope, 413, started, rid)
             return
         if size and self.body_memory + size > self.max_body_memory:
             await self._reject(send, rid, 503, "this worker holds too many request bodies "
-                               f"now ({self.body_memory} bytes); retry", retry=True)
+                               f"now ({self.body_memory} bytes); retry", guards, retry=True)
             self._record(scope, 503, started, rid)
             return
         held = size  # this request's share of body_memory
@@ -90,7 +119,7 @@ class RequestContextMiddleware:
                 status = message["status"]
                 raw = list(message.get("headers", []))
                 raw.append((b"x-request-id", rid.encode()))
-                raw.append((b"x-content-type-options", b"nosniff"))
+                raw.extend(guards)
                 message["headers"] = raw
             await send(message)
 
@@ -104,13 +133,13 @@ class RequestContextMiddleware:
 
     @staticmethod
     async def _reject(send: Send, rid: str, status: int, message: str,
-                      retry: bool = False) -> None:
+                      guards: list[tuple[bytes, bytes]], retry: bool = False) -> None:
         body = json.dumps({"error": message}).encode()
         await send({"type": "http.response.start", "status": status, "headers": [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
             (b"x-request-id", rid.encode()),
-            (b"x-content-type-options", b"nosniff"),
+            *guards,
             (b"connection", b"close"),
             *([(b"retry-after", b"1")] if retry else []),
         ]})
@@ -132,6 +161,7 @@ class RequestContextMiddleware:
         series[1].observe(elapsed)
         if access_log.isEnabledFor(logging.INFO):
             access_log.info(
-                "%s %s %s", method, scope.get("path", ""), status,
-                extra={"request_id": rid, "route": template, "model": model,
-                       "version": version, "status": status, "ms": round(elapsed * 1000, 2)})
+                "%s %s %s", method, loggable(scope.get("path", "")), status,
+                extra={"request_id": rid, "route": template, "model": loggable(model),
+                       "version": loggable(version), "status": status,
+                       "ms": round(elapsed * 1000, 2)})

@@ -93,6 +93,9 @@ class ModelSummary(BaseModel):
     ready: bool
     versions: list[VersionInfo]
     labels: dict[str, int]
+    unavailable_labels: list[str] = Field(
+        default=[], description="labels whose version is not served now (unloaded, "
+        "removed or outside the version policy): requests through them get 409 until it is")
     dataset: str | None = None
     class_names: list[str] = []
     input_shape: list[int] = []
@@ -109,7 +112,8 @@ class ModelSummary(BaseModel):
             name=name,
             ready=latest is not None,
             versions=[VersionInfo(**vars(s)) for s in repo.status(name)],
-            labels=entry.labels,
+            labels=repo.labels(name),
+            unavailable_labels=repo.unavailable_labels(name),
             dataset=latest.info.dataset if latest else None,
             class_names=latest.info.class_names if latest else [],
             input_shape=latest.info.input.shape[1:] if latest else [],

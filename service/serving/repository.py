@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnnlab.layout import SAVED_MODEL_FILE, is_complete_version, list_models, list_versions
-from service.errors import InvalidInput, NotFound, NotReady
+from service.errors import Conflict, NotFound, NotReady
 from service.runtime.heap import give_back
 from service.runtime.metrics import Metrics, applied_generation
 from service.runtime.settings import Settings
@@ -51,7 +51,6 @@ class ModelEntry:
     failed: dict[int, tuple[float, str]] = field(default_factory=dict)
     ended: dict[int, str] = field(default_factory=dict)   # unloaded versions -> reason
     unloading: set[int] = field(default_factory=set)
-    labels: dict[str, int] = field(default_factory=dict)
 
     def latest(self) -> ServedVersion | None:
         return self.served[max(self.served)] if self.served else None
@@ -143,14 +142,31 @@ class ModelRepository:
             raise NotFound(f"model {name!r} not found")
         return entry
 
+    def labels(self, name: str) -> dict[str, int]:
+        """Model ``name``'s version labels: the configured ones, overridden by the
+        admin's. A label is kept while its version is not served (unloaded, removed, or
+        outside the policy); requests through it are refused until it is again."""
+        return {**self.settings.version_labels.get(name, {}),
+                **self.admin.model_labels(name)}
+
+    def unavailable_labels(self, name: str) -> list[str]:
+        """The labels of ``name`` whose version is not served now."""
+        served = self.entry(name).served
+        return sorted(label for label, v in self.labels(name).items() if v not in served)
+
     def resolve(self, name: str, version: int | str | None = None,
                 label: str | None = None) -> ServedVersion:
         """The version to serve: a given number, a label, or the newest available."""
         entry = self.entry(name)
         if label is not None:
-            if label not in entry.labels:
+            labels = self.labels(name)
+            if label not in labels:
                 raise NotFound(f"model {name!r} has no version label {label!r}")
-            version = entry.labels[label]
+            version = labels[label]
+            if version not in entry.served:
+                raise Conflict(f"label {label!r} of model {name!r} points at version "
+                               f"{version}, which is not served now (served: "
+                               f"{sorted(entry.served) or 'none'})")
         if version is None:
             sv = entry.latest()
             if sv is None:
@@ -198,7 +214,7 @@ class ModelRepository:
         will, when they next read the state)."""
         async with self.state_file.update() as state:
             change(state)
-            await self.apply_admin(state, strict=True)
+            await self.apply_admin(state)
         if self.metrics_dir is None:
             return
         deadline = time.monotonic() + CONFIRM_TIMEOUT_S
@@ -208,28 +224,13 @@ class ModelRepository:
                                "they apply it when they next read the admin state")
             await asyncio.sleep(WATCH_INTERVAL_S / 2)
 
-    async def apply_admin(self, state: AdminState, *, strict: bool = False) -> None:
+    async def apply_admin(self, state: AdminState) -> None:
         """Serve what ``state`` says: models unloaded or loaded again, version labels.
-        ``strict`` (the worker that takes an admin request): a label on a version that is
-        not available is refused (``InvalidInput``) before anything changes; elsewhere it
-        is logged and skipped."""
-        if strict:
-            for name, wanted in state.models.items():
-                entry = self.models.get(name)
-                for label, version in wanted.labels.items():
-                    if entry is not None and version not in entry.served:
-                        raise InvalidInput(f"cannot point label {label!r} at version "
-                                           f"{version} of {name!r}: it is not available")
+        Nothing in a state is refused here: an admin route checks what its change
+        changes before it is made, and a label whose version has gone is kept and
+        reported (``unavailable_labels``), so no state blocks the next action."""
         self.admin = state
         await self.refresh()
-        for name, wanted in state.models.items():
-            entry = self.models.get(name)
-            for label, version in wanted.labels.items():
-                if entry is not None and version in entry.served:
-                    entry.labels[label] = version
-                else:
-                    log.warning("label %r of model %s: version %d is not available here",
-                                label, name, version)
         self.metrics.admin_generation.set(state.generation)
 
     # ------------------------------------------------------------------ reconcile
@@ -246,9 +247,7 @@ class ModelRepository:
                 self.last_scan_error = ""
             for name in names:
                 if name not in self.models:
-                    entry = ModelEntry(name=name, policy=self._policy(name))
-                    entry.labels = dict(self.settings.version_labels.get(name, {}))
-                    self.models[name] = entry
+                    self.models[name] = ModelEntry(name=name, policy=self._policy(name))
             for name in list(self.models):
                 if only is not None and name != only:
                     continue
@@ -352,9 +351,6 @@ class ModelRepository:
     def _retire(self, entry: ModelEntry, version: int, reason: str) -> None:
         sv = entry.served.pop(version)  # no new request can resolve it from now on
         entry.unloading.add(version)
-        for label, v in list(entry.labels.items()):
-            if v == version and label not in self.settings.version_labels.get(entry.name, {}):
-                del entry.labels[label]
         log.info("model %s version %d UNLOADING (%s, %d in flight)", entry.name, version,
                  reason, sv.inflight)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.helpers import FIXTURES, ROOT, Server
+from tests.helpers import FIXTURES, ROOT, Server, run_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
@@ -87,3 +88,33 @@ def test_the_first_screen_shows_the_digit_model_and_no_broken_image(page: Page) 
         ".map((i) => i.id)")
     assert broken == []
     expect(page.locator("#maps + .empty")).to_be_visible()  # an empty state instead
+
+
+HOSTILE = ['<img src=x onerror="window.__pwned=1">', "</option><script>window.__pwned=2</script>",
+           '"><svg onload="window.__pwned=3">', "zero", "one", "two", "three", "four", "five",
+           "six"]
+
+
+def test_hostile_class_names_are_shown_as_text(tiny_repo: Path, tmp_path: Path) -> None:
+    """A version whose metadata carries HTML in its class names: the page shows the text,
+    and nothing in it runs (data goes in as text; the policy forbids inline script)."""
+    repo = tmp_path / "models"
+    shutil.copytree(tiny_repo / "tiny", repo / "tiny")
+    meta = repo / "tiny" / "1" / "metadata.json"
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "class_names": HOSTILE}))
+    with run_server(repo, tmp_path) as server, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+        page = browser.new_page()
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(server.url + "/")
+        expect(page.locator("#model option")).to_have_count(1, timeout=20_000)
+        page.set_input_files("#file", str(FIXTURES / "digits" / "7_test0.png"))
+        expect(page.locator("#bars .bar")).to_have_count(5, timeout=20_000)
+        shown = page.locator("#bars .name").all_text_contents()
+        pwned = page.evaluate("() => window.__pwned === undefined ? null : window.__pwned")
+        injected = page.locator("#bars img, #bars svg, #bars script").count()
+        browser.close()
+    assert set(shown) <= set(HOSTILE) and any("<" in s for s in shown)
+    assert (pwned, injected, dialogs) == (None, 0, [])

@@ -149,7 +149,7 @@ def test_api_key_guards_everything_but_health(repo: Path, tmp_path: Path) -> Non
         assert label.status_code == 200 and label.json()["labels"] == {"stable": 1}
         bad = c.put("/admin/models/tiny/labels/stable", json={"version": 7},
                     headers={"X-API-Key": "s3cret"})
-        assert bad.status_code == 400 and "version 7" in bad.json()["error"]
+        assert bad.status_code == 409 and "version 7" in bad.json()["error"]
 
 
 def test_admin_is_off_without_a_configured_key(tiny_repo: Path, tmp_path: Path) -> None:

@@ -25,7 +25,19 @@ def test_raw_bytes_of_the_declared_size_become_the_input() -> None:
     assert got.shape == (2, 28, 28, 1)
 
 
+@pytest.mark.parametrize("values", [
+    list(range(256)) * 3 + list(range(16)),          # ints 0..255: read as bytes
+    [float(v) for v in range(256)] * 3 + [0.0] * 16,  # whole floats: the general path
+])
+def test_flat_json_values_become_the_input(values: list[float]) -> None:
+    got = model_input(Tensor("image", "uint8", (1, 28, 28, 1), values), IMAGE, SETTINGS)
+    assert got.dtype == np.uint8
+    np.testing.assert_array_equal(got.ravel(), values)
+
+
 @pytest.mark.parametrize(("tensor", "error", "needle"), [
+    (Tensor("image", "uint8", (1, 28, 28, 1), [0] * 783 + [256]), InvalidInput, "0..255"),
+    (Tensor("image", "uint8", (1, 28, 28, 1), [-1] + [0] * 783), InvalidInput, "0..255"),
     (Tensor("image", "uint8", (0, 28, 28, 1), b""), InvalidInput, "empty"),
     (Tensor("image", "uint8", (9, 28, 28, 1), b""), TooLarge, "batch of 9 images"),
     (Tensor("image", "uint8", (1, 28, 28, 2), b""), InvalidInput, "does not match"),

@@ -1,0 +1,176 @@
+"use strict";
+// The page's script, a file of its own: the page's Content-Security-Policy runs no
+// inline script. Model data (names, layers, class labels) reaches the page only as
+// text (textContent, option values), never as HTML.
+const $ = (id) => document.getElementById(id);
+// an element with text and children, built from DOM nodes
+function el(tag, { text = null, cls = null, value = null } = {}, ...children) {
+  const node = document.createElement(tag);
+  if (text !== null) node.textContent = String(text);
+  if (cls) node.className = cls;
+  if (value !== null) node.value = String(value);
+  node.append(...children);
+  return node;
+}
+// replace the <option>s of a <select>: [value, text] pairs
+function setOptions(id, pairs) {
+  $(id).replaceChildren(...pairs.map(([value, text]) => el("option", { text, value })));
+}
+const pad = $("pad"), ctx = pad.getContext("2d");
+let uploaded = null;            // a Blob the user picked, else the canvas is used
+let drawn = false;              // the pad holds ink
+let models = [];
+// Requests overlap (model switch, upload, layer pick): only the newest answer per target
+// may touch the page, or a slow stale reply overwrites a fresh one.
+const latest = {};
+function ticket(target) { latest[target] = (latest[target] || 0) + 1; return latest[target]; }
+function current(target, t) { return latest[target] === t; }
+
+function headers() {
+  const key = $("apikey").value.trim();
+  return key ? { "X-API-Key": key } : {};
+}
+function showError(msg) { $("error").textContent = msg || ""; }
+async function call(url, opts = {}) {
+  const r = await fetch(url, { ...opts, headers: { ...headers(), ...(opts.headers || {}) } });
+  if (!r.ok) {
+    let msg = r.statusText;
+    try { msg = (await r.json()).error; } catch (e) { /* not JSON */ }
+    throw new Error(`${r.status}: ${msg}`);
+  }
+  return r;
+}
+function clearPad() {
+  ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, pad.width, pad.height);
+  uploaded = null; drawn = false;
+}
+function imageBlob() {
+  return uploaded ? Promise.resolve(uploaded) : new Promise((res) => pad.toBlob(res, "image/png"));
+}
+function modelQuery() {
+  const v = $("version").value;
+  return v ? `version=${encodeURIComponent(v)}` : "";
+}
+async function postImage(path, query = "") {
+  const blob = await imageBlob();
+  const q = [modelQuery(), query].filter(Boolean).join("&");
+  return call(`${path}${q ? "?" + q : ""}`, { method: "POST", body: blob,
+    headers: { "Content-Type": blob.type || "image/png" } });
+}
+const objectUrls = {};
+async function toImg(id, response) {
+  const url = URL.createObjectURL(await response.blob());
+  if (objectUrls[id]) URL.revokeObjectURL(objectUrls[id]);
+  objectUrls[id] = url; $(id).src = url;
+}
+
+async function loadModels() {
+  try {
+    models = (await (await call("/api/models")).json()).models;
+    setOptions("model", models.map((m) => [m.name, m.name]));
+    // start with a digit model when there is one: the pad asks for a digit
+    const digits = models.find((m) => m.dataset === "mnist");
+    if (digits) $("model").value = digits.name;
+    await modelChanged();
+  } catch (e) { showError(e.message); }
+}
+async function modelChanged() {
+  const m = models.find((x) => x.name === $("model").value);
+  if (!m) return;
+  const avail = m.versions.filter((v) => v.state === "AVAILABLE").map((v) => v.version);
+  setOptions("version", [["", "latest"], ...avail.map((v) => [v, v])]);
+  try {
+    const s = await (await call(`/api/models/${encodeURIComponent(m.name)}/summary`)).json();
+    const maps = s.layers.filter((l) => l.output_shape.length === 4 || l.output_shape.length === 2);
+    setOptions("layer", maps.map((l) => [l.name, l.name]));
+    const first = s.layers.find((l) => l.type === "Conv2D");
+    if (first) $("layer").value = first.name;
+    await toImg("filters", await call(`/api/models/${encodeURIComponent(m.name)}/filters?format=png`));
+  } catch (e) { showError(e.message); }
+}
+
+async function predict() {
+  showError("");
+  if (!uploaded && !drawn) { $("prediction").textContent = "draw a digit or upload a picture"; return; }
+  const t = ticket("predict");
+  const name = $("model").value;
+  const extra = [`top_k=5`, `include_input=true`, `invert=${$("invert").value}`];
+  if ($("center").value) extra.push(`center=${$("center").value}`);
+  try {
+    const body = await (await postImage(`/api/models/${encodeURIComponent(name)}/predict`, extra.join("&"))).json();
+    if (!current("predict", t)) return;
+    const p = body.predictions[0];
+    $("prediction").textContent = `${p.top_k[0].label}  (${(100 * p.top_k[0].probability).toFixed(1)} %)  · v${body.version}`;
+    $("seen").src = "data:image/png;base64," + p.input_png;
+    $("bars").replaceChildren(...p.top_k.map((t) => {
+      const fill = el("span", { cls: "fill" });
+      fill.style.width = `${(100 * t.probability).toFixed(1)}%`;  // CSSOM: allowed by the policy
+      return el("div", { cls: "bar" }, el("span", { cls: "name", text: t.label }),
+        el("span", { cls: "track" }, fill),
+        el("span", { cls: "pct", text: `${(100 * t.probability).toFixed(1)} %` }));
+    }));
+    await Promise.all([showMaps(), showGradcam()]);
+  } catch (e) { showError(e.message); }
+}
+async function showMaps() {
+  if (!$("layer").value) return;
+  const q = `layers=${encodeURIComponent($("layer").value)}&format=png&colormap=${$("cmap").value}&invert=${$("invert").value}`;
+  const t = ticket("maps");
+  try {
+    const r = await postImage(`/api/models/${encodeURIComponent($("model").value)}/activations`, q);
+    if (current("maps", t)) await toImg("maps", r);
+  } catch (e) { if (current("maps", t)) showError(e.message); }
+}
+async function showGradcam() {
+  const t = ticket("gradcam");
+  try {
+    const r = await postImage(`/api/models/${encodeURIComponent($("model").value)}/gradcam`, `format=png&invert=${$("invert").value}`);
+    if (current("gradcam", t)) await toImg("gradcam", r);
+  } catch (e) { if (current("gradcam", t)) $("gradcam").removeAttribute("src"); }
+}
+async function runFilter() {
+  showError("");
+  const k = $("kernel").value;
+  const op = { op: "filter", border: $("border").value, weight: Number($("weight").value), output: $("output").value };
+  if (k === "custom") {
+    try { op.matrix = JSON.parse($("matrix").value); } catch (e) { return showError("custom kernel: not valid JSON"); }
+  } else { op.kernel = k; }
+  const ops = [{ op: "grayscale" }, op];
+  if ($("pool").value) ops.push({ op: "pool", kind: $("pool").value, size: 2 });
+  try {
+    const blob = await imageBlob();
+    $("original").src = URL.createObjectURL(blob);
+    const r = await call(`/api/pipeline?ops=${encodeURIComponent(JSON.stringify(ops))}`,
+      { method: "POST", body: blob, headers: { "Content-Type": blob.type || "image/png" } });
+    $("filtered-caption").textContent = `result ${r.headers.get("X-Output-Size")} (from ${r.headers.get("X-Input-Size")})`;
+    await toImg("filtered", r);
+  } catch (e) { showError(e.message); }
+}
+async function loadKernels() {
+  try {
+    const k = (await (await call("/api/kernels")).json()).kernels;
+    setOptions("kernel", [...Object.keys(k).map((n) => [n, n]), ["custom", "custom"]]);
+    $("kernel").value = "sobel_right";
+  } catch (e) { showError(e.message); }
+}
+
+// drawing: thick dark strokes on white paper, like a pen (the service inverts)
+let drawing = false;
+function point(e) { const r = pad.getBoundingClientRect(); return [(e.clientX - r.left) * pad.width / r.width, (e.clientY - r.top) * pad.height / r.height]; }
+pad.addEventListener("pointerdown", (e) => { drawing = true; uploaded = null; drawn = true; const [x, y] = point(e); ctx.beginPath(); ctx.moveTo(x, y); ctx.lineTo(x + 0.1, y); ctx.stroke(); });
+pad.addEventListener("pointermove", (e) => { if (!drawing) return; const [x, y] = point(e); ctx.lineTo(x, y); ctx.stroke(); });
+pad.addEventListener("pointerup", () => { drawing = false; predict(); });
+pad.addEventListener("pointerleave", () => { drawing = false; });
+ctx.lineWidth = 22; ctx.lineCap = "round"; ctx.lineJoin = "round"; ctx.strokeStyle = "#000";
+
+$("clear").onclick = () => clearPad();
+$("predict").onclick = predict;
+$("file").onchange = () => { if ($("file").files[0]) { uploaded = $("file").files[0]; predict(); } };
+$("model").onchange = () => modelChanged().then(predict);
+$("version").onchange = predict;
+$("layer").onchange = showMaps;
+$("cmap").onchange = showMaps;
+$("runfilter").onclick = runFilter;
+clearPad();
+loadModels();
+loadKernels();
