@@ -69,6 +69,11 @@ def catalogue() -> dict[str, list[list[float]]]:
     return out
 
 
+# The largest kernel value applied (after normalising and weighting): pixels stay far
+# inside float32's range, so a filtered picture never holds infinity or NaN.
+MAX_KERNEL_VALUE = 1e6
+
+
 def validate_matrix(matrix: object, max_size: int) -> np.ndarray:
     """A custom kernel: rectangular, odd height and width up to ``max_size``, finite."""
     try:
@@ -96,6 +101,10 @@ def prepare_kernel(k: np.ndarray, *, weight: float = 1.0, normalize: bool = Fals
     if normalize and total != 0:  # a zero-sum kernel (edges) cannot be normalised
         k = k / total
     k = k * weight
+    peak = float(np.abs(k).max())
+    if not peak <= MAX_KERNEL_VALUE:  # (also false for NaN)
+        raise Unprocessable(f"the kernel applied (after normalising and weighting) has a "
+                            f"value of {peak:g}; the limit is ±{MAX_KERNEL_VALUE:g}")
     return np.flip(k).copy() if mode == "convolution" else k
 
 

@@ -22,7 +22,8 @@ class FilterOp(BaseModel):
     matrix: Any = Field(default=None, description="a custom kernel: a matrix of numbers")
     size: int = Field(default=3, description="box/gaussian size (odd)")
     sigma: float = Field(default=1.0, description="gaussian sigma")
-    weight: float = Field(default=1.0, description="multiply the kernel by this")
+    weight: float = Field(default=1.0, ge=-kernels.MAX_KERNEL_VALUE,
+                          le=kernels.MAX_KERNEL_VALUE, description="multiply the kernel by this")
     normalize: bool = Field(default=False, description="divide the kernel by its sum")
     mode: kernels.Mode = "correlation"
     border: kernels.Border = "reflect101"

@@ -57,11 +57,30 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(
         default=15.0, gt=0, description="longest wait for the next part of a request body "
         "(408)")
+    min_body_rate_bytes_s: int = Field(
+        default=1000, ge=1, description="a body must arrive within body_timeout_s plus one "
+        "second per this many bytes, however it trickles (408)")
+    max_header_bytes: int = Field(
+        default=16384, ge=1024, description="request line and headers of one request, "
+        "beyond which it is answered 431 and the connection closed")
     keep_alive_timeout_s: int = Field(
         default=5, ge=1, description="an idle keep-alive connection is closed after this")
     max_connections: int = Field(
-        default=1024, ge=1, description="open connections per worker; one more is answered "
-        "503 + Retry-After and closed")
+        default=1024, ge=1, description="open connections per worker, HTTP and gRPC each; "
+        "one more HTTP connection is answered 503 + Retry-After and closed, one more gRPC "
+        "connection is refused")
+    grpc_max_concurrent_rpcs: int = Field(
+        default=256, ge=1, description="gRPC calls a worker runs at once; one more is "
+        "answered RESOURCE_EXHAUSTED")
+    grpc_max_streams_per_connection: int = Field(
+        default=64, ge=1, description="concurrent calls on one gRPC connection (HTTP/2 "
+        "MAX_CONCURRENT_STREAMS)")
+    grpc_idle_timeout_s: float = Field(
+        default=300.0, gt=0, description="a gRPC connection without calls is closed after "
+        "this")
+    grpc_max_connection_age_s: float = Field(
+        default=1800.0, gt=0, description="a gRPC connection is asked to go away after "
+        "this (calls in flight get 30 s more), so clients re-spread over replicas")
 
     # --- model repository
     models_dir: Path = Path("models")

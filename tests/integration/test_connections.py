@@ -1,10 +1,11 @@
-"""Connection hygiene over real sockets: a client that stalls in its headers or its body
-is answered 408 and dropped while others are served; a connection beyond the cap gets 503
-with Retry-After."""
+"""Connection hygiene over real sockets: a client that stalls in its headers or its body,
+or trickles its body, is answered 408 and dropped while others are served; headers over
+their cap get 431; a connection beyond the cap gets 503 with Retry-After."""
 
 from __future__ import annotations
 
 import json
+import select
 import socket
 import time
 from collections.abc import Iterator
@@ -21,7 +22,8 @@ DIGIT = (FIXTURES / "digits" / "7_test0.png").read_bytes()
 @pytest.fixture(scope="module")
 def server(tiny_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with run_server(tiny_repo, tmp_path_factory.mktemp("conns"), header_timeout_s="1",
-                    body_timeout_s="1", max_connections="12") as s:
+                    body_timeout_s="1", min_body_rate_bytes_s="100", max_header_bytes="2048",
+                    max_connections="12") as s:
         yield s
 
 
@@ -75,7 +77,42 @@ def test_a_stalled_body_is_answered_408(server: Server) -> None:
         sock.sendall(b"POST /api/models/tiny/predict HTTP/1.1\r\nhost: t\r\n"
                      b"content-type: image/png\r\ncontent-length: 1000\r\n\r\n" + DIGIT[:10])
         status, _, body = answer(read_all(sock))
-    assert status == 408 and "body did not arrive within 1 s" in body["error"]
+    assert status == 408 and "body stalled for 1 s" in body["error"]
+
+
+def test_a_trickled_body_is_cut_at_its_minimum_rate(server: Server) -> None:
+    """A byte every 0.4 s never stalls for the 1 s body timeout, but 2.5 bytes/s is far
+    below the 100 bytes/s minimum: cut after about 1 s, not after the 400 s it would take."""
+    with connect(server) as sock:
+        sock.sendall(b"POST /api/models/tiny/predict HTTP/1.1\r\nhost: t\r\n"
+                     b"content-type: image/png\r\ncontent-length: 1000\r\n\r\n")
+        started = time.monotonic()
+        for byte in DIGIT[:40]:  # until the server answers
+            sock.sendall(bytes([byte]))
+            if select.select([sock], [], [], 0.4)[0]:
+                break
+        elapsed = time.monotonic() - started
+        status, _, body = answer(read_all(sock))
+    assert status == 408 and "slower than 100 bytes/s" in body["error"]
+    assert elapsed < 10
+
+
+@pytest.mark.parametrize("head", [
+    b"x-big: " + b"a" * 3000 + b"\r\n\r\n",  # one header over the cap, whole
+    b"x-big: " + b"a" * 3000,                 # still arriving: refused before it ends
+    b"".join(b"x-h%d: %s\r\n" % (i, b"b" * 60) for i in range(40)),  # many small ones
+])
+def test_headers_over_their_cap_get_431(server: Server, head: bytes) -> None:
+    with connect(server) as sock:
+        sock.sendall(b"GET /health/live HTTP/1.1\r\nhost: t\r\n" + head)
+        status, _, body = answer(read_all(sock))
+    assert status == 431 and "2048-byte limit" in body["error"]
+
+
+def test_headers_under_their_cap_are_served(server: Server) -> None:
+    with server.client() as c:
+        r = c.get("/health/live", headers={"x-padding": "p" * 1500})
+    assert r.status_code == 200
 
 
 def test_connections_beyond_the_cap_get_503_with_retry_after(server: Server) -> None:

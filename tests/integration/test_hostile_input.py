@@ -151,11 +151,18 @@ def test_v2_bad_tensors(bundled_server: Server) -> None:
         {"inputs": [{"name": "image", "shape": [1, 28, 28, 1], "datatype": "COMPLEX",
                      "data": [0]}]},
         {"inputs": "nope"},
+        # shapes whose product overflows int64, or beyond int64 itself
+        {"inputs": [{"name": "image", "shape": [2**62, 2**62, 28, 1], "datatype": "UINT8",
+                     "data": [0]}]},
+        {"inputs": [{"name": "image", "shape": [2**64, 28, 28, 1], "datatype": "UINT8",
+                     "data": [0]}]},
+        {"inputs": [{"name": "image", "shape": [2**40, 28, 28, 1], "datatype": "UINT8",
+                     "data": [0]}]},
     ]
     with bundled_server.client() as c:
         for body in bodies:
             r = c.post("/v2/models/mnist/infer", content=json.dumps(body).encode())
-            assert r.status_code == 400, r.text
+            assert r.status_code in (400, 413), r.text
             assert "error" in r.json()
         r = c.post("/v2/models/mnist/infer", content=b'{"inputs": []}',
                    headers={"Inference-Header-Content-Length": "999"})
@@ -188,6 +195,10 @@ def test_traversal_names_are_just_unknown_names(bundled_server: Server, path: st
     ({"matrix": json.dumps(np.ones((17, 17), int).tolist())}, "at most 15"),
     ({"kernel": "box", "size": "999"}, "odd"),
     ({"kernel": "identity", "weight": "nan"}, "weight"),
+    ({"kernel": "sobel_magnitude", "weight": "inf", "format": "json"}, "weight"),
+    ({"kernel": "sobel_magnitude", "weight": "1e300", "format": "json"}, "weight"),
+    ({"matrix": "[[1e300]]", "format": "json"}, "limit is"),
+    ({"kernel": "box", "weight": "-1e7"}, "weight"),
 ])
 def test_hostile_kernels(bundled_server: Server, query: dict[str, str], needle: str) -> None:
     with bundled_server.client() as c:
@@ -196,6 +207,26 @@ def test_hostile_kernels(bundled_server: Server, query: dict[str, str], needle: 
         assert 400 <= r.status_code < 500, r.text
         assert needle in r.json()["error"]
         still_healthy(c)
+
+
+def test_deeply_nested_pipeline_ops_are_refused(bundled_server: Server) -> None:
+    with bundled_server.client() as c:
+        r = c.post("/api/pipeline", params={"ops": "[" * 2000 + "]" * 2000},
+                   content=DIGIT, headers=PNG)
+        assert r.status_code == 422 and "depth" in r.json()["error"]
+        still_healthy(c)
+
+
+@pytest.mark.parametrize("path", ["/v2/models/mnist/versions/abc",
+                                  "/v2/models/mnist/versions/1e3/ready",
+                                  "/v2/models/mnist/versions/-1/stats",
+                                  "/v1/models/mnist/versions/99999999999999999999999"])
+def test_non_numeric_or_huge_versions_are_unknown_versions(bundled_server: Server,
+                                                           path: str) -> None:
+    with bundled_server.client() as c:
+        r = c.get(path)
+        assert r.status_code in (400, 404), r.text
+        assert "error" in r.json()
 
 
 def test_cors_is_off_by_default(bundled_server: Server) -> None:

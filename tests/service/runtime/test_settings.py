@@ -83,3 +83,30 @@ def test_gpu_present_reads_the_driver_listing(tmp_path: Path) -> None:
     assert not config.gpu_present(tmp_path)
     (tmp_path / "0000:01:00.0").mkdir()
     assert config.gpu_present(tmp_path)
+
+
+def test_keys_may_come_from_files(tmp_path: Path) -> None:
+    (tmp_path / "key").write_text("inference-key\n")  # as a mounted Secret holds it
+    (tmp_path / "admin").write_text("admin-key")
+    s = Settings(api_key_file=tmp_path / "key", admin_api_key_file=tmp_path / "admin")
+    assert (s.key(), s.key(admin=True)) == ("inference-key", "admin-key")
+    assert "inference-key" not in repr(s)  # held as secrets
+
+
+def test_admin_falls_back_to_the_api_key() -> None:
+    assert Settings(api_key="k").key(admin=True) == "k"
+    assert Settings().key(admin=True) is None
+
+
+@pytest.mark.parametrize(("kwargs", "needle"), [
+    ({"api_key": "k", "api_key_file": "KEYFILE"}, "not both"),
+    ({"api_key_file": "EMPTY"}, "is empty"),
+    ({"admin_api_key_file": "MISSING"}, "cannot read"),
+])
+def test_bad_key_settings_say_what_is_wrong(tmp_path: Path, kwargs: dict[str, str],
+                                            needle: str) -> None:
+    (tmp_path / "KEYFILE").write_text("k")
+    (tmp_path / "EMPTY").write_text("\n")
+    resolved = {k: (v if k == "api_key" else tmp_path / v) for k, v in kwargs.items()}
+    with pytest.raises(ValidationError, match=needle):
+        Settings(**resolved)  # type: ignore[arg-type]
