@@ -8,6 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from service.api.deps import AppSettings, Repo, presents_key
 from service.api.schemas import HealthBody, VersionInfo
+from service.runtime import drain
 from service.runtime.metrics import exposition
 from service.runtime.workers import pool_metrics_dir
 
@@ -26,6 +27,9 @@ async def ready(request: Request, repo: Repo, settings: AppSettings) -> JSONResp
     """200 once every model in the repository has a version taking traffic, else 503.
     Load errors (which name files) are shown only to a caller with the API key, when
     one is configured; anyone sees the states."""
+    if drain.active():
+        body = HealthBody(status="draining", models={}, detail="shutting down")
+        return JSONResponse(body.model_dump(), status_code=503)
     trusted = presents_key(request, settings)
     models = {name: [VersionInfo(**vars(s)) if trusted else
                      VersionInfo(version=s.version, state=s.state) for s in repo.status(name)]
@@ -48,7 +52,8 @@ async def v2_live() -> dict[str, bool]:
 @router.get("/v2/health/ready", tags=["Open Inference Protocol (KServe V2)"],
             responses={503: {"description": "not ready (same body)"}})
 async def v2_ready(repo: Repo) -> JSONResponse:
-    return JSONResponse({"ready": repo.ready}, status_code=200 if repo.ready else 503)
+    ready = repo.ready and not drain.active()
+    return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -13,6 +13,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.runtime import drain
 from service.runtime.metrics import Metrics
 
 access_log = logging.getLogger("cnnlab.access")
@@ -120,6 +121,8 @@ class RequestContextMiddleware:
                 raw = list(message.get("headers", []))
                 raw.append((b"x-request-id", rid.encode()))
                 raw.extend(guards)
+                if drain.active():  # the proxy's next request opens a connection elsewhere
+                    raw.append((b"connection", b"close"))
                 message["headers"] = raw
             await send(message)
 

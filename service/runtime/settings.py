@@ -154,9 +154,13 @@ class Settings(BaseSettings):
     inspect_queue: int = Field(
         default=16, ge=0, description="inspection calls waiting; one more is answered 503 + "
         "Retry-After, so they cannot starve predictions")
+    shutdown_delay_s: float = Field(
+        default=0.0, ge=0, description="after SIGTERM a worker keeps serving this long first, "
+        "with /health/ready at 503 and every connection closed after its answer, so "
+        "balancers take it out before it stops listening (as a Kubernetes preStop sleep)")
     shutdown_grace_s: float = Field(
-        default=30.0, gt=0, description="after SIGTERM a worker finishes in-flight requests "
-        "for at most this long, then it is ended")
+        default=30.0, gt=0, description="then it finishes in-flight requests for at most "
+        "this long, and is ended")
 
     def tf_threads(self) -> tuple[int, int]:
         """(intra-op, inter-op) threads for TensorFlow; 0 = its own choice. Workers split

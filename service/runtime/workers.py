@@ -23,6 +23,7 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
@@ -32,6 +33,7 @@ from types import FrameType
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
+from service.runtime import drain
 from service.runtime.connections import GuardedHttpToolsProtocol
 from service.runtime.metrics import worker_exited
 from service.runtime.settings import Settings, get_settings
@@ -79,20 +81,29 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 
 class BoundedShutdownServer(uvicorn.Server):
-    """uvicorn's server, whose shutdown always ends: the first SIGTERM/SIGINT arms
-    ``faulthandler``'s watchdog, which ends the process (after printing every thread's
-    stack) if it is still alive ``grace_s`` later — say a thread stuck in a long model or
-    OpenCV call, which the interpreter would otherwise wait for at exit. The watchdog is a
-    C thread: it fires even while Python code cannot run."""
+    """uvicorn's server, whose shutdown drains first and always ends. The first
+    SIGTERM/SIGINT starts draining (``service.runtime.drain``) for ``delay_s``, then
+    uvicorn's graceful shutdown; it also arms ``faulthandler``'s watchdog, which ends the
+    process (after printing every thread's stack) if it is still alive ``delay_s +
+    grace_s`` later — say a thread stuck in a long model or OpenCV call, which the
+    interpreter would otherwise wait for at exit. The watchdog is a C thread: it fires
+    even while Python code cannot run. A second signal stops at once."""
 
-    def __init__(self, config: uvicorn.Config, grace_s: float) -> None:
+    def __init__(self, config: uvicorn.Config, delay_s: float, grace_s: float) -> None:
         super().__init__(config)
+        self.delay_s = delay_s
         self.grace_s = grace_s
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if not self.should_exit:
-            faulthandler.dump_traceback_later(self.grace_s, exit=True)
-        super().handle_exit(sig, frame)
+        if drain.active() or self.delay_s <= 0:
+            if not self.should_exit and not drain.active():
+                faulthandler.dump_traceback_later(self.grace_s, exit=True)
+            super().handle_exit(sig, frame)
+            return
+        drain.start()
+        faulthandler.dump_traceback_later(self.delay_s + self.grace_s, exit=True)
+        log.info("draining for %g s before shutting down", self.delay_s)
+        threading.Timer(self.delay_s, super().handle_exit, (sig, frame)).start()
 
 
 def serve_one(settings: Settings) -> None:
@@ -107,7 +118,8 @@ def serve_one(settings: Settings) -> None:
     config = uvicorn.Config(APP_FACTORY, factory=True, log_config=None, access_log=False,
                             timeout_graceful_shutdown=drain_s, http=GuardedHttpToolsProtocol,
                             timeout_keep_alive=settings.keep_alive_timeout_s)
-    BoundedShutdownServer(config, settings.shutdown_grace_s).run(sockets=[sock])
+    BoundedShutdownServer(config, settings.shutdown_delay_s,
+                          settings.shutdown_grace_s).run(sockets=[sock])
 
 
 def _worker_main() -> None:
@@ -118,10 +130,10 @@ def _worker_main() -> None:
 class Supervisor:
     """Keeps ``count`` worker processes running until SIGTERM/SIGINT."""
 
-    def __init__(self, count: int, run_dir: Path, grace_s: float) -> None:
+    def __init__(self, count: int, run_dir: Path, stop_s: float) -> None:
         self.count = count
         self.run_dir = run_dir
-        self.grace_s = grace_s
+        self.stop_s = stop_s  # a worker's drain delay and grace period
         self.workers: list[BaseProcess] = []
         self.stopping = False
         self._context = multiprocessing.get_context("spawn")  # no TensorFlow state forked
@@ -166,7 +178,7 @@ class Supervisor:
         for worker in self.workers:
             if worker.is_alive() and worker.pid is not None:
                 os.kill(worker.pid, signal.SIGTERM)
-        deadline = time.monotonic() + self.grace_s + 2
+        deadline = time.monotonic() + self.stop_s + 2
         for worker in self.workers:
             worker.join(max(0.0, deadline - time.monotonic()))
             if worker.is_alive():
@@ -185,4 +197,5 @@ def run(settings: Settings) -> int:
         # read by the workers' Settings and, before it is imported there, prometheus-client
         os.environ["CNNLAB_RUN_DIR"] = str(run_dir)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir(run_dir))
-        return Supervisor(settings.workers, run_dir, settings.shutdown_grace_s).run()
+        return Supervisor(settings.workers, run_dir,
+                          settings.shutdown_delay_s + settings.shutdown_grace_s).run()

@@ -68,3 +68,23 @@ def test_sigterm_ends_a_worker_stuck_in_a_long_call(tmp_path: Path) -> None:
         assert took < 3 + 2, f"exited {took:.1f} s after SIGTERM (grace 3 s)"
         assert port_is_free(port)
         assert "Thread" in server.logs()  # the watchdog printed the stuck thread's stack
+
+
+def test_a_draining_worker_serves_but_says_not_ready(tiny_repo: Path, tmp_path: Path) -> None:
+    """With a shutdown delay, SIGTERM first drains: requests are still answered, each
+    closing its connection, while readiness answers 503; then the worker ends."""
+    _, digit = fixture_images("digits")[0]
+    with run_server(tiny_repo, tmp_path, shutdown_delay_s="3") as server:
+        with httpx.Client(base_url=server.url, timeout=10) as c:
+            before = c.get("/health/ready")
+            server.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            ready, v2_ready = c.get("/health/ready"), c.get("/v2/health/ready")
+            answer = c.post("/api/models/tiny/predict", content=digit,
+                            headers={"content-type": "image/png"})
+        server.proc.wait(30)
+    assert before.status_code == 200 and "connection" not in before.headers
+    assert (ready.status_code, ready.json()["status"]) == (503, "draining")
+    assert v2_ready.status_code == 503
+    assert answer.status_code == 200 and answer.headers["connection"] == "close"
+    assert server.proc.returncode == -signal.SIGTERM  # ended by it, as uvicorn re-raises
