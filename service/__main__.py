@@ -19,6 +19,11 @@ def main() -> None:
     logging.getLogger("cnnlab").info(
         "%d server process(es) on %s:%d (CNNLAB_WORKERS; auto = one per CPU on a CPU-only "
         "host, at most %d)", settings.workers, settings.host, settings.port, MAX_AUTO_WORKERS)
+    if settings.exposed_without_key():
+        logging.getLogger("cnnlab").warning(
+            "listening on %s beyond this machine without an API key: anyone who reaches "
+            "the port can use every model (set CNNLAB_API_KEY or CNNLAB_API_KEY_FILE, or "
+            "bind CNNLAB_HOST=127.0.0.1 behind a proxy that authenticates)", settings.host)
     sys.exit(workers.run(settings))
 
 

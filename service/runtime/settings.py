@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from functools import lru_cache
@@ -173,9 +174,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _keys_from_files(self) -> Settings:
-        """Keys named by a file path are read from it (surrounding whitespace dropped)."""
+        """Keys named by a file path are read from it (surrounding whitespace dropped); an
+        empty key is no key."""
         for key, path in (("api_key", self.api_key_file),
                           ("admin_api_key", self.admin_api_key_file)):
+            value = getattr(self, key)
+            if value is not None and not value.get_secret_value().strip():
+                setattr(self, key, None)
             if path is None:
                 continue
             if getattr(self, key) is not None:
@@ -190,6 +195,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"CNNLAB_{key.upper()}_FILE: {path} is empty")
             setattr(self, key, SecretStr(secret))
         return self
+
+    def exposed_without_key(self) -> bool:
+        """Whether the service listens beyond loopback with no API key."""
+        try:
+            loopback = ipaddress.ip_address(self.host).is_loopback
+        except ValueError:  # a host name
+            loopback = self.host == "localhost"
+        return not loopback and self.key() is None
 
     def key(self, *, admin: bool = False) -> str | None:
         """The key a call must present: the admin key for admin calls when one is set,

@@ -50,12 +50,17 @@ def main(path: str) -> int:
         print(f"not an InferenceService: {exc}", file=sys.stderr)
         return 1
     [container] = isvc.spec.predictor.containers
-    [mount] = container.volume_mounts
-    [volume] = isvc.spec.predictor.volumes
+    mount = next(m for m in container.volume_mounts if m.name == "models")
+    volume = next(v for v in isvc.spec.predictor.volumes if v.name == "models")
+    guard = container.security_context
     print(json.dumps({
         "api_version": isvc.api_version, "kserve_group": kserve.constants.KSERVE_GROUP,
         "kind": isvc.kind, "image": container.image,
         "env": {e.name: e.value for e in container.env},
+        "secret_env": {e.name: e.value_from.secret_key_ref.name for e in container.env
+                       if e.value_from is not None},
+        "hardened": [guard.run_as_non_root, guard.allow_privilege_escalation,
+                     guard.read_only_root_filesystem, guard.capabilities.drop],
         "ports": [p.container_port for p in container.ports],
         "readiness_path": container.readiness_probe.http_get.path,
         "gpu_limit": container.resources.limits["nvidia.com/gpu"],

@@ -35,6 +35,10 @@ def test_inference_service_is_built_by_kserves_typed_objects() -> None:
     # the models volume the training Job writes, where the service looks for models
     assert isvc["mount_path"] == isvc["env"]["CNNLAB_MODELS_DIR"] and isvc["read_only"]
     assert isvc["claim"] == "cnn-lab-models"
+    # keys from the Secret the Deployment uses; no privileges, nothing writable but /tmp
+    assert isvc["secret_env"] == {"CNNLAB_API_KEY": "cnn-lab-keys",
+                                  "CNNLAB_ADMIN_API_KEY": "cnn-lab-keys"}
+    assert isvc["hardened"] == [True, False, True, ["ALL"]]
 
 
 def test_a_field_kserve_lacks_is_refused(tmp_path: Path) -> None:

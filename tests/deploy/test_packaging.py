@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -50,10 +52,27 @@ def test_compose_services_profiles_gpu_and_mounts() -> None:
     for name in ("cnnlab-gpu", "cnnlab-cpu", "cnnlab-replica"):
         assert services[name]["environment"]["CNNLAB_WORKERS"] == "auto", name
     assert services["cnnlab-cpu"]["environment"]["CUDA_VISIBLE_DEVICES"] == ""
-    for name in ("cnnlab-gpu", "cnnlab-cpu"):  # HTTP and gRPC
-        assert {(int(p["target"]), int(p["published"])) for p in services[name]["ports"]} == {
-            (8000, 8000), (8500, 8500)}, services[name]["ports"]
+    for name in ("cnnlab-gpu", "cnnlab-cpu"):  # HTTP and gRPC, on loopback by default
+        assert set(services[name]["ports"]) == {"127.0.0.1:8000:8000/tcp",
+                                                "127.0.0.1:8500:8500/tcp"}, name
+    assert services["nginx"]["ports"] == ["127.0.0.1:8000:8080/tcp"]
     assert any("deploy/nginx/nginx.conf" in v for v in services["nginx"]["volumes"])
+    for name in ("cnnlab-gpu", "cnnlab-cpu", "cnnlab-replica"):  # hardened, pinned
+        svc = services[name]
+        assert svc["read_only"] is True and svc["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in svc["security_opt"], name
+        assert not svc["image"].endswith(":latest"), name
+    assert not services["nginx"]["image"].endswith(":latest")
+
+
+def test_compose_publishes_beyond_loopback_only_when_told() -> None:
+    proc = subprocess.run([tool("docker-compose"), "--profile", "cpu", "config"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=True,
+                          env={"PATH": os.environ["PATH"], "CNNLAB_PUBLISH_ADDR": "0.0.0.0",
+                               "CNNLAB_API_KEY": "from-the-shell"})
+    svc = yaml.safe_load(proc.stdout)["services"]["cnnlab-cpu"]
+    assert "0.0.0.0:8000:8000/tcp" in svc["ports"]
+    assert svc["environment"]["CNNLAB_API_KEY"] == "from-the-shell"
 
 
 def test_dockerfile_lints_clean() -> None:
@@ -93,6 +112,17 @@ def test_kubernetes_manifests_validate() -> None:
     deployment = (ROOT / "deploy" / "k8s" / "deployment.yaml").read_text()
     for needle in ("/health/live", "/health/ready", "nvidia.com/gpu", "containerPort: 8500"):
         assert needle in deployment
+    pod = yaml.safe_load(deployment)["spec"]["template"]["spec"]
+    [server] = pod["containers"]
+    assert server["securityContext"] == {"allowPrivilegeEscalation": False,
+                                         "readOnlyRootFilesystem": True,
+                                         "capabilities": {"drop": ["ALL"]}}
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert not server["image"].endswith(":latest")
+    env = {e["name"]: e.get("value") for e in server["env"]}
+    keys = next(v for v in pod["volumes"] if v["name"] == "keys")["secret"]["secretName"]
+    mounts = {m["name"]: m["mountPath"] for m in server["volumeMounts"]}
+    assert env["CNNLAB_API_KEY_FILE"].startswith(mounts["keys"]) and keys == "cnn-lab-keys"
     # the claim the Deployment mounts is shipped
     [claim] = re.findall(r"claimName: ([\w-]+)", deployment)
     shipped = yaml.safe_load((ROOT / "deploy" / "k8s" / "models-pvc.yaml").read_text())
@@ -127,3 +157,15 @@ def test_training_job_builds_tf_config_for_each_indexed_pod() -> None:
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     claim = next(v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"])
     assert mounts["models"] == "/app/models" and claim == "cnn-lab-models"
+    assert not container["image"].endswith(":latest")
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    # only the Job's own pods reach the collective port
+    [policy] = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    assert policy["spec"]["podSelector"]["matchLabels"] == pod_labels(job)
+    [rule] = policy["spec"]["ingress"]
+    assert rule["from"] == [{"podSelector": {"matchLabels": pod_labels(job)}}]
+    assert rule["ports"] == [{"port": 2222, "protocol": "TCP"}]
+
+
+def pod_labels(job: dict[str, Any]) -> dict[str, str]:
+    return dict(job["spec"]["template"]["metadata"]["labels"])

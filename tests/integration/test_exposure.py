@@ -84,3 +84,11 @@ def test_a_url_cannot_forge_log_lines(tiny_repo: Path, tmp_path: Path, path: str
     assert not any(line.startswith(("2026-01-01", "forged")) for line in logs.splitlines())
     assert "\\x0a" in logs or "\\x0d" in logs
     assert "\x1b" not in logs
+
+
+def test_listening_beyond_loopback_without_a_key_warns(tiny_repo: Path, tmp_path: Path) -> None:
+    with run_server(tiny_repo, tmp_path, host="0.0.0.0") as exposed:
+        warned = "without an API key" in exposed.logs()
+    with run_server(tiny_repo, tmp_path, host="0.0.0.0", api_key="k") as guarded:
+        quiet = "without an API key" not in guarded.logs()
+    assert warned and quiet

@@ -110,3 +110,13 @@ def test_bad_key_settings_say_what_is_wrong(tmp_path: Path, kwargs: dict[str, st
     resolved = {k: (v if k == "api_key" else tmp_path / v) for k, v in kwargs.items()}
     with pytest.raises(ValidationError, match=needle):
         Settings(**resolved)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("host", "key", "exposed"), [
+    ("0.0.0.0", None, True), ("::", None, True), ("10.0.0.5", None, True),
+    ("0.0.0.0", "k", False), ("127.0.0.1", None, False), ("::1", None, False),
+    ("localhost", None, False), ("0.0.0.0", "", True),  # an empty key is no key
+])
+def test_listening_beyond_loopback_without_a_key_is_flagged(host: str, key: str | None,
+                                                            exposed: bool) -> None:
+    assert Settings(host=host, api_key=key).exposed_without_key() is exposed  # type: ignore[arg-type]
