@@ -21,6 +21,7 @@ from service import __version__
 from service.api import (
     admin,
     demo,
+    docs,
     errors,
     filtering,
     health,
@@ -30,7 +31,7 @@ from service.api import (
     tfserving,
     v2,
 )
-from service.api.deps import require_api_key
+from service.api.deps import known_query, require_api_key
 from service.api.middleware import RequestContextMiddleware
 from service.api.routing import LeanDispatch
 from service.api.schemas import ERRORS
@@ -105,6 +106,7 @@ def create_api(settings: Settings) -> FastAPI:
         description="Predictions, activations, filters and saliency of small image CNNs, "
                     "with TensorFlow-Serving- and KServe-V2-compatible routes.",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # service.api.docs serves them from packaged files
         # Prometheus (/metrics) is the telemetry here
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
@@ -112,11 +114,13 @@ def create_api(settings: Settings) -> FastAPI:
     app.state.metrics = metrics
     errors.install(app)
 
-    protected = [Depends(require_api_key)]
+    protected = [Depends(require_api_key), Depends(known_query)]
     app.include_router(health.router)
     app.include_router(demo.router)  # static page; its API calls carry the key
+    app.include_router(docs.router)  # Swagger UI and ReDoc, from packaged files
+    app.mount("/static/docs", docs.files, name="docs-assets")
     app.mount("/static", demo.files, name="static")
     for face in FACES:
         app.include_router(face.router, dependencies=protected, responses=ERRORS)
-    app.include_router(admin.router)
+    app.include_router(admin.router, dependencies=[Depends(known_query)])
     return app

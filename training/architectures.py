@@ -158,7 +158,7 @@ def best(input_shape: tuple[int, int, int], k: int) -> keras.Model:
     ])
 
 
-@register("strided", "Conv32x2, Conv32/5 stride 2, Conv64x2, Conv64/5 stride 2, Conv128/4, "
+@register("strided", "Conv32, Conv32/5 stride 2, Conv64x2, Conv64/5 stride 2, Conv128/4, "
                      "all with BatchNorm, dropout (the strongest single Kaggle MNIST CNN)")
 def strided(input_shape: tuple[int, int, int], k: int) -> keras.Model:
     # Stacked 3x3 convolutions, and learned 5x5 stride-2 downsampling in place of pooling;

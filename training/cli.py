@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from training.train import train
+    from training.train import split, train
 
     overrides = {k: getattr(args, k) for k in (
         "epochs", "batch_size", "optimizer", "learning_rate", "lr_schedule", "validation",
@@ -85,14 +85,20 @@ def _train(args: argparse.Namespace) -> int:
                 f"--validation-split must be a fraction in (0, 1), 'test' or 'none', "
                 f"not {cfg.validation!r}")
     ds = data.load(cfg.dataset, cfg.data_dir)
-    print(f"Training {cfg.arch} on {cfg.dataset}: {len(ds.x_train)} train / "
-          f"{len(ds.x_test)} test images; config {json.dumps(cfg.to_json())}", flush=True)
+    (x_fit, _), held = split(cfg, ds)
+    held_out = ("the test set" if cfg.validation == "test" else
+                f"{len(held[0])}" if held is not None else "none")
+    print(f"Training {cfg.arch} on {cfg.dataset}: {len(x_fit)} train / {held_out} validation"
+          f" / {len(ds.x_test)} test images; config {json.dumps(cfg.to_json())}", flush=True)
     result = train(cfg, ds)
     if result is None:
         print("Training done; the chief publishes the version")
         return 0
     m = result.metadata
     print(f"Exported {m['name']} version {result.version} to {result.path}")
+    reports = result.path / "reports"
+    if reports.is_dir():
+        print(f"reports ({len(list(reports.iterdir()))} files): {reports}")
     print(f"test accuracy {m['test_accuracy']:.4f}  ECE {m['test_ece']:.4f}  "
           f"test loss {m['test_loss']:.4f}  "
           f"epochs {m['epochs_run']}  {m['training_seconds']:.0f} s")

@@ -30,6 +30,9 @@ def training_curves(history: dict[str, list[float]], path: Path) -> Path:
         if f"val_{metric}" in history:
             ax.plot(epochs, history[f"val_{metric}"], "s--", label=f"validation {metric}")
         ax.set_xlabel("epoch")
+        # whole epochs only, and room around a single point (a one-epoch run)
+        ax.set_xticks(list(epochs) if len(epochs) <= 20 else ax.get_xticks())
+        ax.set_xlim(0.5, max(len(epochs), 1) + 0.5)
         ax.set_ylabel(metric)
         ax.legend()
         ax.grid(alpha=0.3)

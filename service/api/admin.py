@@ -6,7 +6,7 @@ file, and answered once every live worker has applied it (``ModelRepository.admi
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from service.api.deps import Repo, require_admin
 from service.api.schemas import ERRORS, LabelBody, ModelList, ModelSummary
@@ -47,12 +47,20 @@ async def unload_model(repo: Repo, name: str) -> ModelSummary:
     return ModelSummary.of(repo, name)
 
 
-@router.put("/models/{name}/labels/{label}", response_model=ModelSummary)
-async def set_label(repo: Repo, name: str, label: str,
-                    body: LabelBody) -> ModelSummary:
+# JSON bodies are read whatever their declared type (``curl -d`` says form-encoded), as the
+# V1 and V2 routes read theirs; admin calls always carry the key, so no browser form can
+# make one.
+LABEL_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": LabelBody.model_json_schema()}}}}
+
+
+@router.put("/models/{name}/labels/{label}", response_model=ModelSummary,
+            openapi_extra=LABEL_BODY)
+async def set_label(repo: Repo, name: str, label: str, request: Request) -> ModelSummary:
     """Point a version label (e.g. stable, canary) at a version served now (409 if it
     is not). The label stays if that version later stops being served: requests through
     it get 409 and the summary lists it under ``unavailable_labels``."""
+    body = LabelBody.model_validate_json(await request.body())
     served = repo.entry(name).served
     if body.version not in served:
         raise Conflict(f"cannot point label {label!r} at version {body.version} of "

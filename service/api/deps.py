@@ -6,13 +6,16 @@ two thread hops per request on the hot path."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
 from service.dataplane.access import check_key
 from service.dataplane.plane import DataPlane
-from service.errors import Unauthenticated
+from service.errors import Unauthenticated, Unprocessable
 from service.runtime.settings import Settings
 from service.serving.repository import ModelRepository
 
@@ -63,6 +66,48 @@ def presents_key(request: Request, settings: Settings) -> bool:
 async def require_admin(request: Request, settings: AppSettings) -> None:
     """Admin routes always need the key; with none configured they are off."""
     check_key(lambda name: request.headers.get(name, ""), settings, admin=True)
+
+
+def check_query(given: Iterable[str], accepted: frozenset[str]) -> None:
+    """A query parameter a route does not take is refused (``Unprocessable`` naming those it
+    takes), so a misspelt option (``topk=3``, ``versoin=2``) is never silently ignored."""
+    unknown = sorted(set(given) - accepted)
+    if unknown:
+        takes = ", ".join(sorted(accepted)) if accepted else "no query parameters"
+        raise Unprocessable(f"unknown query parameter{'s' if len(unknown) > 1 else ''} "
+                            f"{', '.join(map(repr, unknown))}; this route takes: {takes}")
+
+
+def query_names(route: APIRoute) -> frozenset[str]:
+    """The query parameters ``route`` takes: its own, its dependencies', and the fields of
+    a query model (found once, kept on the route)."""
+    known: frozenset[str] | None = getattr(route, "cnnlab_query_names", None)
+    if known is None:
+        known = _collect_query_names(route)
+        route.cnnlab_query_names = known  # type: ignore[attr-defined]
+    return known
+
+
+def _collect_query_names(route: APIRoute) -> frozenset[str]:
+    names: set[str] = set()
+    pending = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        pending.extend(dependant.dependencies)
+        for param in dependant.query_params:
+            kind = param.field_info.annotation
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                names.update(f.alias or n for n, f in kind.model_fields.items())
+            else:
+                names.add(param.alias)
+    return frozenset(names)
+
+
+async def known_query(request: Request) -> None:
+    """The FastAPI routes' check of ``check_query`` (hot routes make it themselves)."""
+    route = request.scope.get("route")
+    if request.scope.get("query_string") and isinstance(route, APIRoute):
+        check_query(request.query_params.keys(), query_names(route))
 
 
 def tag_request(request: Request, model: str, version: int | str) -> None:

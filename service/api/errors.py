@@ -85,10 +85,14 @@ def install(app: FastAPI) -> None:
         return error_response(422, f"{where}: {errs[0]['msg'] if errs else 'invalid value'}")
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code == 404 and detail == "Not Found":
-            detail = "no such route"
+            detail = "no such route (the routes: /docs)"
+        elif exc.status_code == 405 and detail == "Method Not Allowed":
+            allowed = (exc.headers or {}).get("Allow", "")
+            detail = (f"{request.method} is not allowed on {request.url.path}; it takes "
+                      f"{allowed or 'another method'}")
         return error_response(exc.status_code, detail, dict(exc.headers or {}))
 
     @app.exception_handler(Exception)

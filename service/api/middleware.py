@@ -23,24 +23,19 @@ _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _LOG_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
 
 # Security headers on every answer. API answers are data and load nothing; the demo page
-# loads only its own files (no inline script: model data cannot become code); the API docs
-# load Swagger UI / ReDoc from their CDN with the inline start-up script FastAPI writes.
+# and its files load only this service's files (no inline script: model data cannot become
+# code). An answer that sets its own policy keeps it (the API docs, service.api.docs).
 _API_CSP = b"default-src 'none'; frame-ancestors 'none'"
 _PAGE_CSP = (b"default-src 'self'; img-src 'self' data: blob:; object-src 'none'; "
              b"base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-_DOCS_CSP = (b"default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-             b"style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: "
-             b"https://fastapi.tiangolo.com; worker-src 'self' blob:; object-src 'none'; "
-             b"base-uri 'none'; frame-ancestors 'none'")
-_DOCS = ("/docs", "/redoc")
+_CSP = b"content-security-policy"
 
 
 def security_headers(path: str) -> list[tuple[bytes, bytes]]:
     """The headers every answer to ``path`` carries."""
-    csp = (_PAGE_CSP if path == "/" or path.startswith("/static/") else
-           _DOCS_CSP if path.startswith(_DOCS) else _API_CSP)
+    csp = _PAGE_CSP if path == "/" or path.startswith("/static/") else _API_CSP
     return [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
-            (b"content-security-policy", csp)]
+            (_CSP, csp)]
 
 
 def loggable(path: str) -> str:
@@ -120,7 +115,8 @@ class RequestContextMiddleware:
                 status = message["status"]
                 raw = list(message.get("headers", []))
                 raw.append((b"x-request-id", rid.encode()))
-                raw.extend(guards)
+                own_policy = any(name.lower() == _CSP for name, _ in raw)
+                raw.extend(g for g in guards if not (own_policy and g[0] == _CSP))
                 if drain.active():  # the proxy's next request opens a connection elsewhere
                     raw.append((b"connection", b"close"))
                 message["headers"] = raw

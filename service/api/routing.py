@@ -24,7 +24,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from service.api.deps import require_api_key, settings_of
+from service.api.deps import check_query, require_api_key, settings_of
 from service.api.errors import (
     error_response,
     internal_error,
@@ -39,8 +39,7 @@ H = TypeVar("H", bound=Handler)
 
 
 class NoQuery(BaseModel):
-    """A hot route without query parameters (any given are ignored, as TF Serving and
-    Triton do)."""
+    """A hot route without query parameters (any given are refused, naming none)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -54,11 +53,14 @@ class HotRoute(APIRoute):
         hint = typing.get_type_hints(endpoint, include_extras=True)["params"]
         self.query_model: type[BaseModel] = typing.get_args(hint)[0]
         self.no_query = self.query_model.model_validate({})  # most requests have none
+        self.query_names = frozenset(f.alias or n for n, f
+                                     in self.query_model.model_fields.items())
 
     def query(self, scope: Scope, request: Request) -> BaseModel:
-        """The validated query parameters (``Unprocessable`` if invalid)."""
+        """The validated query parameters (``Unprocessable`` if invalid or unknown)."""
         if not scope.get("query_string"):
             return self.no_query
+        check_query(request.query_params.keys(), self.query_names)
         try:
             return self.query_model.model_validate(dict(request.query_params))
         except ValidationError as exc:

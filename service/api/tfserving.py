@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.deps import Plane, plane_of, tag_request
 from service.api.routing import NoQuery, hot_post
@@ -63,18 +64,30 @@ def _metadata(sv: ServedVersion) -> dict[str, Any]:
             "metadata": {"signature_def": {"signature_def": defs}}}
 
 
+def _no_verb(segment: str) -> None:
+    """``GET /v1/models/mnist:predict`` would otherwise read as the status of a model
+    named 'mnist:predict'."""
+    if ":" in segment:
+        verb = segment.rsplit(":", 1)[1]
+        raise StarletteHTTPException(405, f"':{verb}' is called with POST and a JSON body; "
+                                          "GET reads a model's status", {"Allow": "POST"})
+
+
 @router.get("/{name}")
 async def model_status(plane: Plane, name: str) -> dict[str, Any]:
+    _no_verb(name)
     return _status(plane, name, None, None)
 
 
 @router.get("/{name}/versions/{version}")
 async def version_status(plane: Plane, name: str, version: str) -> dict[str, Any]:
+    _no_verb(version)
     return _status(plane, name, version, None)
 
 
 @router.get("/{name}/labels/{label}")
 async def label_status(plane: Plane, name: str, label: str) -> dict[str, Any]:
+    _no_verb(label)
     return _status(plane, name, None, label)
 
 

@@ -71,7 +71,7 @@ async def repository_unload(request: Request, repo: Repo, name: str) -> dict[str
 def _stats(rows: list[VersionStats]) -> dict[str, Any]:
     none = {"count": 0, "ns": 0}
     return {"model_stats": [{
-        "name": st.name, "version": str(st.version), "last_inference": 0,
+        "name": st.name, "version": str(st.version), "last_inference": st.last_inference_ms,
         "inference_count": st.inferences, "execution_count": st.executions,
         "inference_stats": {
             "success": {"count": st.queue_count, "ns": st.queue_ns + st.compute_ns},

@@ -50,7 +50,7 @@ from service.images.preprocess import (
     preprocess,
     stack,
 )
-from service.runtime.metrics import version_totals
+from service.runtime.metrics import LAST_INFERENCE, version_totals
 from service.runtime.settings import Settings
 from service.serving import inspection
 from service.serving.batcher import BatcherClosed, QueueFull
@@ -96,6 +96,7 @@ class VersionStats:
     queue_ns: int
     compute_count: int
     compute_ns: int
+    last_inference_ms: int  # Unix time of the last batch, in milliseconds (0: none yet)
 
 
 class DataPlane:
@@ -168,7 +169,8 @@ class DataPlane:
             executions=count("cnnlab_batch_size"),
             queue_count=count("cnnlab_queue_seconds"), queue_ns=ns("cnnlab_queue_seconds"),
             compute_count=count("cnnlab_inference_seconds"),
-            compute_ns=ns("cnnlab_inference_seconds"))
+            compute_ns=ns("cnnlab_inference_seconds"),
+            last_inference_ms=int(totals.get(LAST_INFERENCE, 0) * 1000))
 
     # ------------------------------------------------------------------ inference
     async def infer(self, request: InferRequest) -> InferResult:

@@ -74,7 +74,8 @@ class InferenceService(Servicer, service_pb2_grpc.GRPCInferenceServiceServicer):
         for st in rows:
             stats = response.model_stats.add(name=st.name, version=str(st.version),
                                              inference_count=st.inferences,
-                                             execution_count=st.executions)
+                                             execution_count=st.executions,
+                                             last_inference=st.last_inference_ms)
             infer = stats.inference_stats
             infer.success.count, infer.success.ns = st.queue_count, st.queue_ns + st.compute_ns
             infer.queue.count, infer.queue.ns = st.queue_count, st.queue_ns

@@ -22,6 +22,7 @@ from prometheus_client import (
 )
 
 ADMIN_GENERATION = "cnnlab_admin_state_generation"
+LAST_INFERENCE = "cnnlab_last_inference_timestamp_seconds"
 _LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
@@ -59,6 +60,9 @@ class Metrics:
         self.warmup_seconds = Gauge(
             "cnnlab_model_warmup_seconds", "time to warm a version up", ["model", "version"],
             registry=r, multiprocess_mode="max")
+        self.last_inference = Gauge(
+            LAST_INFERENCE, "when a version last ran a batch (Unix time)",
+            ["model", "version"], registry=r, multiprocess_mode="max")
         self.versions_loaded = Gauge(
             "cnnlab_model_versions_available", "versions taking traffic", ["model"], registry=r,
             multiprocess_mode="livemax")
@@ -90,14 +94,18 @@ def _workers_registry(multiproc_dir: Path) -> CollectorRegistry:
 def version_totals(metrics: Metrics, multiproc_dir: Path | None, model: str,
                    version: str) -> dict[str, float]:
     """The sums and counts of one model version's histograms (``cnnlab_batch_size_sum``,
-    ``cnnlab_inference_seconds_count``, ...), over every worker."""
+    ``cnnlab_inference_seconds_count``, ...), over every worker, and when it last ran
+    (``LAST_INFERENCE``, the latest of them)."""
     totals: dict[str, float] = {}
     for family in _registry(metrics, multiproc_dir).collect():
         for sample in family.samples:
-            if (sample.name.endswith(("_sum", "_count"))
-                    and sample.labels.get("model") == model
-                    and sample.labels.get("version") == version):
+            if (sample.labels.get("model") != model
+                    or sample.labels.get("version") != version):
+                continue
+            if sample.name.endswith(("_sum", "_count")):
                 totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+            elif sample.name == LAST_INFERENCE:
+                totals[LAST_INFERENCE] = max(totals.get(LAST_INFERENCE, 0.0), sample.value)
     return totals
 
 

@@ -33,10 +33,11 @@ from types import FrameType
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
+from cnnlab.quiet import start_up_lines_dropped
 from service.runtime import drain
 from service.runtime.connections import GuardedHttpToolsProtocol
 from service.runtime.metrics import worker_exited
-from service.runtime.settings import Settings, get_settings
+from service.runtime.settings import Settings, get_settings, gpu_present
 
 log = logging.getLogger("cnnlab.workers")
 
@@ -108,6 +109,10 @@ class BoundedShutdownServer(uvicorn.Server):
 
 def serve_one(settings: Settings) -> None:
     """Run one worker in this process until it is stopped."""
+    with start_up_lines_dropped(gpu_present()):  # TensorFlow's import and GPU probing
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")
     try:
         sock = listening_socket(settings.host, settings.port)
     except OSError as exc:

@@ -20,6 +20,14 @@ class VersionPolicy:
             return [v for v in ordered if v in self.versions]
         return ordered[-self.count:]
 
+    @property
+    def text(self) -> str:
+        """The policy as it is written in the settings."""
+        if self.kind == "specific":
+            return "specific:" + ",".join(map(str, sorted(self.versions)))
+        return "latest" if self.kind == "latest" and self.count == 1 else (
+            f"latest:{self.count}" if self.kind == "latest" else self.kind)
+
 
 def parse_policy(text: str) -> VersionPolicy:
     """``latest``, ``latest:N``, ``all`` or ``specific:1,3``; ValueError otherwise."""

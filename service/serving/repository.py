@@ -139,7 +139,8 @@ class ModelRepository:
     def entry(self, name: str) -> ModelEntry:
         entry = self.models.get(name)
         if entry is None:
-            raise NotFound(f"model {name!r} not found")
+            known = ", ".join(sorted(self.models)) or "none"
+            raise NotFound(f"model {name!r} not found (models: {known})")
         return entry
 
     def labels(self, name: str) -> dict[str, int]:
@@ -161,7 +162,9 @@ class ModelRepository:
         if label is not None:
             labels = self.labels(name)
             if label not in labels:
-                raise NotFound(f"model {name!r} has no version label {label!r}")
+                known = ", ".join(sorted(labels)) or "none"
+                raise NotFound(f"model {name!r} has no version label {label!r} (labels: "
+                               f"{known})")
             version = labels[label]
             if version not in entry.served:
                 raise Conflict(f"label {label!r} of model {name!r} points at version "
@@ -178,8 +181,26 @@ class ModelRepository:
             raise NotFound(f"version {version!r} of model {name!r}: not an integer") from None
         sv = entry.served.get(number)
         if sv is None:
-            raise NotFound(f"model {name!r} has no available version {number}")
+            raise NotFound(f"model {name!r} has no available version {number} "
+                           f"({self._why_not_served(entry, number)})")
         return sv
+
+    def _why_not_served(self, entry: ModelEntry, version: int) -> str:
+        """What is served instead of ``version``, and why it is not."""
+        served = f"serving {sorted(entry.served)}" if entry.served else "serving none"
+        on_disk = list_versions(self.root / entry.name)
+        if not self.enabled(entry.name):
+            why = "the model is unloaded"
+        elif version in entry.failed:
+            why = f"version {version} failed to load"
+        elif version in entry.loading:
+            why = f"version {version} is loading"
+        elif version not in on_disk:
+            why = f"no version {version} in the repository (on disk: {on_disk})"
+        else:
+            why = (f"the version policy {entry.policy.text!r} does not select it "
+                   "(CNNLAB_VERSION_POLICY, CNNLAB_MODEL_POLICIES)")
+        return f"{served}; {why}"
 
     @contextlib.asynccontextmanager
     async def lease(self, name: str, version: int | str | None = None,
@@ -318,10 +339,12 @@ class ModelRepository:
         batch_hist = self.metrics.batch_size.labels(*labels)
         infer_hist = self.metrics.inference.labels(*labels)
         wait_hist = self.metrics.queue_wait.labels(*labels)
+        last = self.metrics.last_inference.labels(*labels)
 
         def observe(size: int, seconds: float, waits: list[float]) -> None:
             batch_hist.observe(size)
             infer_hist.observe(seconds)
+            last.set(time.time())
             for wait in waits:
                 wait_hist.observe(wait)
 

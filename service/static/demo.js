@@ -44,6 +44,22 @@ function clearPad() {
   ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, pad.width, pad.height);
   uploaded = null; drawn = false;
 }
+// show a picture in the pad, fitted and centred (an upload, or the sample digit)
+async function showInPad(blob) {
+  const bitmap = await createImageBitmap(blob);
+  const scale = Math.min(pad.width / bitmap.width, pad.height / bitmap.height);
+  const w = bitmap.width * scale, h = bitmap.height * scale;
+  ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, pad.width, pad.height);
+  ctx.imageSmoothingEnabled = false;  // the pixels of a small picture stay visible
+  ctx.drawImage(bitmap, (pad.width - w) / 2, (pad.height - h) / 2, w, h);
+}
+// a picture the user picked (or the sample): shown in the pad, sent as it is
+async function usePicture(blob) {
+  await showInPad(blob);
+  uploaded = blob; drawn = false;
+  await predict();
+  await runFilter();
+}
 function imageBlob() {
   return uploaded ? Promise.resolve(uploaded) : new Promise((res) => pad.toBlob(res, "image/png"));
 }
@@ -137,6 +153,7 @@ async function runFilter() {
   } else { op.kernel = k; }
   const ops = [{ op: "grayscale" }, op];
   if ($("pool").value) ops.push({ op: "pool", kind: $("pool").value, size: 2 });
+  if (!uploaded && !drawn) return;  // nothing to filter yet
   try {
     const blob = await imageBlob();
     $("original").src = URL.createObjectURL(blob);
@@ -157,20 +174,28 @@ async function loadKernels() {
 // drawing: thick dark strokes on white paper, like a pen (the service inverts)
 let drawing = false;
 function point(e) { const r = pad.getBoundingClientRect(); return [(e.clientX - r.left) * pad.width / r.width, (e.clientY - r.top) * pad.height / r.height]; }
-pad.addEventListener("pointerdown", (e) => { drawing = true; uploaded = null; drawn = true; const [x, y] = point(e); ctx.beginPath(); ctx.moveTo(x, y); ctx.lineTo(x + 0.1, y); ctx.stroke(); });
+pad.addEventListener("pointerdown", (e) => { if (uploaded) clearPad(); drawing = true; drawn = true; const [x, y] = point(e); ctx.beginPath(); ctx.moveTo(x, y); ctx.lineTo(x + 0.1, y); ctx.stroke(); });
 pad.addEventListener("pointermove", (e) => { if (!drawing) return; const [x, y] = point(e); ctx.lineTo(x, y); ctx.stroke(); });
-pad.addEventListener("pointerup", () => { drawing = false; predict(); });
+pad.addEventListener("pointerup", () => { drawing = false; predict().then(runFilter); });
 pad.addEventListener("pointerleave", () => { drawing = false; });
 ctx.lineWidth = 22; ctx.lineCap = "round"; ctx.lineJoin = "round"; ctx.strokeStyle = "#000";
 
 $("clear").onclick = () => clearPad();
 $("predict").onclick = predict;
-$("file").onchange = () => { if ($("file").files[0]) { uploaded = $("file").files[0]; predict(); } };
+$("file").onchange = () => { if ($("file").files[0]) usePicture($("file").files[0]); };
 $("model").onchange = () => modelChanged().then(predict);
 $("version").onchange = predict;
 $("layer").onchange = showMaps;
 $("cmap").onchange = showMaps;
 $("runfilter").onclick = runFilter;
-clearPad();
-loadModels();
-loadKernels();
+// the first screen shows a real prediction: a test-set digit, until the user draws or uploads
+async function start() {
+  clearPad();
+  await Promise.all([loadModels(), loadKernels()]);
+  const m = models.find((x) => x.name === $("model").value);
+  if (m && m.dataset === "mnist") {
+    try { await usePicture(await (await fetch("/static/sample-digit.png")).blob()); }
+    catch (e) { showError(e.message); }
+  }
+}
+start();

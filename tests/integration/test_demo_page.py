@@ -42,8 +42,7 @@ def loaded(page: Page, selector: str) -> None:
 def test_upload_predict_feature_maps_and_filter(page: Page) -> None:
     expect(page.locator("#model option")).to_have_count(2, timeout=20_000)
     page.select_option("#model", "mnist")
-    # a blank pad is not sent: a stale blank-pad answer must not overwrite the upload's
-    expect(page.get_by_test_id("prediction")).to_contain_text("draw a digit", timeout=20_000)
+    # the sample's answer, arriving late, must not overwrite the upload's
     page.set_input_files("#file", str(FIXTURES / "digits" / "3_test18.png"))
     expect(page.get_by_test_id("prediction")).to_contain_text("3  (", timeout=20_000)
     loaded(page, "#seen")
@@ -78,16 +77,32 @@ def test_drawing_a_digit_predicts_it(page: Page) -> None:
     expect(page.get_by_test_id("prediction")).to_contain_text("1  (", timeout=20_000)
 
 
-def test_the_first_screen_shows_the_digit_model_and_no_broken_image(page: Page) -> None:
+def test_the_first_screen_shows_a_prediction_and_no_broken_image(page: Page) -> None:
+    """A fresh page predicts a sample test-set digit: the pad shows it, every panel has
+    its picture (the playground's too), and nothing is broken. Its screenshot is the
+    README's (docs/demo.png)."""
     expect(page.locator("#model option")).to_have_count(2, timeout=20_000)
     expect(page.locator("#model")).to_have_value("mnist")  # not the first alphabetically
-    loaded(page, "#filters")  # the one picture a fresh page draws
+    expect(page.get_by_test_id("prediction")).to_contain_text("7  (", timeout=20_000)
+    for picture in ("#seen", "#maps", "#gradcam", "#filters", "#filtered"):
+        loaded(page, picture)
     broken = page.evaluate(
         "() => [...document.images].filter((i) => i.getAttribute('src') ?"
         " !(i.complete && i.naturalWidth > 0) : getComputedStyle(i).display !== 'none')"
         ".map((i) => i.id)")
     assert broken == []
-    expect(page.locator("#maps + .empty")).to_be_visible()  # an empty state instead
+    ink = page.evaluate("() => { const c = document.getElementById('pad');"
+                        " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+                        " let n = 0; for (let i = 0; i < d.length; i += 4) n += d[i] > 128;"
+                        " return n; }")
+    assert ink > 1000  # the sample is in the pad (light strokes on its dark ground)
+    one_line = page.evaluate("() => { const p = document.getElementById('prediction');"
+                             " return p.getClientRects().length; }")
+    assert one_line == 1
+    assert page.evaluate("() => document.querySelector('link[rel=icon]').href").endswith(
+        "/static/favicon.svg")
+    expect(page.locator("#error")).to_have_text("")
+    page.screenshot(path=str(ROOT / "docs" / "demo.png"), full_page=True)
 
 
 HOSTILE = ['<img src=x onerror="window.__pwned=1">', "</option><script>window.__pwned=2</script>",
@@ -118,3 +133,25 @@ def test_hostile_class_names_are_shown_as_text(tiny_repo: Path, tmp_path: Path) 
         browser.close()
     assert set(shown) <= set(HOSTILE) and any("<" in s for s in shown)
     assert (pwned, injected, dialogs) == (None, 0, [])
+
+
+@pytest.mark.parametrize(("path", "rendered"), [("/docs", ".swagger-ui .info .title"),
+                                                 ("/redoc", "h1")])
+def test_the_api_docs_render_offline(bundled_server: Server, path: str,
+                                     rendered: str) -> None:
+    """Swagger UI and ReDoc come from the package's own files (this machine has no
+    internet), under a policy that lets nothing else run."""
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+        page = browser.new_page()
+        refused: list[str] = []
+        page.on("console", lambda m: refused.append(m.text)
+                if "Content Security Policy" in m.text else None)
+        outside: list[str] = []
+        page.on("request", lambda r: outside.append(r.url)
+                if not r.url.startswith((bundled_server.url, "data:", "blob:")) else None)
+        page.goto(bundled_server.url + path)
+        expect(page.locator(rendered).first).to_contain_text("CNN Lab Server", timeout=30_000)
+        browser.close()
+    assert (refused, outside) == ([], [])

@@ -75,3 +75,14 @@ def test_json_logs_have_one_line_per_request(tiny_repo: Path, tmp_path: Path) ->
     entry = lines[0]
     assert entry["route"] == "/api/models/{name}" and entry["status"] == 200
     assert entry["logger"] == "cnnlab.access" and entry["ms"] > 0
+
+
+def test_start_up_logs_say_the_device_without_alarming_noise(tiny_repo: Path,
+                                                             tmp_path: Path) -> None:
+    """On a CPU host TensorFlow's C++ start-up notices (a cuInit "failure" among them)
+    stay out of the log; the device in use is logged once."""
+    with run_server(tiny_repo, tmp_path) as server:
+        logs = server.logs()
+    assert "running on /CPU:0" in logs
+    for noise in ("cuInit", "E0000", "I0000", "absl::InitializeLog"):
+        assert noise not in logs, noise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import cv2
@@ -74,8 +75,11 @@ def test_tritonclient_reads_statistics(tiny_repo: Path, tmp_path: Path) -> None:
         c = client(server)
         inp = triton.InferInput("image", [4, 28, 28, 1], "UINT8")
         inp.set_data_from_numpy(np.zeros((4, 28, 28, 1), np.uint8))
+        [idle] = c.get_inference_statistics("tiny")["model_stats"]
+        started_ms = time.time() * 1000
         for _ in range(3):
             c.infer("tiny", [inp])
+        ended_ms = time.time() * 1000
         [stats] = c.get_inference_statistics("tiny")["model_stats"]
         [same] = c.get_inference_statistics("tiny", "1")["model_stats"]
         everything = c.get_inference_statistics()["model_stats"]
@@ -85,3 +89,6 @@ def test_tritonclient_reads_statistics(tiny_repo: Path, tmp_path: Path) -> None:
     assert stats["inference_stats"]["queue"]["count"] == 3  # requests
     assert stats["inference_stats"]["compute_infer"]["ns"] > 0
     assert same == stats and everything == [stats]
+    # when the last batch ran (ms since the epoch); none before the first request
+    assert idle.get("last_inference", 0) == 0
+    assert started_ms <= int(stats["last_inference"]) <= ended_ms

@@ -86,6 +86,11 @@ def test_cli_train_list_evaluate_round_trip(tmp_path: Path) -> None:
                        "--batch-size", "32", "--stop-at-accuracy", "0.0", *common)
         assert proc.returncode == 0, proc.stderr
         assert f"Exported mnist version {expected_version}" in proc.stdout
+        # cnn1 holds out 0.33 of the training set: the header says what it trains on
+        assert "Training cnn1 on mnist: 85 train / 43 validation / 64 test images" \
+            in proc.stdout
+        written = models / "mnist" / str(expected_version) / "reports"
+        assert f"reports ({len(list(written.iterdir()))} files): {written}" in proc.stdout
     meta = json.loads((models / "mnist" / "2" / "metadata.json").read_text())
     assert meta["arch"] == "cnn1" and meta["epochs_run"] == 1  # stopped after epoch 1
     assert meta["stopped_early_at_epoch"] == 1

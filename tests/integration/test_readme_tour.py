@@ -1,0 +1,100 @@
+"""The README's tour, run as written: its curl block in bash and its gRPC snippets in
+Python, against the service started as ``make run`` starts it (``python -m service``,
+workers ``auto``) with the settings the tour names at its top. A README line that stops
+working fails this test: every curl fails on an HTTP error (``--fail-with-body``), the
+script stops at the first failure, and the answers the tour promises are checked."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import BUNDLED_MODELS, ROOT, Server, free_port, run_server
+
+README = (ROOT / "README.md").read_text()
+
+
+def section(title: str) -> str:
+    start = README.index(f"## {title}\n")
+    end = README.index("\n## ", start + 1)
+    return README[start:end]
+
+
+TOUR = re.search(r"```bash\n(.*?)```", section("A tour with curl"), re.S).group(1)  # type: ignore[union-attr]
+SNIPPETS = re.findall(r"```python\n(.*?)```", section("gRPC"), re.S)
+
+
+def tour_settings() -> dict[str, str]:
+    """The ``VAR=value ... make run`` line at the top of the tour, as settings."""
+    line = next(x for x in TOUR.splitlines() if x.rstrip().endswith("make run"))
+    words = shlex.split(line.lstrip("# "))
+    assert words[-2:] == ["make", "run"]
+    return dict(w.split("=", 1) for w in words[:-2])
+
+
+@pytest.fixture(scope="module")
+def tour(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, int, Path]]:
+    """The service as the tour starts it; a directory to run the tour in (the tests'
+    fixtures reachable as from the repository's root; files it writes stay there)."""
+    tmp = tmp_path_factory.mktemp("tour")
+    work = tmp / "work"
+    work.mkdir()
+    (work / "tests").symlink_to(ROOT / "tests")
+    grpc_port = free_port()
+    settings = {k.removeprefix("CNNLAB_").lower(): v for k, v in tour_settings().items()}
+    with run_server(BUNDLED_MODELS, tmp, workers="auto", grpc_port=str(grpc_port),
+                    **settings) as server:
+        yield server, grpc_port, work
+
+
+def on_port(text: str, server: Server, grpc_port: int) -> str:
+    port = server.url.rsplit(":", 1)[1]
+    return text.replace("localhost:8000", f"127.0.0.1:{port}").replace(
+        "localhost:8500", f"127.0.0.1:{grpc_port}")
+
+
+def test_the_curl_tour_runs_as_written(tour: tuple[Server, int, Path]) -> None:
+    server, grpc_port, work = tour
+    script = ("set -euo pipefail\n"
+              # every curl of the tour, failing on an HTTP error; answers one per line
+              "curl() { command curl -sS --fail-with-body \"$@\"; echo; }\n"
+              + on_port(TOUR, server, grpc_port))
+    done = subprocess.run(["bash", "-c", script], cwd=work, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PATH": os.environ["PATH"]})
+    assert done.returncode == 0, f"{done.stderr[-3000:]}\n{done.stdout[-3000:]}"
+    answers = [json.loads(line) for line in done.stdout.splitlines()
+               if line.startswith("{")]
+    predictions = [a for a in answers if "predictions" in a and "version" in a]
+    # the digit is a 7 on every face and version; the second upload's second picture a 2
+    tops = [[p["top_k"][0]["label"] for p in a["predictions"]] for a in predictions]
+    assert tops[:3] == [["7"], ["7", "2"], ["7"]], tops
+    assert all(t[0] == "7" for t in tops), tops
+    assert [len(a["predictions"][0]["top_k"]) for a in predictions[:1]] == [3]
+    tf_serving = next(a for a in answers if "predictions" in a and "version" not in a)
+    assert max(range(10), key=tf_serving["predictions"][0].__getitem__) == 7
+    v2 = next(a for a in answers if "model_name" in a and a.get("outputs"))
+    probs = v2["outputs"][0]["data"]
+    assert max(range(10), key=probs.__getitem__) == 7 and max(probs) > 0.9
+    labels = [a["labels"] for a in answers if "labels" in a and a.get("name") == "mnist"]
+    assert {"stable": 4, "canary": 4} in labels and labels[-1] == {"stable": 4}
+    for written in ("acts.npz", "filters.png", "learned.png", "gradcam.png", "edges.png",
+                    "lap.png", "out.png"):
+        assert (work / written).stat().st_size > 100, written
+
+
+@pytest.mark.parametrize("snippet", SNIPPETS, ids=["tf-serving", "tritonclient"])
+def test_the_grpc_snippets_run_as_written(tour: tuple[Server, int, Path],
+                                          snippet: str) -> None:
+    server, grpc_port, work = tour
+    done = subprocess.run([sys.executable, "-c", on_port(snippet, server, grpc_port)],
+                          cwd=work, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "[7]"
