@@ -49,10 +49,19 @@ async def read_one(request: Request, settings: Settings) -> bytes:
     return uploads[0].data
 
 
+def _stray_part(name: str, is_file: bool) -> str:
+    if is_file:
+        return (f"multipart part {name!r} is a file, but pictures are read from parts "
+                f"named 'file' (curl -F file=@digit.png)")
+    return (f"multipart field {name!r} is not read: send pictures as 'file' parts and "
+            f"options in the query string (?{name}=...)")
+
+
 def parse_multipart(body: bytes, boundary: str, max_files: int) -> list[Upload]:
-    """The file parts (those with a ``filename``) of a whole multipart/form-data body, in
-    order; other fields are ignored. ``InvalidInput`` if malformed, ``TooLarge`` if too
-    many parts."""
+    """The file parts named ``file`` of a whole multipart/form-data body, in order.
+    ``InvalidInput`` if malformed or for any other part (a picture under another name,
+    or a form field meant as an option, would otherwise be ignored without a word),
+    ``TooLarge`` if too many parts."""
     files: list[Upload] = []
     fields = 0
     filename: str | None = None
@@ -62,6 +71,8 @@ def parse_multipart(body: bytes, boundary: str, max_files: int) -> list[Upload]:
             for event in parser.parse(body) if body else ():
                 if isinstance(event, multipart.MultipartSegment):
                     filename, chunks = event.filename, []
+                    if event.name != "file":
+                        raise InvalidInput(_stray_part(event.name, filename is not None))
                     if filename is None:
                         fields += 1
                         if fields > MAX_FORM_FIELDS:

@@ -27,10 +27,10 @@ def test_files_come_back_in_order_with_names_and_exact_bytes() -> None:
     assert [u.data for u in uploads] == payloads
 
 
-def test_plain_fields_are_skipped_and_an_empty_filename_is_still_a_file() -> None:
-    body, boundary = encode([("note", (None, b"hello")), ("file", ("d.png", b"x"))])
+def test_file_parts_are_read_and_an_empty_filename_is_still_a_file() -> None:
+    body, boundary = encode([("file", ("d.png", b"x")), ("file", ("e.png", b"y"))])
     uploads = parse_multipart(body, boundary, max_files=5)
-    assert [(u.filename, u.data) for u in uploads] == [("d.png", b"x")]
+    assert [(u.filename, u.data) for u in uploads] == [("d.png", b"x"), ("e.png", b"y")]
     # what a browser sends for a file input left empty
     empty = (b'--b\r\nContent-Disposition: form-data; name="file"; filename=""\r\n'
              b"Content-Type: application/octet-stream\r\n\r\n\r\n--b--\r\n")
@@ -39,8 +39,12 @@ def test_plain_fields_are_skipped_and_an_empty_filename_is_still_a_file() -> Non
 
 @pytest.mark.parametrize(("files", "max_files", "status", "needle"), [
     ([("file", ("a.png", b"x"))] * 4, 3, 413, "Too many files"),
-    ([("f", (None, b"x"))] * (MAX_FORM_FIELDS + 1), 3, 413, "Too many fields"),
-    ([("note", (None, b"x"))], 3, 400, "no file parts"),
+    ([("file", (None, b"x"))] * (MAX_FORM_FIELDS + 1), 3, 413, "Too many fields"),
+    ([("file", (None, b"x"))], 3, 400, "no file parts"),
+    # a part under another name would be ignored: it is refused, naming it
+    ([("image", ("d.png", b"x"))], 3, 400, "part 'image' is a file"),
+    ([("file", ("d.png", b"x")), ("top_k", (None, b"3"))], 3, 400,
+     "field 'top_k' is not read"),
 ])
 def test_limits_and_missing_files(files: list[tuple[str, tuple[str | None, bytes]]],
                                   max_files: int, status: int, needle: str) -> None:
