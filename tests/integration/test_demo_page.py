@@ -99,6 +99,10 @@ def test_the_first_screen_shows_a_prediction_and_no_broken_image(page: Page) -> 
     one_line = page.evaluate("() => { const p = document.getElementById('prediction');"
                              " return p.getClientRects().length; }")
     assert one_line == 1
+    wrapped = page.evaluate("() => [...document.querySelectorAll('#bars .bar')].filter((b) =>"
+                            " b.querySelector('.pct').offsetHeight >"
+                            " b.querySelector('.name').offsetHeight).length")
+    assert wrapped == 0  # "100.0 %" on one line
     assert page.evaluate("() => document.querySelector('link[rel=icon]').href").endswith(
         "/static/favicon.svg")
     expect(page.locator("#error")).to_have_text("")
