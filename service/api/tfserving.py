@@ -16,6 +16,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.deps import Plane, plane_of, tag_request
 from service.api.routing import NoQuery, hot_post
+from service.dataplane.classes import ranked
+from service.dataplane.examples import Feature, example_inputs
 from service.dataplane.plane import DataPlane
 from service.dataplane.requests import (
     PREDICT_SIGNATURE,
@@ -198,3 +200,57 @@ async def predict_version(request: Request, name: str, version: str) -> Response
 @router.post("/{name}/labels/{label}:predict")
 async def predict_label(request: Request, name: str, label: str) -> Response:
     return await _predict(request, ModelRef(name, label=label))
+
+
+# ------------------------------------------------------------------ :classify
+def _features(value: object, where: str) -> dict[str, Feature]:
+    """One JSON example (feature name -> ``{"b64": ...}`` or a list of numbers)."""
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{where} must be an object of features")
+    out: dict[str, Feature] = {}
+    for key, feature in value.items():
+        if isinstance(feature, dict):
+            out[key] = _b64_bytes(feature, f"{where}.{key}")
+        elif isinstance(feature, list) and all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in feature):
+            out[key] = feature
+        else:
+            raise InvalidInput(f"{where}.{key}: a picture as {{\"b64\": ...}} or a flat "
+                               "list of pixel values")
+    return out
+
+
+async def _classify(request: Request, ref: ModelRef) -> Response:
+    plane = plane_of(request)
+    info = plane.resolve(ref).info
+    body = await plane.parse(await request.body(), "request body")
+    if not isinstance(body, dict) or not isinstance(body.get("examples"), list):
+        raise InvalidInput("request body must be a JSON object with 'examples': a list, one "
+                           "object of features per picture")
+    examples = [_features(e, f"examples[{i}]") for i, e in enumerate(body["examples"])]
+    context = _features(body.get("context", {}), "context")
+    scored = await plane.scores(ref, example_inputs(examples, context, info.input.name,
+                                                    info.input.shape))
+    tag_request(request, scored.model, scored.version)
+    answer = {"result": [ranked(p.tolist(), scored.class_names)
+                         for p in scored.probabilities]}
+    return Response(await plane.encode(scored.probabilities.size, render.json_bytes, answer),
+                    media_type="application/json")
+
+
+@hot_post(router, "/{name}:classify")
+async def classify(request: Request, name: str,
+                   params: Annotated[NoQuery, Query()]) -> Response:
+    """Class labels and scores, best first, for ``examples``: each ``{"image": {"b64":
+    ...}}`` (an encoded picture) or ``{"image": [H*W*C pixel values]}``."""
+    return await _classify(request, ModelRef(name))
+
+
+@router.post("/{name}/versions/{version}:classify")
+async def classify_version(request: Request, name: str, version: str) -> Response:
+    return await _classify(request, ModelRef(name, version))
+
+
+@router.post("/{name}/labels/{label}:classify")
+async def classify_label(request: Request, name: str, label: str) -> Response:
+    return await _classify(request, ModelRef(name, label=label))

@@ -172,7 +172,10 @@ def _request(body: object, binary: memoryview, ref: ModelRef) -> InferRequest:
     if not isinstance(requested, list) or not all(
             isinstance(o, dict) and isinstance(o.get("name"), str) for o in requested):
         raise InvalidInput("'outputs' must be a list of objects with a 'name'")
-    return InferRequest(ref, inputs, outputs=tuple(o["name"] for o in requested))
+    counts = {o["name"]: oip.class_count(o.get("parameters"), f"output {o['name']!r}")
+              for o in requested}
+    return InferRequest(ref, inputs, outputs=tuple(o["name"] for o in requested),
+                        class_counts={k: v for k, v in counts.items() if v is not None})
 
 
 def _wants_binary(body: dict[str, Any]) -> bool:
@@ -202,8 +205,10 @@ async def _infer(request: Request, ref: ModelRef) -> Response:
         out: dict[str, Any] = {"name": key, "shape": list(value.shape),
                                "datatype": oip.datatype(value.dtype.name)}
         if _wants_binary(body):
-            blobs.append(value.tobytes())
+            blobs.append(oip.raw_bytes(value))
             out["parameters"] = {"binary_data_size": len(blobs[-1])}
+        elif value.dtype == np.object_:  # BYTES (classification strings)
+            out["data"] = [v.decode() for v in value.ravel()]
         else:
             out["data"] = value.ravel()
         answer["outputs"].append(out)

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from service.dataplane import budgets, tensors
+from service.dataplane.classes import top_classes
 from service.dataplane.requests import (
     PREDICT_SIGNATURE,
     InferRequest,
@@ -81,6 +82,16 @@ class Classified:
     version: int
     class_names: list[str]
     prepared: list[Prepared]
+    probabilities: np.ndarray
+
+
+@dataclass(frozen=True)
+class Scores:
+    """A batch's class probabilities ``[N, K]`` and the version's class names."""
+
+    model: str
+    version: int
+    class_names: list[str]
     probabilities: np.ndarray
 
 
@@ -191,7 +202,21 @@ class DataPlane:
                                                     **{sv.info.input.name: images})
         if request.outputs:
             outputs = {k: v for k, v in outputs.items() if k in request.outputs}
+        for name, count in request.class_counts.items():
+            if name not in outputs:
+                raise InvalidInput(f"classification of output {name!r}: it is not returned "
+                                   f"(outputs: {sorted(outputs)})")
+            outputs[name] = top_classes(outputs[name], count, sv.info.class_names,
+                                        f"output {name!r}")
         return InferResult(sv.name, sv.version, outputs)
+
+    async def scores(self, ref: ModelRef, inputs: Sequence[Input]) -> Scores:
+        """Class probabilities of a batch, with the version's class names (TF Serving's
+        Classify)."""
+        async with self.lease(ref) as sv:
+            images = await self.model_input(sv, inputs)
+            probs = await self.predict(sv, images)
+        return Scores(sv.name, sv.version, sv.info.class_names, probs)
 
     async def classify(self, ref: ModelRef, pictures: Pictures) -> Classified:
         """Uploaded pictures -> probabilities, keeping how each was prepared."""

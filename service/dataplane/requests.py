@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,9 +48,11 @@ Input = Tensor | Pictures
 class InferRequest:
     """One batch through one signature. ``inputs`` are consecutive parts of the batch (a
     TF Serving client may mix pixel rows and pictures); ``outputs`` picks the outputs to
-    return (all when empty)."""
+    return (all when empty); ``class_counts`` turns an output into its best classes
+    (Triton's classification extension: output name -> how many)."""
 
     model: ModelRef
     inputs: Sequence[Input]
     signature: str = PREDICT_SIGNATURE
     outputs: Sequence[str] = field(default_factory=tuple)
+    class_counts: Mapping[str, int] = field(default_factory=dict)

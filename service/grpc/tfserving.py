@@ -1,9 +1,12 @@
-"""TensorFlow Serving's gRPC API: ``PredictionService`` (Predict, GetModelMetadata) and
-``ModelService`` (GetModelStatus), from the ``tensorflow-serving-api`` protos.
+"""TensorFlow Serving's gRPC API: ``PredictionService`` (Predict, Classify,
+GetModelMetadata) and ``ModelService`` (GetModelStatus), from the ``tensorflow-serving-api``
+protos.
 
 Predict takes a uint8/float tensor of pixel values, or a ``DT_STRING`` tensor of encoded
 pictures (PNG, JPEG, ...) that are preprocessed as uploads are; ``serving_default`` runs
-through the version's batcher.
+through the version's batcher. Classify takes ``tf.Example``s whose feature named as the
+model's input holds an encoded picture (``bytes_list``) or the pixel values
+(``int64_list``/``float_list``), and answers every class with its label and score.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import tensorflow as tf
 from tensorflow.core.framework import tensor_shape_pb2, types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import (
+    classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
     model_service_pb2_grpc,
@@ -23,6 +27,8 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from service.dataplane.classes import ranked
+from service.dataplane.examples import Feature, example_inputs
 from service.dataplane.plane import DataPlane
 from service.dataplane.requests import (
     PREDICT_SIGNATURE,
@@ -73,6 +79,21 @@ def _input(name: str, proto: Any) -> Input:
     return Tensor(name, dtype, shape, data)
 
 
+def _example(proto: Any, where: str) -> dict[str, Feature]:
+    """A ``tf.Example``'s features: bytes (the first of a ``bytes_list``) or numbers."""
+    out: dict[str, Feature] = {}
+    for key, feature in proto.features.feature.items():
+        kind = feature.WhichOneof("kind")
+        if kind == "bytes_list" and len(feature.bytes_list.value) == 1:
+            out[key] = feature.bytes_list.value[0]
+        elif kind in ("int64_list", "float_list"):
+            out[key] = getattr(feature, kind).value
+        else:
+            raise InvalidInput(f"{where}.{key}: one encoded picture (bytes_list) or the pixel "
+                               "values (int64_list, float_list)")
+    return out
+
+
 def _tensor_info(name: str, dtype: str, shape: list[int]) -> meta_graph_pb2.TensorInfo:
     dims = [tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in shape]
     return meta_graph_pb2.TensorInfo(name=name, dtype=tf.as_dtype(dtype).as_datatype_enum,
@@ -106,6 +127,28 @@ class PredictionService(Servicer, prediction_service_pb2_grpc.PredictionServiceS
         response.model_spec.signature_name = signature
         for key, value in result.outputs.items():
             response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+        return response
+
+    @rpc()
+    async def Classify(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+        ref = _ref(request.model_spec)
+        info = self.plane.resolve(ref).info
+        kind = request.input.WhichOneof("kind")  # example_list(_with_context), or none
+        listed: Any = getattr(request.input, kind) if kind else None
+        examples = [_example(e, f"examples[{i}]")
+                    for i, e in enumerate(listed.examples if listed is not None else ())]
+        shared = (_example(listed.context, "context")
+                  if kind == "example_list_with_context" else {})
+        scored = await self.plane.scores(ref, example_inputs(
+            examples, shared, info.input.name, info.input.shape))
+        response = classification_pb2.ClassificationResponse()
+        response.model_spec.name = scored.model
+        response.model_spec.version.value = scored.version
+        response.model_spec.signature_name = request.model_spec.signature_name
+        for row in scored.probabilities:
+            classes = response.result.classifications.add().classes
+            for label, score in ranked(row.tolist(), scored.class_names):
+                classes.add(label=label, score=score)
         return response
 
     @rpc()

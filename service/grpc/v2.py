@@ -84,15 +84,17 @@ class InferenceService(Servicer, service_pb2_grpc.GRPCInferenceServiceServicer):
 
     @rpc()
     async def ModelInfer(self, request: Any, context: Any) -> Any:  # noqa: N802
+        counts = {o.name: o.parameters["classification"].int64_param
+                  for o in request.outputs if "classification" in o.parameters}
         result = await self.plane.infer(InferRequest(
             ModelRef(request.model_name, request.model_version or None), _inputs(request),
-            outputs=tuple(o.name for o in request.outputs)))
+            outputs=tuple(o.name for o in request.outputs), class_counts=counts))
         response = service_pb2.ModelInferResponse(
             model_name=result.model, model_version=str(result.version), id=request.id)
         for key, value in result.outputs.items():
             response.outputs.add(name=key, datatype=oip.datatype(value.dtype.name),
                                  shape=list(value.shape))
-            response.raw_output_contents.append(value.tobytes())
+            response.raw_output_contents.append(oip.raw_bytes(value))
         return response
 
     @rpc()

@@ -7,14 +7,14 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-from tritonclient.utils import np_to_triton_dtype, triton_to_np_dtype
+from tritonclient.utils import np_to_triton_dtype, serialize_byte_tensor, triton_to_np_dtype
 
 from service import __version__
 from service.errors import InvalidInput
 from service.serving.repository import ModelRepository
 from service.serving.version import ServedVersion
 
-EXTENSIONS = ["binary_tensor_data", "model_repository", "statistics"]
+EXTENSIONS = ["binary_tensor_data", "classification", "model_repository", "statistics"]
 _STATE = {"AVAILABLE": "READY", "LOADING": "LOADING", "UNLOADING": "UNLOADING",
           "END": "UNAVAILABLE"}
 
@@ -22,6 +22,25 @@ _STATE = {"AVAILABLE": "READY", "LOADING": "LOADING", "UNLOADING": "UNLOADING",
 def datatype(numpy_name: str) -> str:
     """The protocol's name of a numpy dtype, e.g. uint8 -> UINT8."""
     return np_to_triton_dtype(np.dtype(numpy_name)) or numpy_name.upper()
+
+
+def class_count(parameters: object, what: str) -> int | None:
+    """The ``classification`` parameter of a requested output (Triton's classification
+    extension; tritonclient's ``class_count``), or None."""
+    count = parameters.get("classification") if isinstance(parameters, dict) else None
+    if count is None:
+        return None
+    if type(count) is not int:
+        raise InvalidInput(f"{what}: 'classification' must be an integer, got {count!r}")
+    return count
+
+
+def raw_bytes(value: np.ndarray) -> bytes:
+    """An output's bytes on the wire: its buffer, or for BYTES tensors each element
+    length-prefixed (the protocol's serialisation, as tritonclient writes it)."""
+    if value.dtype == np.object_:
+        return bytes(serialize_byte_tensor(value).item())
+    return value.tobytes()
 
 
 def numpy_name(datatype: object, what: str) -> str:
