@@ -83,6 +83,11 @@ def test_the_curl_tour_runs_as_written(tour: tuple[Server, int, Path]) -> None:
     v2 = next(a for a in answers if "model_name" in a and a.get("outputs"))
     probs = v2["outputs"][0]["data"]
     assert max(range(10), key=probs.__getitem__) == 7 and max(probs) > 0.9
+    classified = next(a for a in answers if "result" in a)  # TF Serving's :classify
+    assert classified["result"][0][0][0] == "7"
+    best = next(a["outputs"][0] for a in answers
+                if "model_name" in a and a["outputs"][0]["datatype"] == "BYTES")
+    assert best["shape"] == [1, 3] and best["data"][0].split(":")[1:] == ["7", "7"]
     labels = [a["labels"] for a in answers if "labels" in a and a.get("name") == "mnist"]
     assert {"stable": 4, "canary": 4} in labels and labels[-1] == {"stable": 4}
     for written in ("acts.npz", "filters.png", "learned.png", "gradcam.png", "edges.png",
