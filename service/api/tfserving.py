@@ -10,6 +10,7 @@ import base64
 import binascii
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -27,8 +28,9 @@ from service.dataplane.requests import (
     Pictures,
     Tensor,
 )
-from service.errors import InvalidInput
+from service.errors import InvalidInput, Unprocessable
 from service.images import render
+from service.serving import inspection
 from service.serving.version import ServedVersion, signature_io
 
 router = APIRouter(prefix="/v1/models", tags=["TensorFlow Serving REST"])
@@ -254,3 +256,55 @@ async def classify_version(request: Request, name: str, version: str) -> Respons
 @router.post("/{name}/labels/{label}:classify")
 async def classify_label(request: Request, name: str, label: str) -> Response:
     return await _classify(request, ModelRef(name, label=label))
+
+
+# ------------------------------------------------------------------ :explain
+async def _explain(request: Request, ref: ModelRef) -> Response:
+    """KServe's explain verb over TF Serving-style ``instances``: Grad-CAM and saliency for
+    each image's predicted class; one image's Grad-CAM overlay as PNG when asked by
+    ``Accept: image/png``."""
+    plane = plane_of(request)
+    input_name = plane.resolve(ref).info.input.name
+    fmt = render.pick_format(None, request.headers.get("accept"), ("json", "png"), "json")
+    body = await plane.parse(await request.body(), "request body")
+    parsed = _request(body, ref, input_name)
+    if parsed.signature != PREDICT_SIGNATURE:
+        raise InvalidInput("explanations are of the prediction (serving_default); "
+                           "leave 'signature_name' out")
+    ex = await plane.explain(ref, parsed.inputs)
+    tag_request(request, ex.model, ex.version)
+    if fmt == "png":
+        if len(ex.images) != 1:
+            raise Unprocessable(f"a PNG explains one image; {len(ex.images)} were sent "
+                                "(ask for JSON)")
+        png = inspection.overlay(ex.images[0, :, :, 0], ex.heatmap[0], 0.45)
+        return render.image_response(png, "png", {"X-Class-Index": str(ex.class_index[0]),
+                                                  "X-Layer": ex.layer})
+    answer = {"model": ex.model, "version": ex.version, "method": "grad-cam", "layer": ex.layer,
+              "explanations": [
+                  {"class_index": int(k), "label": ex.class_names[int(k)],
+                   "probability": float(p), "heatmap": np.round(h, 5),
+                   "saliency": np.round(s, 6)}
+                  for k, p, h, s in zip(ex.class_index, ex.probability, ex.heatmap,
+                                        ex.saliency, strict=True)]}
+    size = ex.heatmap.size + ex.saliency.size
+    return Response(await plane.encode(size, render.json_bytes, answer),
+                    media_type="application/json")
+
+
+@hot_post(router, "/{name}:explain")
+async def explain(request: Request, name: str, params: Annotated[NoQuery, Query()]) -> Response:
+    """Why the newest version predicts what it does (KServe's ``:explain``): Grad-CAM of
+    the last conv layer and the input-gradient saliency per instance; ``Accept: image/png``
+    for one instance's overlay."""
+    return await _explain(request, ModelRef(name))
+
+
+@router.post("/{name}/versions/{version}:explain")
+async def explain_version(request: Request, name: str, version: str) -> Response:
+    return await _explain(request, ModelRef(name, version))
+
+
+@router.post("/{name}/labels/{label}:explain")
+async def explain_label(request: Request, name: str, label: str) -> Response:
+    return await _explain(request, ModelRef(name, label=label))

@@ -96,6 +96,22 @@ class Scores:
 
 
 @dataclass(frozen=True)
+class Explanation:
+    """Why a batch got its predicted classes: Grad-CAM of the last conv layer and the
+    input-gradient saliency, per image."""
+
+    model: str
+    version: int
+    class_names: list[str]
+    layer: str
+    images: np.ndarray           # [N, H, W, C] as the model saw them
+    class_index: np.ndarray      # [N]
+    probability: np.ndarray      # [N], of that class
+    heatmap: np.ndarray          # [N, h, w]
+    saliency: np.ndarray         # [N, H, W]
+
+
+@dataclass(frozen=True)
 class VersionStats:
     """One version's counts and durations (every worker's, from the metrics)."""
 
@@ -217,6 +233,22 @@ class DataPlane:
             images = await self.model_input(sv, inputs)
             probs = await self.predict(sv, images)
         return Scores(sv.name, sv.version, sv.info.class_names, probs)
+
+    async def explain(self, ref: ModelRef, inputs: Sequence[Input]) -> Explanation:
+        """Grad-CAM and saliency of each image for its predicted class (KServe's explain
+        verb), within the inspection budgets."""
+        async with self.lease(ref) as sv:
+            inspection.require(sv, "gradcam", "explanations")
+            images = await self.model_input(sv, inputs)
+            _, produced = signature_io(sv.signatures["gradcam"])
+            budgets.outputs(produced, len(images), self.settings, "explanations")
+            out = await self.call_signature(
+                sv, "gradcam", image=images, class_index=np.full(len(images), -1, np.int32))
+        layer = inspection.conv_layers(sv)[-1]
+        chosen = out["class_index"].astype(int)
+        return Explanation(sv.name, sv.version, sv.info.class_names, layer, images, chosen,
+                           out["probabilities"][np.arange(len(chosen)), chosen],
+                           out[f"gradcam/{layer}"], out["saliency"])
 
     async def classify(self, ref: ModelRef, pictures: Pictures) -> Classified:
         """Uploaded pictures -> probabilities, keeping how each was prepared."""

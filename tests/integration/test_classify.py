@@ -127,3 +127,27 @@ def test_a_bad_class_count_is_refused(served: tuple[Server, str], parameters: ob
     with server.client() as c:
         r = c.post("/v2/models/mnist/infer", json=body)
     assert r.status_code == 400 and needle in r.json()["error"], r.text
+
+
+def test_explain_gives_grad_cam_and_saliency_per_instance(served: tuple[Server, str]) -> None:
+    """KServe's ``:explain`` verb over TF Serving-style instances."""
+    server, _ = served
+    both = {"instances": [{"b64": base64.b64encode(SEVEN).decode()},
+                          TWO[..., None].tolist()]}
+    one = {"instances": [{"b64": base64.b64encode(SEVEN).decode()}]}
+    with server.client() as c:
+        answer = c.post("/v1/models/mnist:explain", json=both)
+        png = c.post("/v1/models/mnist/versions/4:explain", json=one,
+                     headers={"accept": "image/png"})
+        two_pngs = c.post("/v1/models/mnist:explain", json=both,
+                          headers={"accept": "image/png"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["method"] == "grad-cam" and body["layer"].startswith("conv")
+    seven, two = body["explanations"]
+    assert (seven["label"], two["label"]) == ("7", "2") and seven["probability"] > 0.9
+    heat = np.array(seven["heatmap"])
+    assert heat.ndim == 2 and heat.max() > 0 and np.array(seven["saliency"]).shape == (28, 28)
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+    assert png.headers["x-class-index"] == "7"
+    assert two_pngs.status_code == 422 and "one image" in two_pngs.json()["error"]
