@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import numpy as np
@@ -110,6 +111,31 @@ async def label_metadata(plane: Plane, name: str, label: str) -> dict[str, Any]:
     return _metadata(plane.resolve(ModelRef(name, label=label)))
 
 
+# ------------------------------------------------------------------ verbs
+Verb = Callable[[Request, ModelRef], Awaitable[Response]]
+
+
+def verb(verb_name: str, run: Verb, doc: str) -> None:
+    """Declare ``:verb_name`` on the newest version (a hot route), on a version and on a
+    label, as TF Serving's URLs have it; each runs ``run`` with the version it names."""
+
+    async def newest(request: Request, name: str,
+                     params: Annotated[NoQuery, Query()]) -> Response:
+        return await run(request, ModelRef(name))
+
+    async def by_version(request: Request, name: str, version: str) -> Response:
+        return await run(request, ModelRef(name, version))
+
+    async def by_label(request: Request, name: str, label: str) -> Response:
+        return await run(request, ModelRef(name, label=label))
+
+    hot_post(router, f"/{{name}}:{verb_name}", name=verb_name, description=doc)(newest)
+    router.add_api_route(f"/{{name}}/versions/{{version}}:{verb_name}", by_version,
+                         methods=["POST"], name=f"{verb_name}_version", description=doc)
+    router.add_api_route(f"/{{name}}/labels/{{label}}:{verb_name}", by_label,
+                         methods=["POST"], name=f"{verb_name}_label", description=doc)
+
+
 # ------------------------------------------------------------------ :predict
 def _b64_bytes(value: dict[str, Any], where: str) -> bytes:
     try:
@@ -188,20 +214,7 @@ async def _predict(request: Request, ref: ModelRef) -> Response:
                     media_type="application/json")
 
 
-@hot_post(router, "/{name}:predict")
-async def predict(request: Request, name: str, params: Annotated[NoQuery, Query()]) -> Response:
-    """Predict with the newest version: ``instances`` (rows) or ``inputs`` (columns)."""
-    return await _predict(request, ModelRef(name))
-
-
-@router.post("/{name}/versions/{version}:predict")
-async def predict_version(request: Request, name: str, version: str) -> Response:
-    return await _predict(request, ModelRef(name, version))
-
-
-@router.post("/{name}/labels/{label}:predict")
-async def predict_label(request: Request, name: str, label: str) -> Response:
-    return await _predict(request, ModelRef(name, label=label))
+verb("predict", _predict, "Predict: ``instances`` (rows) or ``inputs`` (columns).")
 
 
 # ------------------------------------------------------------------ :classify
@@ -240,22 +253,9 @@ async def _classify(request: Request, ref: ModelRef) -> Response:
                     media_type="application/json")
 
 
-@hot_post(router, "/{name}:classify")
-async def classify(request: Request, name: str,
-                   params: Annotated[NoQuery, Query()]) -> Response:
-    """Class labels and scores, best first, for ``examples``: each ``{"image": {"b64":
-    ...}}`` (an encoded picture) or ``{"image": [H*W*C pixel values]}``."""
-    return await _classify(request, ModelRef(name))
-
-
-@router.post("/{name}/versions/{version}:classify")
-async def classify_version(request: Request, name: str, version: str) -> Response:
-    return await _classify(request, ModelRef(name, version))
-
-
-@router.post("/{name}/labels/{label}:classify")
-async def classify_label(request: Request, name: str, label: str) -> Response:
-    return await _classify(request, ModelRef(name, label=label))
+verb("classify", _classify, "Class labels and scores, best first, for ``examples``: each "
+     "``{\"image\": {\"b64\": ...}}`` (an encoded picture) or ``{\"image\": [H*W*C pixel "
+     "values]}``.")
 
 
 # ------------------------------------------------------------------ :explain
@@ -292,19 +292,6 @@ async def _explain(request: Request, ref: ModelRef) -> Response:
                     media_type="application/json")
 
 
-@hot_post(router, "/{name}:explain")
-async def explain(request: Request, name: str, params: Annotated[NoQuery, Query()]) -> Response:
-    """Why the newest version predicts what it does (KServe's ``:explain``): Grad-CAM of
-    the last conv layer and the input-gradient saliency per instance; ``Accept: image/png``
-    for one instance's overlay."""
-    return await _explain(request, ModelRef(name))
-
-
-@router.post("/{name}/versions/{version}:explain")
-async def explain_version(request: Request, name: str, version: str) -> Response:
-    return await _explain(request, ModelRef(name, version))
-
-
-@router.post("/{name}/labels/{label}:explain")
-async def explain_label(request: Request, name: str, label: str) -> Response:
-    return await _explain(request, ModelRef(name, label=label))
+verb("explain", _explain, "Why the model predicts what it does (KServe's ``:explain``): "
+     "Grad-CAM of the last conv layer and the input-gradient saliency per instance; "
+     "``Accept: image/png`` for one instance's overlay.")
