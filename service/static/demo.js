@@ -55,8 +55,10 @@ async function showInPad(blob) {
 }
 // a picture the user picked (or the sample): shown in the pad, sent as it is
 async function usePicture(blob) {
-  await showInPad(blob);
+  const t = ticket("picture");
   uploaded = blob; drawn = false;
+  await showInPad(blob);
+  if (!current("picture", t)) return;  // a newer picture came meanwhile: it answers
   await predict();
   await runFilter();
 }
@@ -174,7 +176,7 @@ async function loadKernels() {
 // drawing: thick dark strokes on white paper, like a pen (the service inverts)
 let drawing = false;
 function point(e) { const r = pad.getBoundingClientRect(); return [(e.clientX - r.left) * pad.width / r.width, (e.clientY - r.top) * pad.height / r.height]; }
-pad.addEventListener("pointerdown", (e) => { if (uploaded) clearPad(); drawing = true; drawn = true; const [x, y] = point(e); ctx.beginPath(); ctx.moveTo(x, y); ctx.lineTo(x + 0.1, y); ctx.stroke(); });
+pad.addEventListener("pointerdown", (e) => { if (uploaded) clearPad(); ticket("picture"); drawing = true; drawn = true; const [x, y] = point(e); ctx.beginPath(); ctx.moveTo(x, y); ctx.lineTo(x + 0.1, y); ctx.stroke(); });
 pad.addEventListener("pointermove", (e) => { if (!drawing) return; const [x, y] = point(e); ctx.lineTo(x, y); ctx.stroke(); });
 pad.addEventListener("pointerup", () => { drawing = false; predict().then(runFilter); });
 pad.addEventListener("pointerleave", () => { drawing = false; });
@@ -193,9 +195,11 @@ async function start() {
   clearPad();
   await Promise.all([loadModels(), loadKernels()]);
   const m = models.find((x) => x.name === $("model").value);
-  if (m && m.dataset === "mnist") {
-    try { await usePicture(await (await fetch("/static/sample-digit.png")).blob()); }
-    catch (e) { showError(e.message); }
+  if (m && m.dataset === "mnist" && !uploaded && !drawn) {
+    try {
+      const sample = await (await fetch("/static/sample-digit.png")).blob();
+      if (!uploaded && !drawn) await usePicture(sample);  // unless the user was quicker
+    } catch (e) { showError(e.message); }
   }
 }
 start();
