@@ -92,8 +92,8 @@ def test_the_curl_tour_runs_as_written(tour: tuple[Server, int, Path]) -> None:
     assert {"stable": 4, "canary": 4} in labels and labels[-1] == {"stable": 4}
     explained = next(a for a in answers if "explanations" in a)
     assert explained["explanations"][0]["label"] == "7"
-    for written in ("explain.png", "acts.npz", "filters.png", "learned.png", "gradcam.png", "edges.png",
-                    "lap.png", "out.png"):
+    for written in ("explain.png", "acts.npz", "filters.png", "learned.png", "gradcam.png",
+                    "edges.png", "lap.png", "out.png"):
         assert (work / written).stat().st_size > 100, written
 
 
