@@ -13,9 +13,9 @@ from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from service.dataplane.access import check_key
+from service.dataplane.access import check_key, holds_key
 from service.dataplane.plane import DataPlane
-from service.errors import Unauthenticated, Unprocessable
+from service.errors import Unprocessable
 from service.runtime.settings import Settings
 from service.serving.repository import ModelRepository
 
@@ -55,12 +55,8 @@ async def require_api_key(request: Request, settings: AppSettings) -> None:
 
 
 def presents_key(request: Request, settings: Settings) -> bool:
-    """Whether the request may see what only key holders see (yes when no key is set)."""
-    try:
-        check_key(lambda name: request.headers.get(name, ""), settings)
-    except Unauthenticated:
-        return False
-    return True
+    """Whether the request may see what only key holders see (``access.holds_key``)."""
+    return holds_key(lambda name: request.headers.get(name, ""), settings)
 
 
 async def require_admin(request: Request, settings: AppSettings) -> None:

@@ -38,3 +38,11 @@ def check_key(header: Callable[[str], str], settings: Settings, *,
         return
     raise Unauthenticated(f"missing or wrong {'admin ' if admin else ''}API key (send "
                           "X-API-Key or Authorization: Bearer)")
+
+
+def holds_key(header: Callable[[str], str], settings: Settings) -> bool:
+    """Whether a call may see what only key holders see (load errors naming files): it
+    presents a configured key (the API key or the admin key), or no key is configured."""
+    keys = [k for k in (settings.key(), settings.key(admin=True)) if k]
+    presented = presented_key(header).encode() if keys else b""
+    return not keys or any(hmac.compare_digest(presented, k.encode()) for k in keys)
