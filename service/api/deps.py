@@ -6,7 +6,7 @@ two thread hops per request on the hot path."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -49,19 +49,24 @@ Repo = Annotated[ModelRepository, Depends(get_repo)]
 AppSettings = Annotated[Settings, Depends(get_app_settings)]
 
 
+def _header(request: Request) -> Callable[[str], str]:
+    """How ``service.dataplane.access`` reads one header of ``request``."""
+    return lambda name: request.headers.get(name, "")
+
+
 async def require_api_key(request: Request, settings: AppSettings) -> None:
     """When an API key is configured, every route but health needs it."""
-    check_key(lambda name: request.headers.get(name, ""), settings)
+    check_key(_header(request), settings)
 
 
 def presents_key(request: Request, settings: Settings) -> bool:
     """Whether the request may see what only key holders see (``access.holds_key``)."""
-    return holds_key(lambda name: request.headers.get(name, ""), settings)
+    return holds_key(_header(request), settings)
 
 
 async def require_admin(request: Request, settings: AppSettings) -> None:
     """Admin routes always need the key; with none configured they are off."""
-    check_key(lambda name: request.headers.get(name, ""), settings, admin=True)
+    check_key(_header(request), settings, admin=True)
 
 
 def check_query(given: Iterable[str], accepted: frozenset[str]) -> None:
@@ -84,6 +89,11 @@ def query_names(route: APIRoute) -> frozenset[str]:
     return known
 
 
+def model_query_names(model: type[BaseModel]) -> frozenset[str]:
+    """The query parameters a query model takes (its fields, by alias)."""
+    return frozenset(f.alias or n for n, f in model.model_fields.items())
+
+
 def _collect_query_names(route: APIRoute) -> frozenset[str]:
     names: set[str] = set()
     pending = [route.dependant]
@@ -93,7 +103,7 @@ def _collect_query_names(route: APIRoute) -> frozenset[str]:
         for param in dependant.query_params:
             kind = param.field_info.annotation
             if isinstance(kind, type) and issubclass(kind, BaseModel):
-                names.update(f.alias or n for n, f in kind.model_fields.items())
+                names |= model_query_names(kind)
             else:
                 names.add(param.alias)
     return frozenset(names)

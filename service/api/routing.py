@@ -24,7 +24,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from service.api.deps import check_query, require_api_key, settings_of
+from service.api.deps import check_query, model_query_names, require_api_key, settings_of
 from service.api.errors import (
     error_response,
     internal_error,
@@ -53,8 +53,7 @@ class HotRoute(APIRoute):
         hint = typing.get_type_hints(endpoint, include_extras=True)["params"]
         self.query_model: type[BaseModel] = typing.get_args(hint)[0]
         self.no_query = self.query_model.model_validate({})  # most requests have none
-        self.query_names = frozenset(f.alias or n for n, f
-                                     in self.query_model.model_fields.items())
+        self.query_names = model_query_names(self.query_model)
 
     def query(self, scope: Scope, request: Request) -> BaseModel:
         """The validated query parameters (``Unprocessable`` if invalid or unknown)."""

@@ -30,19 +30,24 @@ def check_key(header: Callable[[str], str], settings: Settings, *,
             raise Forbidden("admin actions are disabled: set CNNLAB_ADMIN_API_KEY (or "
                             "CNNLAB_API_KEY) to enable them")
         return
-    presented = presented_key(header).encode()
-    if hmac.compare_digest(presented, wanted.encode()):
-        return
-    if not admin and (owner := settings.key(admin=True)) and hmac.compare_digest(
-            presented, owner.encode()):
-        return
-    raise Unauthenticated(f"missing or wrong {'admin ' if admin else ''}API key (send "
-                          "X-API-Key or Authorization: Bearer)")
+    if not _presents_one_of(header, [wanted] if admin else _configured(settings)):
+        raise Unauthenticated(f"missing or wrong {'admin ' if admin else ''}API key (send "
+                              "X-API-Key or Authorization: Bearer)")
 
 
 def holds_key(header: Callable[[str], str], settings: Settings) -> bool:
     """Whether a call may see what only key holders see (load errors naming files): it
     presents a configured key (the API key or the admin key), or no key is configured."""
-    keys = [k for k in (settings.key(), settings.key(admin=True)) if k]
-    presented = presented_key(header).encode() if keys else b""
-    return not keys or any(hmac.compare_digest(presented, k.encode()) for k in keys)
+    keys = _configured(settings)
+    return not keys or _presents_one_of(header, keys)
+
+
+def _configured(settings: Settings) -> list[str]:
+    """The keys that open a non-admin call: the API key and the admin key, those set."""
+    return [k for k in (settings.key(), settings.key(admin=True)) if k]
+
+
+def _presents_one_of(header: Callable[[str], str], keys: list[str]) -> bool:
+    """Whether the call presents one of ``keys`` (each compared in constant time)."""
+    presented = presented_key(header).encode()
+    return any(hmac.compare_digest(presented, k.encode()) for k in keys)
