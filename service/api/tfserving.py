@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from service.api.deps import Plane, plane_of, tag_request
 from service.api.routing import NoQuery, hot_post
 from service.dataplane.classes import ranked
-from service.dataplane.examples import Feature, example_inputs
+from service.dataplane.examples import Feature
 from service.dataplane.plane import DataPlane
 from service.dataplane.requests import (
     PREDICT_SIGNATURE,
@@ -237,15 +237,14 @@ def _features(value: object, where: str) -> dict[str, Feature]:
 
 async def _classify(request: Request, ref: ModelRef) -> Response:
     plane = plane_of(request)
-    info = plane.resolve(ref).info
+    plane.resolve(ref)  # an unknown model or version is told before the body is read
     body = await plane.parse(await request.body(), "request body")
     if not isinstance(body, dict) or not isinstance(body.get("examples"), list):
         raise InvalidInput("request body must be a JSON object with 'examples': a list, one "
                            "object of features per picture")
     examples = [_features(e, f"examples[{i}]") for i, e in enumerate(body["examples"])]
     context = _features(body.get("context", {}), "context")
-    scored = await plane.scores(ref, example_inputs(examples, context, info.input.name,
-                                                    info.input.shape))
+    scored = await plane.scores(ref, examples, context)
     tag_request(request, scored.model, scored.version)
     answer = {"result": [ranked(p.tolist(), scored.class_names)
                          for p in scored.probabilities]}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -23,6 +23,7 @@ import numpy as np
 
 from service.dataplane import budgets, tensors
 from service.dataplane.classes import top_classes
+from service.dataplane.examples import Feature, example_inputs
 from service.dataplane.requests import (
     PREDICT_SIGNATURE,
     InferRequest,
@@ -226,11 +227,14 @@ class DataPlane:
                                         f"output {name!r}")
         return InferResult(sv.name, sv.version, outputs)
 
-    async def scores(self, ref: ModelRef, inputs: Sequence[Input]) -> Scores:
-        """Class probabilities of a batch, with the version's class names (TF Serving's
-        Classify)."""
+    async def scores(self, ref: ModelRef, examples: Sequence[Mapping[str, Feature]],
+                     context: Mapping[str, Feature]) -> Scores:
+        """Class probabilities of a batch of examples (``service.dataplane.examples``),
+        with the version's class names (TF Serving's Classify)."""
         async with self.lease(ref) as sv:
-            images = await self.model_input(sv, inputs)
+            want = sv.info.input
+            images = await self.model_input(
+                sv, example_inputs(examples, context, want.name, want.shape))
             probs = await self.predict(sv, images)
         return Scores(sv.name, sv.version, sv.info.class_names, probs)
 

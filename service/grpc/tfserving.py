@@ -28,7 +28,7 @@ from tensorflow_serving.apis import (
 )
 
 from service.dataplane.classes import ranked
-from service.dataplane.examples import Feature, example_inputs
+from service.dataplane.examples import Feature
 from service.dataplane.plane import DataPlane
 from service.dataplane.requests import (
     PREDICT_SIGNATURE,
@@ -132,15 +132,13 @@ class PredictionService(Servicer, prediction_service_pb2_grpc.PredictionServiceS
     @rpc()
     async def Classify(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
         ref = _ref(request.model_spec)
-        info = self.plane.resolve(ref).info
         kind = request.input.WhichOneof("kind")  # example_list(_with_context), or none
         listed: Any = getattr(request.input, kind) if kind else None
         examples = [_example(e, f"examples[{i}]")
                     for i, e in enumerate(listed.examples if listed is not None else ())]
         shared = (_example(listed.context, "context")
                   if kind == "example_list_with_context" else {})
-        scored = await self.plane.scores(ref, example_inputs(
-            examples, shared, info.input.name, info.input.shape))
+        scored = await self.plane.scores(ref, examples, shared)
         response = classification_pb2.ClassificationResponse()
         response.model_spec.name = scored.model
         response.model_spec.version.value = scored.version
