@@ -31,11 +31,14 @@ _PAGE_CSP = (b"default-src 'self'; img-src 'self' data: blob:; object-src 'none'
 _CSP = b"content-security-policy"
 
 
-def security_headers(path: str) -> list[tuple[bytes, bytes]]:
-    """The headers every answer to ``path`` carries."""
-    csp = _PAGE_CSP if path == "/" or path.startswith("/static/") else _API_CSP
-    return [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
-            (_CSP, csp)]
+_GUARDS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"))
+_API_HEADERS = (*_GUARDS, (_CSP, _API_CSP))
+_PAGE_HEADERS = (*_GUARDS, (_CSP, _PAGE_CSP))
+
+
+def security_headers(path: str) -> tuple[tuple[bytes, bytes], ...]:
+    """The headers every answer to ``path`` carries (built once, not per request)."""
+    return _PAGE_HEADERS if path == "/" or path.startswith("/static/") else _API_HEADERS
 
 
 def loggable(path: str) -> str:
@@ -132,7 +135,7 @@ class RequestContextMiddleware:
 
     @staticmethod
     async def _reject(send: Send, rid: str, status: int, message: str,
-                      guards: list[tuple[bytes, bytes]], retry: bool = False) -> None:
+                      guards: tuple[tuple[bytes, bytes], ...], retry: bool = False) -> None:
         body = json.dumps({"error": message}).encode()
         await send({"type": "http.response.start", "status": status, "headers": [
             (b"content-type", b"application/json"),
