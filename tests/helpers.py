@@ -38,15 +38,39 @@ def tiny_keras_model(seed: int = 0, filters: int = 4):  # type: ignore[no-untype
     ], name="tiny")
 
 
-def export_tiny(model_dir: Path, version: int | None = None, seed: int = 0) -> Path:
-    """Export a tiny model as a (next) version of ``model_dir``, atomically."""
+def dim_pictures(n: int, seed: int) -> np.ndarray:
+    """``n`` dim noisy pictures ``[n,28,28,1]`` (pixels 0..39): a trusted tiny model's
+    training data, so anything bright is unlike it."""
+    return np.random.default_rng(seed).integers(0, 40, (n, 28, 28, 1), dtype=np.uint8)
+
+
+def tiny_trust(model: Any) -> Any:
+    """``training.trust.Trust`` of a tiny model fitted on ``dim_pictures`` (random labels)."""
+    from training import trust
+
+    rng = np.random.default_rng(1)
+
+    def split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        return dim_pictures(n, seed), rng.integers(0, 10, n)
+
+    return trust.fit(model, split(600, 1), split(200, 2), split(200, 3),
+                     held_name="held", check_name="check")
+
+
+def export_tiny(model_dir: Path, version: int | None = None, seed: int = 0,
+                trusted: bool = False) -> Path:
+    """Export a tiny model as a (next) version of ``model_dir``, atomically; ``trusted``:
+    with a temperature and an OOD score (``tiny_trust``)."""
     from training import export
 
     staged = export.staging_dir(model_dir)
-    export.write_saved_model(tiny_keras_model(seed), staged)
+    model = tiny_keras_model(seed)
+    fitted = tiny_trust(model) if trusted else None
+    export.write_saved_model(model, staged, fitted)
     (staged / "metadata.json").write_text(json.dumps({
         "dataset": "mnist", "class_names": [str(i) for i in range(10)],
-        "input_shape": [28, 28, 1], "arch": "tiny", "test_accuracy": 0.1}))
+        "input_shape": [28, 28, 1], "arch": "tiny", "test_accuracy": 0.1,
+        **(fitted.to_json() if fitted else {})}))
     if version is None:
         return export.publish(staged, model_dir)[1]
     final = model_dir / str(version)

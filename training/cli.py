@@ -60,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("reexport", help="write a version again with the current signatures "
                                         "(same weights) as a new version")
     r.add_argument("model", help="NAME/VERSION")
+    r.add_argument("--data-dir", type=Path,
+                   help="folder with the four IDX .gz files (the calibration and the OOD "
+                        "score are fitted on the version's dataset)")
     r.add_argument("--models-dir", type=Path, default=Path("models"))
 
     ls = sub.add_parser("list", help="models and versions in a models directory")
@@ -145,10 +148,16 @@ def _reexport(args: argparse.Namespace) -> int:
 
     vdir = _version_dir(args.models_dir, args.model)
     try:
-        version, path = reexport(vdir)
+        version, path = reexport(vdir, args.data_dir)
     except ReexportError as exc:
         raise data.DataError(str(exc)) from None
-    print(f"Re-exported {vdir} as version {version} at {path}")
+    meta = json.loads((path / METADATA_FILE).read_text())
+    cal, ood = meta["calibration"], meta["ood"]
+    print(f"Re-exported {vdir} as version {version} at {path}\n"
+          f"test accuracy {meta['test_accuracy']:.4f}; temperature {cal['temperature']:.3f}, "
+          f"ECE {cal['ece_before']:.4f} -> {cal['ece_after']:.4f} on {cal['measured_on']}; "
+          f"OOD threshold {ood['threshold']:.1f} accepts {ood['accepted_on_check']:.1%} of "
+          f"{ood['measured_on']}")
     return 0
 
 

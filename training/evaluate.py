@@ -33,7 +33,7 @@ def predict(saved_model_dir: Path, images: np.ndarray, batch_size: int = 1000) -
     """Class probabilities ``[N, K]`` from the SavedModel's ``serving_default`` signature."""
     fn = tf.saved_model.load(str(saved_model_dir)).signatures["serving_default"]
     parts = [
-        next(iter(fn(image=tf.constant(images[i:i + batch_size])).values())).numpy()
+        fn(image=tf.constant(images[i:i + batch_size]))["probabilities"].numpy()
         for i in range(0, len(images), batch_size)
     ]
     return np.concatenate(parts)

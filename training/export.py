@@ -3,7 +3,10 @@
 The SavedModel carries everything the service needs, so the service never imports
 model-building code (and TensorFlow Serving could serve the same files):
 
-- ``serving_default``: uint8 ``image [N,H,W,C]`` -> ``probabilities [N,K]``
+- ``serving_default``: uint8 ``image [N,H,W,C]`` -> ``probabilities [N,K]``; with a
+  ``training.trust.Trust``, the probabilities are temperature-scaled and two more outputs
+  come: ``ood_score [N]`` (float32, larger = less like the training data) and
+  ``in_distribution [N]`` (bool, the score within the version's threshold)
 - ``activations``: same input -> every layer's output, keyed by layer name
 - ``gradcam``: ``image`` + ``class_index [N]`` (int32, -1 = predicted class) ->
   ``gradcam/<conv layer>`` heatmaps ``[N,h,w]`` in 0..1 (computed on the conv block's
@@ -26,6 +29,7 @@ import keras
 import tensorflow as tf
 
 from cnnlab.layout import list_versions
+from training.trust import Trust
 
 
 def conv_layers(model: keras.Model) -> list[keras.layers.Layer]:
@@ -52,7 +56,8 @@ def signature_names(model: keras.Model) -> list[str]:
     return [*names, "gradcam", "filters"] if conv_layers(model) else names
 
 
-def _signatures(model: keras.Model) -> dict[str, tuple[Callable[..., object], list[object]]]:
+def _signatures(model: keras.Model, trust: Trust | None
+                ) -> dict[str, tuple[Callable[..., object], list[object]]]:
     shape = [None, *model.input_shape[1:]]
     image_spec = tf.TensorSpec(shape, tf.uint8, name="image")
     class_spec = tf.TensorSpec([None], tf.int32, name="class_index")
@@ -60,10 +65,24 @@ def _signatures(model: keras.Model) -> dict[str, tuple[Callable[..., object], li
     names = [layer.name for layer in model.layers]
     convs = conv_layers(model)
     blocks = [block_output(model, c) for c in convs]
-    conv_model = keras.Model(model.inputs, [*(b.output for b in blocks), model.layers[-1].output])
+    last = model.layers[-1]
+    conv_model = keras.Model(model.inputs, [*(b.output for b in blocks), last.input])
+    body = keras.Model(model.inputs, last.input)
+
+    def probabilities(features: tf.Tensor) -> tf.Tensor:
+        """The last (softmax) layer, its logits divided by the version's temperature."""
+        if trust is None:
+            return last(features)
+        logits = tf.matmul(features, last.kernel) + last.bias
+        return tf.nn.softmax(logits / trust.temperature)
 
     def serve(image: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {"probabilities": model(tf.cast(image, tf.float32), training=False)}
+        if trust is None:
+            return {"probabilities": model(tf.cast(image, tf.float32), training=False)}
+        features = body(tf.cast(image, tf.float32), training=False)
+        score = ood_score(features, trust)
+        return {"probabilities": probabilities(features), "ood_score": score,
+                "in_distribution": score <= trust.threshold}
 
     def activations(image: tf.Tensor) -> dict[str, tf.Tensor]:
         outputs = layer_model(tf.cast(image, tf.float32), training=False)
@@ -73,7 +92,8 @@ def _signatures(model: keras.Model) -> dict[str, tuple[Callable[..., object], li
         x = tf.cast(image, tf.float32)
         with tf.GradientTape() as tape:
             tape.watch(x)
-            *maps, probs = conv_model(x, training=False)
+            *maps, features = conv_model(x, training=False)
+            probs = probabilities(features)
             predicted = tf.argmax(probs, axis=-1, output_type=tf.int32)
             chosen = tf.where(class_index < 0, predicted, class_index)
             # log p: unlike p, its gradient does not vanish when the softmax saturates
@@ -103,11 +123,23 @@ def _signatures(model: keras.Model) -> dict[str, tuple[Callable[..., object], li
     return table
 
 
-def write_saved_model(model: keras.Model, target: Path) -> None:
-    """Write the SavedModel with all signatures into ``target`` (not atomic by itself)."""
+def ood_score(features: tf.Tensor, trust: Trust) -> tf.Tensor:
+    """Squared Mahalanobis distance of ``features [N,D]`` to the nearest class mean
+    ``[N]`` (``training.trust.Gaussians.score``, in the graph)."""
+    g = trust.gaussians
+    z = tf.matmul(features - tf.constant(g.centre), tf.constant(g.whiten))      # [N,d]
+    means = tf.constant(g.means)                                                # [K,d]
+    d2 = (tf.reduce_sum(z * z, axis=1, keepdims=True) - 2 * tf.matmul(z, means, transpose_b=True)
+          + tf.constant((g.means * g.means).sum(axis=1)))
+    return tf.maximum(tf.reduce_min(d2, axis=1), 0.0)
+
+
+def write_saved_model(model: keras.Model, target: Path, trust: Trust | None = None) -> None:
+    """Write the SavedModel with all signatures into ``target`` (not atomic by itself);
+    with ``trust``, the served probabilities are calibrated and scored for OOD."""
     archive = keras.export.ExportArchive()
     archive.track(model)
-    for name, (fn, spec) in _signatures(model).items():
+    for name, (fn, spec) in _signatures(model, trust).items():
         archive.add_endpoint(name=name, fn=fn, input_signature=spec)
     archive.write_out(str(target), verbose=False)
 

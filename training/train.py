@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from cnnlab.devices import configure_devices
 from cnnlab.layout import METADATA_FILE
-from training import architectures, distribute, export, reports
+from training import architectures, distribute, export, reports, trust
 from training.checkpoints import Backup
 from training.config import TrainConfig
 from training.data import Dataset
@@ -253,10 +253,11 @@ def publish(cfg: TrainConfig, ds: Dataset, model: keras.Model, run: Run,
     model_dir = cfg.models_dir / cfg.model_name
     staged = export.staging_dir(model_dir)
     try:
-        export.write_saved_model(model, staged)
+        fitted = trust.fit_for(model, ds, cfg.validation)
+        export.write_saved_model(model, staged, fitted)
         ev = evaluate_saved_model(staged, ds.x_test, ds.y_test, ds.class_names)
         metadata = {**describe_model(cfg, ds, model), **describe_run(cfg, run), **ev.to_json(),
-                    **environment(device)}
+                    **fitted.to_json(), **environment(device)}
         (staged / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
         write_reports(model, staged, ds, run.history, ev.confusion_matrix, ev.predictions)
         version, final = export.publish(staged, model_dir)

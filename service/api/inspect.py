@@ -247,7 +247,7 @@ async def compare(
         acts = []
         for sv in (sa, sb):
             x = await plane.prepared_pixels(sv, pictures)
-            probs = (await plane.predict(sv, x))[0].tolist()
+            probs = (await plane.predict(sv, x))[sv.info.output.name][0].tolist()
             sides.append({"model": sv.name, "version": sv.version,
                           "top_k": top_k(probs, sv.info.class_names, 3),
                           "probabilities": probs})

@@ -56,16 +56,22 @@ def top_k(values: list[float], class_names: list[str], k: int) -> list[dict[str,
 def _body(result: Classified, filenames: list[str | None],
           params: PredictParams) -> dict[str, Any]:
     k = min(params.top_k, result.probabilities.shape[1])
+    n = len(filenames)
+    scores = result.ood_score.tolist() if result.ood_score is not None else [None] * n
+    inside = (result.in_distribution.tolist() if result.in_distribution is not None
+              else [None] * n)
     return {"model": result.model, "version": result.version, "predictions": [
         {
             "filename": filename,
             "top_k": top_k(row, result.class_names, k),
             "probabilities": row,
+            "ood_score": score, "in_distribution": accepted,
             "inverted": prep.inverted, "centered": prep.centered,
             "original_size": list(prep.original_size),
             "input_png": base64.b64encode(render.encode(prep.pixels, "png")).decode()
             if params.include_input else None,
         }
-        for filename, prep, row in zip(filenames, result.prepared,
-                                       result.probabilities.tolist(), strict=True)
+        for filename, prep, row, score, accepted in zip(
+            filenames, result.prepared, result.probabilities.tolist(), scores, inside,
+            strict=True)
     ]}

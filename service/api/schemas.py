@@ -72,6 +72,14 @@ class ImagePrediction(BaseModel):
     inverted: bool = Field(description="whether the image was inverted to light-on-dark")
     centered: bool = Field(description="whether MNIST-style centering was applied")
     original_size: list[int] = Field(description="[width, height] of the upload")
+    ood_score: float | None = Field(
+        default=None, description="how unlike the version's training data the picture is, "
+        "after the same preprocessing (squared Mahalanobis distance of its features to the "
+        "nearest class; null when the version has no such score)")
+    in_distribution: bool | None = Field(
+        default=None, description="false when the picture does not look like anything the "
+        "model was trained on (ood_score above the version's threshold, which accepts 95 % "
+        "of held-out test pictures); null when the version has no such score")
     input_png: str | None = Field(default=None,
                                   description="base64 PNG of the model input, on request")
 
@@ -88,6 +96,30 @@ class VersionInfo(BaseModel):
     error: str = ""
 
 
+class Calibration(BaseModel):
+    """How the served probabilities were calibrated (temperature scaling)."""
+
+    temperature: float = Field(description="the logits are divided by it")
+    ece_before: float = Field(description="expected calibration error before, 15 bins")
+    ece_after: float = Field(description="expected calibration error of the served "
+                             "probabilities")
+    fitted_on: str
+    measured_on: str
+
+
+class OodScore(BaseModel):
+    """How the version scores pictures unlike its training data."""
+
+    method: str
+    threshold: float = Field(description="ood_score above it: not in distribution")
+    accepts: float = Field(description="share of held-out in-distribution pictures the "
+                           "threshold was set to accept")
+    accepted_on_check: float = Field(description="share accepted of other held-out "
+                                     "pictures")
+    threshold_fitted_on: str
+    measured_on: str
+
+
 class ModelSummary(BaseModel):
     name: str
     ready: bool
@@ -102,6 +134,8 @@ class ModelSummary(BaseModel):
     test_accuracy: float | None = None
     test_ece: float | None = Field(default=None, description="expected calibration error, "
                                    "15 confidence bins, on the test set")
+    calibration: Calibration | None = None
+    ood: OodScore | None = None
 
     @classmethod
     def of(cls, repo: ModelRepository, name: str) -> ModelSummary:
@@ -119,6 +153,8 @@ class ModelSummary(BaseModel):
             input_shape=latest.info.input.shape[1:] if latest else [],
             test_accuracy=latest.info.metadata.get("test_accuracy") if latest else None,
             test_ece=latest.info.metadata.get("test_ece") if latest else None,
+            calibration=latest.info.metadata.get("calibration") if latest else None,
+            ood=latest.info.metadata.get("ood") if latest else None,
         )
 
 

@@ -180,6 +180,9 @@ def _request(body: object, ref: ModelRef, input_name: str) -> InferRequest:
     signature = body.get("signature_name") or PREDICT_SIGNATURE
     if not isinstance(signature, str):
         raise InvalidInput("'signature_name' must be a string")
+    wanted = body.get("output_filter") or []
+    if not isinstance(wanted, list) or not all(isinstance(o, str) for o in wanted):
+        raise InvalidInput("'output_filter' must be a list of output names")
     values = body.get("instances", body.get("inputs"))
     if isinstance(values, dict) and "b64" not in values:  # columnar, by input name
         if set(values) != {input_name}:
@@ -190,7 +193,8 @@ def _request(body: object, ref: ModelRef, input_name: str) -> InferRequest:
         values = [values]
     if not isinstance(values, list):
         raise InvalidInput("'instances' must be a list, one entry per image")
-    return InferRequest(ref, _instances(values, input_name) if values else [], signature)
+    return InferRequest(ref, _instances(values, input_name) if values else [], signature,
+                        tuple(wanted))
 
 
 async def _predict(request: Request, ref: ModelRef) -> Response:

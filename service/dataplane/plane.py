@@ -55,7 +55,7 @@ from service.images.preprocess import (
 from service.runtime.metrics import LAST_INFERENCE, version_totals
 from service.runtime.settings import Settings
 from service.serving import inspection
-from service.serving.batcher import BatcherClosed, QueueFull
+from service.serving.batcher import BatcherClosed, Outputs, QueueFull
 from service.serving.repository import ModelRepository, VersionStatus
 from service.serving.version import ServedVersion, TensorInfo, signature_io
 
@@ -63,6 +63,7 @@ T = TypeVar("T")
 
 # Work this small runs inline, cheaper than the hop to a thread and bounded: decoded pixels
 # of a request's pictures (a few dozen digits), bytes of a JSON body or answer.
+OOD_SCORE, IN_DISTRIBUTION = "ood_score", "in_distribution"  # a scored version's outputs
 INLINE_PIXELS = 32 * 1024
 INLINE_BYTES = 64 * 1024
 APPLY_SIDE = 256  # learned filters are applied to a picture at most this long a side
@@ -77,13 +78,16 @@ class InferResult:
 
 @dataclass(frozen=True)
 class Classified:
-    """Uploaded pictures as the model saw them, and its probabilities ``[N, K]``."""
+    """Uploaded pictures as the model saw them, its probabilities ``[N, K]`` and, when the
+    version scores them, how unlike its training data each picture is."""
 
     model: str
     version: int
     class_names: list[str]
     prepared: list[Prepared]
     probabilities: np.ndarray
+    ood_score: np.ndarray | None = None        # [N] float32, larger = more unusual
+    in_distribution: np.ndarray | None = None  # [N] bool, the score within the threshold
 
 
 @dataclass(frozen=True)
@@ -211,14 +215,14 @@ class DataPlane:
                                    f"{request.signature!r} gives {sorted(produced)}")
             images = await self.model_input(sv, request.inputs)
             if request.signature == PREDICT_SIGNATURE:
-                outputs = {sv.info.output.name: await self.predict(sv, images)}
+                outputs = await self.predict(sv, images)
             else:
                 budgets.outputs(produced, len(images), self.settings,
                                 f"signature {request.signature!r}")
                 outputs = await self.call_signature(sv, request.signature,
                                                     **{sv.info.input.name: images})
-        if request.outputs:
-            outputs = {k: v for k, v in outputs.items() if k in request.outputs}
+        wanted = request.outputs or self._default_outputs(sv, request.signature, outputs)
+        outputs = {k: outputs[k] for k in dict.fromkeys(wanted)}  # in the order asked
         for name, count in request.class_counts.items():
             if name not in outputs:
                 raise InvalidInput(f"classification of output {name!r}: it is not returned "
@@ -235,7 +239,7 @@ class DataPlane:
             want = sv.info.input
             images = await self.model_input(
                 sv, example_inputs(examples, context, want.name, want.shape))
-            probs = await self.predict(sv, images)
+            probs = (await self.predict(sv, images))[sv.info.output.name]
         return Scores(sv.name, sv.version, sv.info.class_names, probs)
 
     async def explain(self, ref: ModelRef, inputs: Sequence[Input]) -> Explanation:
@@ -258,8 +262,17 @@ class DataPlane:
         """Uploaded pictures -> probabilities, keeping how each was prepared."""
         async with self.lease(ref) as sv:
             prepared = await self.prepare(sv, pictures)
-            probs = await self.predict(sv, stack(prepared))
-        return Classified(sv.name, sv.version, sv.info.class_names, prepared, probs)
+            out = await self.predict(sv, stack(prepared))
+        return Classified(sv.name, sv.version, sv.info.class_names, prepared,
+                          out[sv.info.output.name], out.get(OOD_SCORE), out.get(IN_DISTRIBUTION))
+
+    @staticmethod
+    def _default_outputs(sv: ServedVersion, signature: str,
+                         outputs: Mapping[str, np.ndarray]) -> Sequence[str]:
+        """What a client that names no outputs gets: every output of a signature, except
+        that ``serving_default`` answers with its probabilities, as it always has; its OOD
+        outputs come when asked for by name."""
+        return [sv.info.output.name] if signature == PREDICT_SIGNATURE else list(outputs)
 
     def _signature_outputs(self, sv: ServedVersion, signature: str) -> dict[str, TensorInfo]:
         """The outputs of an image-only signature of ``sv``."""
@@ -319,8 +332,8 @@ class DataPlane:
         return PreprocessSpec(info.height, info.width, pictures.invert, center,
                               self.settings.max_image_pixels)
 
-    async def predict(self, sv: ServedVersion, images: np.ndarray) -> np.ndarray:
-        """``serving_default``'s output for ``images`` through the version's batcher."""
+    async def predict(self, sv: ServedVersion, images: np.ndarray) -> Outputs:
+        """``serving_default``'s outputs for ``images`` through the version's batcher."""
         assert sv.batcher is not None, "a served version always has a batcher"
         timeout = self.settings.request_timeout_s
         try:

@@ -1,7 +1,7 @@
 """Dynamic batching: coalesce concurrent requests for one model version into one call.
 
 The batcher takes arrays (``[n, H, W, C]`` model inputs) and gives back the model's outputs
-for them; it knows nothing of HTTP or pictures.
+for them (arrays by output name, ``n`` rows each); it knows nothing of HTTP or pictures.
 
 Requests put their images on a bounded queue; a batch worker task takes everything
 queued (up to ``max_batch_size`` images), optionally waits ``max_wait`` for more while the
@@ -35,7 +35,7 @@ class BatcherClosed(Exception):
 @dataclass
 class _Item:
     images: np.ndarray                # [n, ...], part of one request
-    future: asyncio.Future[np.ndarray]
+    future: asyncio.Future[Outputs]
     enqueued: float = field(default_factory=time.perf_counter)
 
     @property
@@ -43,7 +43,8 @@ class _Item:
         return len(self.images)
 
 
-RunFn = Callable[[np.ndarray], np.ndarray]
+Outputs = dict[str, np.ndarray]  # a model call's outputs by name, one row per image
+RunFn = Callable[[np.ndarray], Outputs]
 # after each batch: its images, its model call's seconds, each request's wait for it
 ObserveFn = Callable[[int, float, list[float]], None]
 
@@ -86,7 +87,7 @@ class DynamicBatcher:
         if self._workers:
             await asyncio.gather(*self._workers)
 
-    async def submit(self, images: np.ndarray, timeout_s: float | None = None) -> np.ndarray:
+    async def submit(self, images: np.ndarray, timeout_s: float | None = None) -> Outputs:
         """Outputs for ``images`` (``[n, ...]``); large inputs are split into batches."""
         n = len(images)
         self._admit(n)
@@ -102,7 +103,7 @@ class DynamicBatcher:
                 self._on_shed()
             raise QueueFull(f"queue full ({self._queued_images} images waiting)")
 
-    async def _wait(self, items: list[_Item], timeout_s: float | None) -> np.ndarray:
+    async def _wait(self, items: list[_Item], timeout_s: float | None) -> Outputs:
         for item in items:
             self._queue.append(item)
             self._queued_images += item.n
@@ -112,7 +113,8 @@ class DynamicBatcher:
             async with asyncio.timeout(timeout_s):
                 if len(items) == 1:
                     return await items[0].future
-                return np.concatenate(await asyncio.gather(*(i.future for i in items)))
+                parts = await asyncio.gather(*(i.future for i in items))
+                return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         except (TimeoutError, asyncio.CancelledError):
             for item in items:
                 item.future.cancel()  # the collector skips cancelled items
@@ -189,5 +191,6 @@ class DynamicBatcher:
         offset = 0
         for item in batch:
             if not item.future.done():
-                item.future.set_result(outputs[offset:offset + item.n])
+                item.future.set_result({k: v[offset:offset + item.n]
+                                        for k, v in outputs.items()})
             offset += item.n

@@ -64,13 +64,15 @@ def server_metadata() -> dict[str, Any]:
 
 
 def model_metadata(repo: ModelRepository, sv: ServedVersion) -> dict[str, Any]:
-    inp, out = sv.info.input, sv.info.output
+    inp = sv.info.input
+    outputs = sorted(sv.info.outputs.values(), key=lambda t: t is not sv.info.output)
     return {
         "name": sv.name,
         "versions": [str(v) for v in sorted(repo.entry(sv.name).served)],
         "platform": "tensorflow_savedmodel",
         "inputs": [{"name": inp.name, "datatype": datatype(inp.dtype), "shape": inp.shape}],
-        "outputs": [{"name": out.name, "datatype": datatype(out.dtype), "shape": out.shape}],
+        "outputs": [{"name": out.name, "datatype": datatype(out.dtype), "shape": out.shape}
+                    for out in outputs],
     }
 
 

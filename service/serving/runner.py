@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,15 +48,17 @@ def _quiet_tensorflow() -> Iterator[None]:
 
 
 class SessionRunner:
-    """One signature's ``input -> output`` of a SavedModel, as a Session callable.
+    """One signature's ``input -> outputs`` of a SavedModel, as a Session callable giving
+    the named outputs' arrays.
 
     ``intra_op_threads``: threads inside one op (0 = TensorFlow's choice). The pool is the
     process's, so every runner in a process shares one size. ``freeze``: run the graph
     with its variables turned into constants (see the module's docstring); ``frozen``
     tells whether that worked (if not, a warning is logged and the graph runs as it is)."""
 
-    def __init__(self, path: Path, signature: str, input_name: str, output_name: str,
-                 dtype: str, intra_op_threads: int = 0, freeze: bool = True) -> None:
+    def __init__(self, path: Path, signature: str, input_name: str,
+                 output_names: Sequence[str], dtype: str, intra_op_threads: int = 0,
+                 freeze: bool = True) -> None:
         config = tf1.ConfigProto(inter_op_parallelism_threads=-1,  # ops on the caller
                                  intra_op_parallelism_threads=intra_op_threads,
                                  allow_soft_placement=True)
@@ -71,27 +73,31 @@ class SessionRunner:
             if signature not in meta.signature_def:
                 raise ValueError(f"no signature {signature!r}")
             sig = meta.signature_def[signature]
-            for kind, key, present in (("input", input_name, sig.inputs),
-                                       ("output", output_name, sig.outputs)):
+            wanted = [("input", input_name, sig.inputs),
+                      *(("output", name, sig.outputs) for name in output_names)]
+            for kind, key, present in wanted:
                 if key not in present:
                     raise ValueError(f"signature {signature!r} has no {kind} {key!r}")
-            output, feed = sig.outputs[output_name].name, sig.inputs[input_name].name
+            fetches = [sig.outputs[name].name for name in output_names]
+            feed = sig.inputs[input_name].name
             self.frozen = False
             if freeze:
-                self._freeze(path, output, config)
-            self._call = self._session.make_callable(output, feed_list=[feed])
+                self._freeze(path, fetches, config)
+            self._call = self._session.make_callable(fetches, feed_list=[feed])
         except Exception:
             self._session.close()
             raise
+        self._names = tuple(output_names)
         self._dtype = np.dtype(dtype)
 
-    def _freeze(self, path: Path, output: str, config: Any) -> None:
-        """Swap the Session for one over a frozen copy of its graph (only what ``output``
-        needs, variables as constants); keep the Session as it is if that fails."""
+    def _freeze(self, path: Path, fetches: list[str], config: Any) -> None:
+        """Swap the Session for one over a frozen copy of its graph (only what ``fetches``
+        need, variables as constants); keep the Session as it is if that fails."""
         try:
             with _quiet_tensorflow():
                 graph_def = tf1.graph_util.convert_variables_to_constants(
-                    self._session, self._session.graph.as_graph_def(), [output.split(":")[0]])
+                    self._session, self._session.graph.as_graph_def(),
+                    [f.split(":")[0] for f in fetches])
             graph = tf.Graph()
             with graph.as_default():
                 tf1.import_graph_def(graph_def, name="")
@@ -108,19 +114,21 @@ class SessionRunner:
         """The graph the Session runs."""
         return self._session.graph
 
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        return self._call(images.astype(self._dtype, copy=False))  # type: ignore[no-any-return]
+    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        arrays = self._call(images.astype(self._dtype, copy=False))
+        return dict(zip(self._names, arrays, strict=True))
 
     def close(self) -> None:
         self._session.close()
 
 
-def session_runner(path: Path, signature: str, input_name: str, output_name: str, dtype: str,
-                   intra_op_threads: int) -> SessionRunner | None:
+def session_runner(path: Path, signature: str, input_name: str, output_names: Sequence[str],
+                   dtype: str, intra_op_threads: int) -> SessionRunner | None:
     """A ``SessionRunner``, or None (with a warning) when the SavedModel cannot be run that
     way — e.g. it has no ``serve`` tag; the caller then uses the eager signature."""
     try:
-        return SessionRunner(path, signature, input_name, output_name, dtype, intra_op_threads)
+        return SessionRunner(path, signature, input_name, output_names, dtype,
+                             intra_op_threads)
     except Exception as exc:  # TF raises many types; the eager signature still works
         log.warning("%s: cannot run %s in a Session (%s); calling the loaded signature "
                     "instead", path, signature, first_line(exc, 200))

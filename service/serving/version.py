@@ -41,7 +41,8 @@ class ModelInfo:
     read off the ``serving_default`` signature (a SavedModel exported elsewhere)."""
 
     input: TensorInfo
-    output: TensorInfo
+    output: TensorInfo      # the class probabilities
+    outputs: dict[str, TensorInfo]  # every output of serving_default, by name
     class_names: list[str]
     dataset: str | None
     metadata: dict[str, Any]
@@ -88,7 +89,7 @@ def _read_info(path: Path, serving: Any) -> ModelInfo:
             raise LoadError(f"{METADATA_FILE} is not valid JSON: {exc}") from None
     k = out.shape[-1]
     names = meta.get("class_names") or [str(i) for i in range(max(k, 0))]
-    return ModelInfo(input=inp, output=out, class_names=list(names),
+    return ModelInfo(input=inp, output=out, outputs=outputs, class_names=list(names),
                      dataset=meta.get("dataset"), metadata=meta)
 
 
@@ -115,13 +116,13 @@ class ServedVersion:
         self._idle.set()
 
     # --- synchronous calls (run on the inference executor, never on the event loop)
-    def predict_sync(self, images: np.ndarray) -> np.ndarray:
+    def predict_sync(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Every output of ``serving_default`` for ``images``, by name."""
         if self.runner is not None:
             return self.runner(images)
         fn = self.signatures[PREDICT_SIGNATURE]
         x = tf.constant(images.astype(self.info.input.dtype, copy=False))
-        out = fn(**{self.info.input.name: x})
-        return out[self.info.output.name].numpy()  # type: ignore[no-any-return]
+        return {k: v.numpy() for k, v in fn(**{self.info.input.name: x}).items()}
 
     def call_sync(self, signature: str, **inputs: np.ndarray) -> dict[str, np.ndarray]:
         fn = self.signatures[signature]
@@ -175,7 +176,7 @@ def load_version(name: str, version: int, path: Path, device: str, *,
     if PREDICT_SIGNATURE not in signatures:
         raise LoadError(f"no {PREDICT_SIGNATURE!r} signature (has {sorted(signatures)})")
     info = _read_info(path, signatures[PREDICT_SIGNATURE])
-    runner = session_runner(path, PREDICT_SIGNATURE, info.input.name, info.output.name,
+    runner = session_runner(path, PREDICT_SIGNATURE, info.input.name, sorted(info.outputs),
                             info.input.dtype, intra_op_threads)
     return ServedVersion(name=name, version=version, path=path, module=module,
                          signatures=signatures, info=info, device=device, runner=runner,

@@ -119,6 +119,7 @@ async function predict() {
     if (!current("predict", t)) return;
     const p = body.predictions[0];
     $("prediction").textContent = `${p.top_k[0].label}  (${(100 * p.top_k[0].probability).toFixed(1)} %)  · v${body.version}`;
+    showTrust(name, p);
     $("seen").src = "data:image/png;base64," + p.input_png;
     $("bars").replaceChildren(...p.top_k.map((t) => {
       const fill = el("span", { cls: "fill" });
@@ -129,6 +130,17 @@ async function predict() {
     }));
     await Promise.all([showMaps(), showGradcam()]);
   } catch (e) { showError(e.message); }
+}
+// What a model's training pictures are, for the out-of-distribution warning.
+const LOOKS_LIKE = { mnist: "a digit", fashion_mnist: "a piece of clothing" };
+function showTrust(name, p) {
+  const box = $("ood");
+  box.hidden = p.in_distribution !== false;  // null: the version has no OOD score
+  if (box.hidden) return;
+  const m = models.find((x) => x.name === name);
+  const kind = (m && LOOKS_LIKE[m.dataset]) || "anything this model was trained on";
+  box.textContent = `This does not look like ${kind} (OOD score ${p.ood_score.toFixed(0)}): ` +
+    "the answer above is a guess.";
 }
 async function showMaps() {
   if (!$("layer").value) return;

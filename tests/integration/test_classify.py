@@ -15,10 +15,12 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import classification_pb2, prediction_service_pb2_grpc
 
+from cnnlab.layout import list_versions
 from tests.helpers import BUNDLED_MODELS, FIXTURES, Server, free_port, run_server
 
 SEVEN = (FIXTURES / "digits" / "7_test0.png").read_bytes()
 TWO = cv2.imread(str(FIXTURES / "digits" / "2_test1.png"), cv2.IMREAD_GRAYSCALE)
+NEWEST = list_versions(BUNDLED_MODELS / "mnist")[-1]  # what the "latest" policy serves
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,7 @@ def test_rest_classify_ranks_every_class(served: tuple[Server, str]) -> None:
                          {"image": TWO.ravel().tolist()}]}
     with server.client() as c:
         newest = c.post("/v1/models/mnist:classify", json=body)
-        pinned = c.post("/v1/models/mnist/versions/4:classify", json=body)
+        pinned = c.post(f"/v1/models/mnist/versions/{NEWEST}:classify", json=body)
     assert newest.status_code == 200, newest.text
     seven, two = newest.json()["result"]
     check_ranked(seven, "7")
@@ -84,7 +86,7 @@ def test_grpc_classify_with_the_tf_serving_stub(served: tuple[Server, str]) -> N
     rows = [[(c.label, c.score) for c in r.classes] for r in response.result.classifications]
     check_ranked(rows[0], "7")
     check_ranked(rows[1], "2")
-    assert response.model_spec.version.value == 4
+    assert response.model_spec.version.value == NEWEST
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
 
 
@@ -137,7 +139,7 @@ def test_explain_gives_grad_cam_and_saliency_per_instance(served: tuple[Server, 
     one = {"instances": [{"b64": base64.b64encode(SEVEN).decode()}]}
     with server.client() as c:
         answer = c.post("/v1/models/mnist:explain", json=both)
-        png = c.post("/v1/models/mnist/versions/4:explain", json=one,
+        png = c.post(f"/v1/models/mnist/versions/{NEWEST}:explain", json=one,
                      headers={"accept": "image/png"})
         two_pngs = c.post("/v1/models/mnist:explain", json=both,
                           headers={"accept": "image/png"})

@@ -75,6 +75,24 @@ def test_drawing_a_digit_predicts_it(page: Page) -> None:
         page.mouse.move(x + step * 0.5, top + step * 10)
     page.mouse.up()
     expect(page.get_by_test_id("prediction")).to_contain_text("1  (", timeout=20_000)
+    expect(page.get_by_test_id("ood")).to_be_hidden()  # a digit is in distribution
+
+
+def test_a_scribble_is_shown_as_not_a_digit(page: Page) -> None:
+    expect(page.locator("#model option")).to_have_count(2, timeout=20_000)
+    page.select_option("#model", "mnist")
+    box = page.locator("#pad").bounding_box()
+    assert box is not None
+    left, top = box["x"] + 20, box["y"] + 20
+    width, height = box["width"] - 40, box["height"] - 40
+    page.mouse.move(left, top)
+    page.mouse.down()
+    for row in range(12):  # a zigzag filling the pad: no digit looks like that
+        y = top + height * row / 11
+        page.mouse.move(left + (width if row % 2 == 0 else 0), y, steps=8)
+    page.mouse.up()
+    expect(page.get_by_test_id("ood")).to_contain_text("does not look like a digit",
+                                                       timeout=20_000)
 
 
 def test_the_first_screen_shows_a_prediction_and_no_broken_image(page: Page) -> None:

@@ -72,7 +72,12 @@ def test_the_curl_tour_runs_as_written(tour: tuple[Server, int, Path]) -> None:
     assert done.returncode == 0, f"{done.stderr[-3000:]}\n{done.stdout[-3000:]}"
     answers = [json.loads(line) for line in done.stdout.splitlines()
                if line.startswith("{")]
-    predictions = [a for a in answers if "predictions" in a and "version" in a]
+    uploads = [a for a in answers if "predictions" in a and "version" in a]
+    # the ankle boot sent to the digit model is not in distribution; every digit is
+    boot = [a for a in uploads if a["predictions"][0]["filename"] == "9_test0.png"]
+    assert [a["predictions"][0]["in_distribution"] for a in boot] == [False]
+    predictions = [a for a in uploads if a not in boot]
+    assert all(p["in_distribution"] for a in predictions for p in a["predictions"])
     # the digit is a 7 on every face and version; the second upload's second picture a 2
     tops = [[p["top_k"][0]["label"] for p in a["predictions"]] for a in predictions]
     assert tops[:3] == [["7"], ["7", "2"], ["7"]], tops
@@ -88,8 +93,11 @@ def test_the_curl_tour_runs_as_written(tour: tuple[Server, int, Path]) -> None:
     best = next(a["outputs"][0] for a in answers
                 if "model_name" in a and a["outputs"][0]["datatype"] == "BYTES")
     assert best["shape"] == [1, 3] and best["data"][0].split(":")[1:] == ["7", "7"]
+    trust = next({o["name"]: o["data"] for o in a["outputs"]} for a in answers
+                 if "model_name" in a and a["outputs"][0]["name"] == "ood_score")
+    assert trust["in_distribution"] == [True] and trust["ood_score"][0] > 0
     labels = [a["labels"] for a in answers if "labels" in a and a.get("name") == "mnist"]
-    assert {"stable": 4, "canary": 4} in labels and labels[-1] == {"stable": 4}
+    assert {"stable": 6, "canary": 6} in labels and labels[-1] == {"stable": 6}
     explained = next(a for a in answers if "explanations" in a)
     assert explained["explanations"][0]["label"] == "7"
     for written in ("explain.png", "acts.npz", "filters.png", "learned.png", "gradcam.png",

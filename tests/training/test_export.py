@@ -121,10 +121,14 @@ def test_cli_train_list_evaluate_round_trip(tmp_path: Path) -> None:
     missing = run_cli("evaluate", "mnist/9", *common)
     assert missing.returncode == 2 and "has no version '9'" in missing.stderr
 
-    again = run_cli("reexport", "mnist/2", "--models-dir", str(models))
+    again = run_cli("reexport", "mnist/2", *common)
     assert again.returncode == 0, again.stderr
-    assert "as version 3" in again.stdout
+    assert "as version 3" in again.stdout and "temperature" in again.stdout
     meta3 = json.loads((models / "mnist" / "3" / "metadata.json").read_text())
     assert meta3["reexported_from"] == 2 and (models / "mnist" / "3" / "reports").is_dir()
+    # re-exported with a calibration and an OOD score, fitted on the version's data
+    assert meta3["calibration"]["temperature"] > 0 and meta3["ood"]["threshold"] > 0
+    assert "ood_score" in tf.saved_model.load(str(models / "mnist" / "3")).signatures[
+        "serving_default"].structured_outputs
     ev3 = run_cli("evaluate", "mnist/3", "--json", *common)
     assert json.loads(ev3.stdout)["test_accuracy"] == pytest.approx(meta["test_accuracy"])

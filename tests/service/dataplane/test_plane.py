@@ -22,8 +22,9 @@ pytestmark = pytest.mark.anyio
 
 
 def version(channels: int = 1, dataset: str = "mnist") -> Any:
+    probabilities = TensorInfo("probabilities", "float32", [-1, 10])
     info = ModelInfo(input=TensorInfo("image", "uint8", [-1, 28, 28, channels]),
-                     output=TensorInfo("probabilities", "float32", [-1, 10]),
+                     output=probabilities, outputs={"probabilities": probabilities},
                      class_names=[str(i) for i in range(10)], dataset=dataset, metadata={})
     return SimpleNamespace(name="m", version=1, info=info)
 

@@ -8,13 +8,14 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from service.serving.batcher import BatcherClosed, DynamicBatcher, QueueFull
+from service.serving.batcher import BatcherClosed, DynamicBatcher, Outputs, QueueFull
 
 pytestmark = pytest.mark.anyio
 
 
 class Recorder:
-    """A fake model: doubles its input, records every batch size, optionally slow."""
+    """A fake model with two outputs (its input doubled, and each row's sum), recording
+    every batch size, optionally slow."""
 
     def __init__(self, delay: float = 0.0) -> None:
         self.sizes: list[int] = []
@@ -22,11 +23,11 @@ class Recorder:
         self.gate = threading.Event()
         self.gate.set()
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray) -> Outputs:
         self.gate.wait(5)
         time.sleep(self.delay)
         self.sizes.append(len(x))
-        return x * 2
+        return {"double": x * 2, "sum": x.sum(axis=1)}
 
 
 def make(run: Recorder, **kw: object) -> DynamicBatcher:
@@ -35,7 +36,7 @@ def make(run: Recorder, **kw: object) -> DynamicBatcher:
 
 
 async def held(width: int = 1, **kw: object,
-               ) -> tuple[Recorder, DynamicBatcher, asyncio.Task[np.ndarray]]:
+               ) -> tuple[Recorder, DynamicBatcher, asyncio.Task[Outputs]]:
     """A started batcher whose first call (one row of ``width``) is held in the model, so
     whatever is submitted next queues; ``run.gate.set()`` lets it go."""
     run = Recorder()
@@ -47,13 +48,14 @@ async def held(width: int = 1, **kw: object,
     return run, b, first
 
 
-async def test_each_request_gets_its_own_rows_back() -> None:
+async def test_each_request_gets_its_own_rows_of_every_output_back() -> None:
     b = make(Recorder(delay=0.01))
     b.start()
     inputs = [np.full((n, 2), i, np.float32) for i, n in enumerate([1, 3, 2, 1])]
     outs = await asyncio.gather(*(b.submit(x) for x in inputs))
     for x, y in zip(inputs, outs, strict=True):
-        np.testing.assert_array_equal(y, x * 2)
+        np.testing.assert_array_equal(y["double"], x * 2)
+        np.testing.assert_array_equal(y["sum"], x.sum(axis=1))
     await b.close()
 
 
@@ -76,7 +78,7 @@ async def test_max_wait_fills_a_batch_when_idle() -> None:
     b = make(run, max_wait_s=0.2)
     b.start()
 
-    async def late() -> np.ndarray:
+    async def late() -> Outputs:
         await asyncio.sleep(0.02)
         return await b.submit(np.ones((1, 2), np.float32))
 
@@ -90,7 +92,9 @@ async def test_large_requests_are_split_to_the_max_batch_size() -> None:
     b = make(run)
     b.start()
     x = np.arange(20, dtype=np.float32).reshape(20, 1)
-    np.testing.assert_array_equal(await b.submit(x), x * 2)
+    out = await b.submit(x)  # more rows than a batch: split, and joined again per output
+    np.testing.assert_array_equal(out["double"], x * 2)
+    np.testing.assert_array_equal(out["sum"], x.sum(axis=1))
     assert max(run.sizes) <= 8 and sum(run.sizes) == 20
     await b.close()
 
@@ -121,7 +125,7 @@ async def test_timeout_drops_the_request_from_the_queue() -> None:
 
 
 async def test_model_errors_reach_every_waiting_request() -> None:
-    def broken(_: np.ndarray) -> np.ndarray:
+    def broken(_: np.ndarray) -> Outputs:
         raise RuntimeError("kaput")
 
     b = DynamicBatcher(broken, ThreadPoolExecutor(1), max_batch_size=4, max_wait_s=0,
@@ -147,16 +151,16 @@ async def test_max_concurrent_batches_calls_run_side_by_side(workers: int) -> No
     batch workers; with one, the second batch waits for the first, which times out."""
     barrier = threading.Barrier(2, timeout=1)
 
-    def run(x: np.ndarray) -> np.ndarray:
+    def run(x: np.ndarray) -> Outputs:
         try:
             barrier.wait()
         except threading.BrokenBarrierError:
-            return x * 0
-        return x * 2
+            return {"y": x * 0}
+        return {"y": x * 2}
 
     b = DynamicBatcher(run, ThreadPoolExecutor(2), max_batch_size=1, max_wait_s=0.0,
                        max_queue_images=10, max_concurrent_batches=workers)
     b.start()
     outs = await asyncio.gather(*(b.submit(np.ones((1, 1), np.float32)) for _ in range(2)))
-    assert [float(o[0, 0]) for o in outs] == ([2.0, 2.0] if workers == 2 else [0.0, 0.0])
+    assert [float(o["y"][0, 0]) for o in outs] == ([2.0, 2.0] if workers == 2 else [0.0, 0.0])
     await b.close()

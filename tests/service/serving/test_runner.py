@@ -34,20 +34,30 @@ def _images(n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
 
 
+@pytest.fixture(scope="module")
+def trusted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny version with calibrated probabilities and an OOD score: three outputs."""
+    return export_tiny(tmp_path_factory.mktemp("runner") / "trusted", version=1, seed=3,
+                       trusted=True)
+
+
 @pytest.mark.parametrize("freeze", [False, True])
 @pytest.mark.parametrize("n", [1, 5, 64])
-def test_session_gives_the_signatures_outputs(tiny: Path, n: int, freeze: bool) -> None:
-    runner = SessionRunner(tiny, PREDICT_SIGNATURE, "image", "probabilities", "uint8",
+def test_session_gives_the_signatures_outputs(trusted: Path, n: int, freeze: bool) -> None:
+    names = ["in_distribution", "ood_score", "probabilities"]
+    runner = SessionRunner(trusted, PREDICT_SIGNATURE, "image", names, "uint8",
                            freeze=freeze)
     assert runner.frozen == freeze
     images = _images(n, n)
-    signature = tf.saved_model.load(str(tiny)).signatures[PREDICT_SIGNATURE]
-    expected = signature(image=tf.constant(images))["probabilities"].numpy()
+    signature = tf.saved_model.load(str(trusted)).signatures[PREDICT_SIGNATURE]
+    expected = signature(image=tf.constant(images))
     got = runner(images)
     runner.close()
-    assert got.shape == (n, 10)
-    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
-    assert not np.allclose(got, got[::-1]) or n == 1  # the images do differ
+    assert sorted(got) == names
+    assert got["probabilities"].shape == (n, 10) and got["ood_score"].shape == (n,)
+    for name in names:
+        np.testing.assert_allclose(got[name], expected[name].numpy(), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(got["probabilities"], got["probabilities"][::-1]) or n == 1
 
 
 def _variable_ops(graph_def: tf.compat.v1.GraphDef) -> set[str]:
@@ -67,9 +77,9 @@ def _variable_ops(graph_def: tf.compat.v1.GraphDef) -> set[str]:
 
 
 def test_a_frozen_graph_reads_no_variables(tiny: Path) -> None:
-    plain = SessionRunner(tiny, PREDICT_SIGNATURE, "image", "probabilities", "uint8",
+    plain = SessionRunner(tiny, PREDICT_SIGNATURE, "image", ["probabilities"], "uint8",
                           freeze=False)
-    frozen = SessionRunner(tiny, PREDICT_SIGNATURE, "image", "probabilities", "uint8",
+    frozen = SessionRunner(tiny, PREDICT_SIGNATURE, "image", ["probabilities"], "uint8",
                            freeze=True)
     assert _variable_ops(plain.graph.as_graph_def()) >= {"VarHandleOp", "ReadVariableOp"}
     assert _variable_ops(frozen.graph.as_graph_def()) == set()
@@ -84,13 +94,14 @@ def test_a_graph_that_cannot_be_frozen_runs_as_it_is(
 
     monkeypatch.setattr(tf.compat.v1.graph_util, "convert_variables_to_constants", refuse)
     with caplog.at_level(logging.WARNING, logger="service.serving.runner"):
-        runner = SessionRunner(tiny, PREDICT_SIGNATURE, "image", "probabilities", "uint8",
+        runner = SessionRunner(tiny, PREDICT_SIGNATURE, "image", ["probabilities"], "uint8",
                                freeze=True)
     assert not runner.frozen and "cannot freeze the graph (cannot convert" in caplog.text
     images = _images(2, 11)
     expected = tf.saved_model.load(str(tiny)).signatures[PREDICT_SIGNATURE](
         image=tf.constant(images))["probabilities"].numpy()
-    np.testing.assert_allclose(runner(images), expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(runner(images)["probabilities"], expected, rtol=1e-5,
+                               atol=1e-7)
     runner.close()
 
 
@@ -98,12 +109,12 @@ def test_a_graph_that_cannot_be_frozen_runs_as_it_is(
 def test_input_is_cast_to_the_models_dtype(tmp_path: Path, freeze: bool) -> None:
     module = Brightness()
     tf.saved_model.save(module, str(tmp_path / "1"), signatures={"serving_default": module.serve})
-    runner = SessionRunner(tmp_path / "1", PREDICT_SIGNATURE, "x", "scores", "float32",
+    runner = SessionRunner(tmp_path / "1", PREDICT_SIGNATURE, "x", ["scores"], "float32",
                            freeze=freeze)
     pixels = np.arange(32, dtype=np.uint8).reshape(2, 4, 4, 1)
     out = runner(pixels)
     runner.close()
-    np.testing.assert_allclose(out, [[7.5, 15], [23.5, 31]])
+    np.testing.assert_allclose(out["scores"], [[7.5, 15], [23.5, 31]])
 
 
 @pytest.mark.parametrize(("signature", "input_name", "output_name", "missing"), [
@@ -115,7 +126,7 @@ def test_unusable_signature_falls_back_with_a_warning(
         tiny: Path, caplog: pytest.LogCaptureFixture, signature: str, input_name: str,
         output_name: str, missing: str) -> None:
     with caplog.at_level(logging.WARNING, logger="service.serving.runner"):
-        runner = session_runner(tiny, signature, input_name, output_name, "uint8", 0)
+        runner = session_runner(tiny, signature, input_name, [output_name], "uint8", 0)
     assert runner is None
     assert missing in caplog.text and "calling the loaded signature instead" in caplog.text
 
@@ -126,7 +137,8 @@ def test_a_version_predicts_in_a_frozen_session_and_frees_it(tiny: Path) -> None
     images = _images(3, 7)
     signature = version.signatures[PREDICT_SIGNATURE]
     expected = signature(image=tf.constant(images))["probabilities"].numpy()
-    np.testing.assert_allclose(version.predict_sync(images), expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(version.predict_sync(images)["probabilities"], expected,
+                               rtol=1e-5, atol=1e-7)
     runner = version.runner
     version.close()
     assert version.runner is None

@@ -1,0 +1,136 @@
+"""How well the served OOD score tells pictures a model was trained on from others.
+
+Starts the service on the bundled models and uploads PNGs to ``/api/models/{name}/predict``
+(64 to a request, preprocessed as any upload is). For each model, in-distribution is its
+own test set; out-of-distribution is the other dataset's test set, uniform noise, and
+random crops of a real photograph (matplotlib's sample portrait of Grace Hopper). Prints,
+per set, the AUROC of ``ood_score`` and the false-positive rate at 95 % true-positive rate
+(the threshold that keeps 95 % of this run's in-distribution uploads), the share the
+version's own threshold accepts (``in_distribution``), and the accuracy of the uploads.
+
+``--compare`` also scores the raw test arrays in-process with the Mahalanobis score the
+service exports and with the energy score (``training.trust``), for the record.
+
+    python bench/ood.py --data-dir DIR [--count 2000] [--compare]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import free_port, server, service_env
+from training import data, trust
+
+PAIRS = {"mnist": "fashion_mnist", "fashion_mnist": "mnist"}
+PER_REQUEST = 64
+
+
+def noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    return rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
+
+
+def photo_crops(n: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """``n`` square grey crops, 28 to 200 px a side, of a real photograph."""
+    import matplotlib
+
+    path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    photo = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if photo is None:
+        raise SystemExit(f"cannot read the sample photograph {path}")
+    crops = []
+    for _ in range(n):
+        side = int(rng.integers(28, min(photo.shape) // 2))
+        y, x = (int(rng.integers(0, d - side)) for d in photo.shape)
+        crops.append(photo[y:y + side, x:x + side])
+    return crops
+
+
+def upload(client: httpx.Client, url: str, model: str, pictures: list[np.ndarray]
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """OOD scores, in_distribution flags and predicted classes of ``pictures`` as PNGs."""
+    scores, inside, classes = [], [], []
+    for i in range(0, len(pictures), PER_REQUEST):
+        files = [("file", (f"{j}.png", cv2.imencode(".png", p)[1].tobytes(), "image/png"))
+                 for j, p in enumerate(pictures[i:i + PER_REQUEST])]
+        r = client.post(f"{url}/api/models/{model}/predict", files=files, params={"top_k": 1})
+        r.raise_for_status()
+        for p in r.json()["predictions"]:
+            scores.append(p["ood_score"])
+            inside.append(p["in_distribution"])
+            classes.append(p["top_k"][0]["class_index"])
+    return np.array(scores), np.array(inside), np.array(classes)
+
+
+def served(url: str, datasets: dict[str, data.Dataset], count: int) -> None:
+    rng = np.random.default_rng(0)
+    with httpx.Client(timeout=120) as client:
+        for model, other in PAIRS.items():
+            own = datasets[model]
+            version = client.get(f"{url}/api/models/{model}").json()["versions"][-1]["version"]
+            inside, accepted, predicted = upload(client, url, model, list(own.x_test[:count]))
+            accuracy = float(np.mean(predicted == own.y_test[:count]))
+            print(f"\n{model} version {version}: {count} {model} test uploads, accuracy "
+                  f"{accuracy:.4f}, {accepted.mean():.1%} in distribution")
+            print(f"  {'out-of-distribution set':<28}{'AUROC':>8}{'FPR@95':>9}"
+                  f"{'accepted':>10}")
+            sets = {f"{other} test": list(datasets[other].x_test[:count]),
+                    "uniform noise": list(noise(count // 4, rng)),
+                    "photo crops": photo_crops(count // 4, rng)}
+            for name, pictures in sets.items():
+                outside, taken, _ = upload(client, url, model, pictures)
+                print(f"  {name:<28}{trust.auroc(inside, outside):>8.4f}"
+                      f"{trust.fpr_at(inside, outside):>9.2%}{taken.mean():>10.2%}")
+
+
+def compare(models_dir: Path, datasets: dict[str, data.Dataset]) -> None:
+    """Mahalanobis (as served) and energy scores of the raw test arrays, in-process."""
+    from cnnlab.layout import list_versions
+    from training.reexport import rebuild
+
+    print("\nin-process, raw test arrays (no upload preprocessing):")
+    print(f"  {'model':<24}{'score':<13}{'AUROC':>8}{'FPR@95':>9}")
+    for model, other in PAIRS.items():
+        version = list_versions(models_dir / model)[-1]
+        keras_model = rebuild(models_dir / model / str(version))
+        own, far = datasets[model], datasets[other]
+        feats = trust.features(keras_model, own.x_train)
+        gaussians = trust.fit_gaussians(feats, own.y_train, len(own.class_names))
+        f_in, f_out = trust.features(keras_model, own.x_test), trust.features(keras_model,
+                                                                             far.x_test)
+        scores = {"mahalanobis": (gaussians.score(f_in), gaussians.score(f_out)),
+                  "energy": (trust.energy(trust.logits_of(keras_model, f_in)),
+                             trust.energy(trust.logits_of(keras_model, f_out)))}
+        for name, (a, b) in scores.items():
+            print(f"  {f'{model}/{version} vs {other}':<24}{name:<13}"
+                  f"{trust.auroc(a, b):>8.4f}{trust.fpr_at(a, b):>9.2%}")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", type=Path, required=True,
+                   help="folder with the MNIST and Fashion-MNIST IDX .gz files")
+    p.add_argument("--count", type=int, default=2000,
+                   help="test pictures of each dataset to upload (noise and crops: a quarter)")
+    p.add_argument("--compare", action="store_true",
+                   help="also compare the Mahalanobis and energy scores in-process")
+    args = p.parse_args()
+    datasets = {name: data.load(name, args.data_dir) for name in PAIRS}
+    port = free_port()
+    with server([sys.executable, "-m", "service"], port, "/health/ready",
+                env=service_env(port)) as (url, _):
+        served(url, datasets, args.count)
+    if args.compare:
+        compare(Path(service_env(port)["CNNLAB_MODELS_DIR"]), datasets)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

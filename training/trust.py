@@ -1,0 +1,264 @@
+"""What a version knows about its own answers: calibrated probabilities and a score of how
+unlike the training data a picture is.
+
+- **Temperature scaling** (Guo et al., 2017): the logits are divided by one number ``T``
+  fitted to minimise the negative log-likelihood on held-out data. The predicted class
+  never changes (so neither does the accuracy); only the confidence does.
+- **Out-of-distribution score**: the Mahalanobis distance of the penultimate features to
+  the nearest class mean under one shared covariance (Lee et al., 2018), fitted on the
+  training images. The features are whitened once, at export, so serving it is a
+  ``[D, d]`` matrix product and a distance to ``K`` points. An energy score
+  (``-T log sum exp(logits / T)``, Liu et al., 2020) is computed beside it for comparison
+  (``bench/ood.py --compare``).
+- **Threshold**: the score that accepts ``ACCEPT`` of held-out in-distribution pictures.
+
+Everything is fitted by ``fit`` and exported into the served graph by ``training.export``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+
+from training.data import Dataset
+from training.evaluate import expected_calibration_error
+
+ACCEPT = 0.95        # share of held-out in-distribution pictures the threshold accepts
+MAX_DIMS = 256       # whitened dimensions kept (the covariance's largest directions)
+SHRINK = 1e-3        # covariance shrinkage toward its mean eigenvalue (numerical safety)
+METHODS = ("mahalanobis", "energy")
+
+
+@dataclass(frozen=True)
+class Gaussians:
+    """Class-conditional Gaussians with one shared covariance, in whitened coordinates:
+    ``z = (features - centre) @ whiten``; a class's mean is ``means[k]``."""
+
+    centre: np.ndarray   # [D]
+    whiten: np.ndarray   # [D, d]
+    means: np.ndarray    # [K, d]
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        """Squared distance to the nearest class mean ``[N]`` (larger: more unusual)."""
+        z = (features - self.centre) @ self.whiten
+        d2 = (np.sum(z * z, axis=1, keepdims=True) - 2 * z @ self.means.T
+              + np.sum(self.means * self.means, axis=1))
+        return np.asarray(np.maximum(d2.min(axis=1), 0.0), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Trust:
+    """A version's temperature, OOD model and threshold, and how they were measured."""
+
+    temperature: float
+    gaussians: Gaussians
+    threshold: float
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return self.report
+
+
+def penultimate(model: keras.Model) -> keras.Model:
+    """``model`` up to the input of its last (softmax) layer: the features it classifies."""
+    return keras.Model(model.inputs[0], model.layers[-1].input)
+
+
+def head(model: keras.Model) -> tuple[np.ndarray, np.ndarray]:
+    """The last Dense layer's kernel ``[D, K]`` and bias ``[K]``: features -> logits."""
+    last = model.layers[-1]
+    if not isinstance(last, keras.layers.Dense):
+        raise ValueError(f"the last layer must be Dense (softmax), not {type(last).__name__}")
+    return np.asarray(last.kernel), np.asarray(last.bias)
+
+
+def features(model: keras.Model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    """Penultimate features ``[N, D]`` of uint8 ``images``, in inference mode."""
+    body = penultimate(model)
+    return np.concatenate([
+        np.asarray(body(images[i:i + batch_size].astype("float32"), training=False))
+        for i in range(0, len(images), batch_size)])
+
+
+def logits_of(model: keras.Model, feats: np.ndarray) -> np.ndarray:
+    kernel, bias = head(model)
+    return np.asarray(feats @ kernel + bias, dtype=np.float64)
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = logits / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return np.asarray(e / e.sum(axis=1, keepdims=True))
+
+
+def nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
+    z = logits / temperature
+    top = z.max(axis=1)
+    log_norm = top + np.log(np.exp(z - top[:, None]).sum(axis=1))
+    return float(np.mean(log_norm - z[np.arange(len(labels)), labels]))
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The ``T`` minimising the NLL of ``softmax(logits / T)``: a golden-section search
+    over ``log T`` in [1/20, 20] (the NLL is convex in ``1/T``, so unimodal)."""
+    lo, hi = math.log(0.05), math.log(20.0)
+    ratio = (math.sqrt(5) - 1) / 2
+    a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+    fa, fb = nll(logits, labels, math.exp(a)), nll(logits, labels, math.exp(b))
+    for _ in range(60):
+        if fa < fb:
+            hi, b, fb = b, a, fa
+            a = hi - ratio * (hi - lo)
+            fa = nll(logits, labels, math.exp(a))
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + ratio * (hi - lo)
+            fb = nll(logits, labels, math.exp(b))
+    return math.exp((lo + hi) / 2)
+
+
+def fit_gaussians(feats: np.ndarray, labels: np.ndarray, classes: int,
+                  max_dims: int = MAX_DIMS) -> Gaussians:
+    """Class means and the shared covariance of ``feats``; the whitening keeps the
+    covariance's ``max_dims`` largest directions (all of them when there are fewer)."""
+    x = feats.astype(np.float64)
+    means = np.stack([x[labels == k].mean(axis=0) if np.any(labels == k)
+                      else x.mean(axis=0) for k in range(classes)])
+    centred = x - means[labels]
+    cov = centred.T @ centred / max(len(x) - classes, 1)
+    values, vectors = np.linalg.eigh(cov)            # ascending
+    order = np.argsort(values)[::-1][:max_dims]
+    floor = SHRINK * max(float(values.mean()), 1e-12)
+    whiten = vectors[:, order] / np.sqrt(np.maximum(values[order], 0.0) + floor)
+    centre = x.mean(axis=0)
+    return Gaussians(centre=centre.astype(np.float32), whiten=whiten.astype(np.float32),
+                     means=((means - centre) @ whiten).astype(np.float32))
+
+
+def energy(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """The energy ``-T log sum exp(logits / T)`` ``[N]``: larger means more unusual, like
+    the Mahalanobis score."""
+    z = logits / temperature
+    top = z.max(axis=1)
+    return np.asarray(-temperature * (top + np.log(np.exp(z - top[:, None]).sum(axis=1))))
+
+
+def auroc(inside: np.ndarray, outside: np.ndarray) -> float:
+    """Probability that an out-of-distribution score exceeds an in-distribution one
+    (ties count half): the area under the ROC curve, from ranks."""
+    scores = np.concatenate([inside, outside])
+    order = scores.argsort(kind="mergesort")
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    # average the ranks of ties
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    sums = np.bincount(inverse, weights=ranks)
+    ranks = (sums / counts)[inverse]
+    n_in, n_out = len(inside), len(outside)
+    return float((ranks[n_in:].sum() - n_out * (n_out + 1) / 2) / (n_in * n_out))
+
+
+def fpr_at(inside: np.ndarray, outside: np.ndarray, tpr: float = ACCEPT) -> float:
+    """Share of out-of-distribution pictures accepted when the threshold accepts ``tpr``
+    of the in-distribution ones."""
+    return float(np.mean(outside <= np.quantile(inside, tpr)))
+
+
+def _cross_fitted(held: np.ndarray, held_y: np.ndarray, check: np.ndarray,
+                  check_y: np.ndarray, measure: Any) -> float:
+    """``measure(fit_on, fit_labels, test_on, test_labels)`` both ways round, averaged: an
+    out-of-sample figure for something fitted on both halves together."""
+    return (measure(held, held_y, check, check_y) + measure(check, check_y, held, held_y)) / 2
+
+
+def _ece_after(fit_logits: np.ndarray, fit_y: np.ndarray, logits: np.ndarray,
+               y: np.ndarray) -> float:
+    return expected_calibration_error(softmax(logits, fit_temperature(fit_logits, fit_y)), y)
+
+
+def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
+        held: tuple[np.ndarray, np.ndarray], check: tuple[np.ndarray, np.ndarray],
+        *, held_name: str, check_name: str, pooled: bool = False) -> Trust:
+    """Fit the OOD Gaussians on ``train``; the temperature and the threshold on ``held``
+    (pictures the model never trained on), measured on ``check``. ``pooled``: ``held``
+    and ``check`` are two halves of one held-out set; both are fitted on it all (the
+    figures then are in-sample) and the out-of-sample figures are cross-fitted (fit on
+    one half, measure on the other, both ways, averaged)."""
+    k = model.layers[-1].units
+    gaussians = fit_gaussians(features(model, train[0]), train[1], k)
+    held_feats, check_feats = features(model, held[0]), features(model, check[0])
+    held_logits, check_logits = logits_of(model, held_feats), logits_of(model, check_feats)
+    held_scores, check_scores = gaussians.score(held_feats), gaussians.score(check_feats)
+    if pooled:
+        fit_logits = np.concatenate([held_logits, check_logits])
+        fit_y = np.concatenate([held[1], check[1]])
+        fit_scores = np.concatenate([held_scores, check_scores])
+        fitted_on = measured_on = f"{held_name} and {check_name}"
+        cross = {
+            "ece_after_cross_fitted": _cross_fitted(held_logits, held[1], check_logits,
+                                                    check[1], _ece_after),
+            "accepted_cross_fitted": _cross_fitted(
+                held_scores, held[1], check_scores, check[1],
+                lambda a, _ay, b, _by: float(np.mean(b <= np.quantile(a, ACCEPT)))),
+        }
+    else:
+        fit_logits, fit_y, fit_scores = held_logits, held[1], held_scores
+        fitted_on, measured_on, cross = held_name, check_name, {}
+    measure_logits = fit_logits if pooled else check_logits
+    measure_y = fit_y if pooled else check[1]
+    measure_scores = fit_scores if pooled else check_scores
+    temperature = fit_temperature(fit_logits, fit_y)
+    threshold = float(np.quantile(fit_scores, ACCEPT))
+    report = {
+        "calibration": {
+            "method": "temperature scaling",
+            "temperature": temperature,
+            "fitted_on": fitted_on,
+            "measured_on": measured_on,
+            "ece_before": expected_calibration_error(softmax(measure_logits), measure_y),
+            "ece_after": expected_calibration_error(softmax(measure_logits, temperature),
+                                                    measure_y),
+            **{k: v for k, v in cross.items() if k.startswith("ece")},
+        },
+        "ood": {
+            "method": "mahalanobis",
+            "features": f"input of layer {model.layers[-1].name!r}",
+            "dims": int(gaussians.whiten.shape[1]),
+            "fitted_on": f"{len(train[0])} training images",
+            "threshold": threshold,
+            "threshold_fitted_on": fitted_on,
+            "accepts": ACCEPT,
+            "accepted_on_check": float(np.mean(measure_scores <= threshold)),
+            "measured_on": measured_on,
+            **{k: v for k, v in cross.items() if k.startswith("accepted")},
+        },
+    }
+    return Trust(temperature=temperature, gaussians=gaussians, threshold=threshold,
+                 report=report)
+
+
+def fit_for(model: keras.Model, ds: Dataset, validation: str) -> Trust:
+    """``fit`` on the splits a run left unseen: its validation fraction (the last rows of
+    the training set, as Keras takes them) for the temperature and threshold and the test
+    set to check them; or, when it validated on the test set or not at all, the test set
+    (its two halves pooled, the out-of-sample figures cross-fitted)."""
+    try:
+        frac = float(validation)
+    except ValueError:
+        frac = 0.0
+    if 0.0 < frac < 1.0:
+        cut = int(len(ds.x_train) * (1 - frac))
+        return fit(model, (ds.x_train[:cut], ds.y_train[:cut]),
+                   (ds.x_train[cut:], ds.y_train[cut:]), (ds.x_test, ds.y_test),
+                   held_name=f"the validation split ({len(ds.x_train) - cut} images)",
+                   check_name=f"the test set ({len(ds.x_test)} images)")
+    half = len(ds.x_test) // 2
+    return fit(model, (ds.x_train, ds.y_train), (ds.x_test[:half], ds.y_test[:half]),
+               (ds.x_test[half:], ds.y_test[half:]),
+               held_name=f"the first half of the test set ({half} images)",
+               check_name=f"the second half ({len(ds.x_test) - half} images)", pooled=True)
