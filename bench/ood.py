@@ -8,8 +8,9 @@ per set, the AUROC of ``ood_score`` and the false-positive rate at 95 % true-pos
 (the threshold that keeps 95 % of this run's in-distribution uploads), the share the
 version's own threshold accepts (``in_distribution``), and the accuracy of the uploads.
 
-``--compare`` also scores the raw test arrays in-process with the Mahalanobis score the
-service exports and with the energy score (``training.trust``), for the record.
+``--compare`` also scores the raw test arrays in-process with two simpler scores the
+served feature ensemble was chosen over: the Mahalanobis distance at the penultimate
+layer alone, and the energy score (``training.trust``).
 
     python bench/ood.py --data-dir DIR [--count 2000] [--compare]
 """
@@ -90,7 +91,8 @@ def served(url: str, datasets: dict[str, data.Dataset], count: int) -> None:
 
 
 def compare(models_dir: Path, datasets: dict[str, data.Dataset]) -> None:
-    """Mahalanobis (as served) and energy scores of the raw test arrays, in-process."""
+    """Mahalanobis distance at the penultimate layer alone and the energy score of the
+    raw test arrays, in-process (the served score is the feature ensemble above)."""
     from cnnlab.layout import list_versions
     from training.reexport import rebuild
 
@@ -104,7 +106,7 @@ def compare(models_dir: Path, datasets: dict[str, data.Dataset]) -> None:
         gaussians = trust.fit_gaussians(feats, own.y_train, len(own.class_names))
         f_in, f_out = trust.features(keras_model, own.x_test), trust.features(keras_model,
                                                                              far.x_test)
-        scores = {"mahalanobis": (gaussians.score(f_in), gaussians.score(f_out)),
+        scores = {"penultimate": (gaussians.score(f_in), gaussians.score(f_out)),
                   "energy": (trust.energy(trust.logits_of(keras_model, f_in)),
                              trust.energy(trust.logits_of(keras_model, f_out)))}
         for name, (a, b) in scores.items():
@@ -120,7 +122,7 @@ def main() -> int:
     p.add_argument("--count", type=int, default=2000,
                    help="test pictures of each dataset to upload (noise and crops: a quarter)")
     p.add_argument("--compare", action="store_true",
-                   help="also compare the Mahalanobis and energy scores in-process")
+                   help="also measure the simpler scores in-process")
     args = p.parse_args()
     datasets = {name: data.load(name, args.data_dir) for name in PAIRS}
     port = free_port()

@@ -29,7 +29,8 @@ import keras
 import tensorflow as tf
 
 from cnnlab.layout import list_versions
-from training.trust import Trust
+from training import trust as trust_
+from training.trust import Gaussians, Trust
 
 
 def conv_layers(model: keras.Model) -> list[keras.layers.Layer]:
@@ -67,7 +68,7 @@ def _signatures(model: keras.Model, trust: Trust | None
     blocks = [block_output(model, c) for c in convs]
     last = model.layers[-1]
     conv_model = keras.Model(model.inputs, [*(b.output for b in blocks), last.input])
-    body = keras.Model(model.inputs, last.input)
+    scored = trust_.feature_outputs(model)
 
     def probabilities(features: tf.Tensor) -> tf.Tensor:
         """The last (softmax) layer, its logits divided by the version's temperature."""
@@ -79,8 +80,8 @@ def _signatures(model: keras.Model, trust: Trust | None
     def serve(image: tf.Tensor) -> dict[str, tf.Tensor]:
         if trust is None:
             return {"probabilities": model(tf.cast(image, tf.float32), training=False)}
-        features = body(tf.cast(image, tf.float32), training=False)
-        score = ood_score(features, trust)
+        *maps, features = scored(tf.cast(image, tf.float32), training=False)
+        score = ood_score([*maps, features], trust)
         return {"probabilities": probabilities(features), "ood_score": score,
                 "in_distribution": score <= trust.threshold}
 
@@ -123,10 +124,17 @@ def _signatures(model: keras.Model, trust: Trust | None
     return table
 
 
-def ood_score(features: tf.Tensor, trust: Trust) -> tf.Tensor:
+def ood_score(outputs: list[tf.Tensor], trust: Trust) -> tf.Tensor:
+    """The OOD score ``[N]`` of the scored layers' ``outputs`` (``training.trust``, in the
+    graph): each layer's distance over its scale, summed."""
+    parts = [mahalanobis(trust_.summarise(out), layer.gaussians) / layer.scale
+             for out, layer in zip(outputs, trust.layers, strict=True)]
+    return tf.add_n(parts)
+
+
+def mahalanobis(features: tf.Tensor, g: Gaussians) -> tf.Tensor:
     """Squared Mahalanobis distance of ``features [N,D]`` to the nearest class mean
-    ``[N]`` (``training.trust.Gaussians.score``, in the graph)."""
-    g = trust.gaussians
+    ``[N]`` (``training.trust.Gaussians.score``)."""
     z = tf.matmul(features - tf.constant(g.centre), tf.constant(g.whiten))      # [N,d]
     means = tf.constant(g.means)                                                # [K,d]
     d2 = (tf.reduce_sum(z * z, axis=1, keepdims=True) - 2 * tf.matmul(z, means, transpose_b=True)

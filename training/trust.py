@@ -4,12 +4,16 @@ unlike the training data a picture is.
 - **Temperature scaling** (Guo et al., 2017): the logits are divided by one number ``T``
   fitted to minimise the negative log-likelihood on held-out data. The predicted class
   never changes (so neither does the accuracy); only the confidence does.
-- **Out-of-distribution score**: the Mahalanobis distance of the penultimate features to
-  the nearest class mean under one shared covariance (Lee et al., 2018), fitted on the
-  training images. The features are whitened once, at export, so serving it is a
-  ``[D, d]`` matrix product and a distance to ``K`` points. An energy score
-  (``-T log sum exp(logits / T)``, Liu et al., 2020) is computed beside it for comparison
-  (``bench/ood.py --compare``).
+- **Out-of-distribution score**: a feature ensemble of Mahalanobis distances (Lee et al.,
+  2018). At every conv block's activated output (each channel's spatial mean and standard
+  deviation) and at the penultimate features, the squared distance to the nearest class
+  mean under one shared covariance, fitted on the training images, is divided by its
+  median over held-out in-distribution pictures; the score is the sum. Early layers catch
+  what is wrong in texture (noise, photographs), late ones what is wrong in shape (a boot
+  for a digit). The features are whitened once, at export, so serving a layer's distance
+  is a ``[D, d]`` matrix product and a distance to ``K`` points. The penultimate layer
+  alone and the energy score (``-T log sum exp(logits / T)``, Liu et al., 2020) separate
+  worse (``bench/ood.py --compare``).
 - **Threshold**: the score that accepts ``ACCEPT`` of held-out in-distribution pictures.
 
 Everything is fitted by ``fit`` and exported into the served graph by ``training.export``.
@@ -51,11 +55,24 @@ class Gaussians:
 
 
 @dataclass(frozen=True)
+class LayerScore:
+    """One layer's part of the OOD score: its Gaussians, and the median distance of
+    held-out in-distribution pictures, which the distance is divided by."""
+
+    layer: str
+    gaussians: Gaussians
+    scale: float
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        return np.asarray(self.gaussians.score(features) / self.scale, dtype=np.float32)
+
+
+@dataclass(frozen=True)
 class Trust:
     """A version's temperature, OOD model and threshold, and how they were measured."""
 
     temperature: float
-    gaussians: Gaussians
+    layers: list[LayerScore]
     threshold: float
     report: dict[str, Any] = field(default_factory=dict)
 
@@ -66,6 +83,55 @@ class Trust:
 def penultimate(model: keras.Model) -> keras.Model:
     """``model`` up to the input of its last (softmax) layer: the features it classifies."""
     return keras.Model(model.inputs[0], model.layers[-1].input)
+
+
+def scored_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The layers the OOD score reads: every conv block's activated output (the
+    penultimate features come last, from ``feature_outputs``)."""
+    from training import export  # (export serves what this module fits)
+
+    return [export.block_output(model, conv) for conv in export.conv_layers(model)]
+
+
+def summarise(value: Any) -> Any:
+    """A layer's output as OOD features: conv maps ``[N,h,w,C]`` -> each channel's
+    spatial mean and standard deviation ``[N,2C]``; flat features as they are. ``value``
+    is a NumPy array or a tensor (the same function serves the fit and the graph)."""
+    if len(value.shape) != 4:
+        return value
+    import tensorflow as tf
+
+    mean, var = tf.nn.moments(value, axes=[1, 2])
+    return tf.concat([mean, tf.sqrt(tf.maximum(var, 0.0))], axis=1)
+
+
+def feature_outputs(model: keras.Model) -> keras.Model:
+    """``model`` -> the scored layers' outputs and the penultimate features, in order."""
+    return keras.Model(model.inputs[0],
+                       [*(layer.output for layer in scored_layers(model)),
+                        model.layers[-1].input])
+
+
+def layer_names(model: keras.Model) -> list[str]:
+    return [*(layer.name for layer in scored_layers(model)), "penultimate"]
+
+
+def layer_features(model: keras.Model, images: np.ndarray,
+                   batch_size: int = 1000) -> list[np.ndarray]:
+    """Per scored layer (``layer_names``), the OOD features ``[N, D_l]`` of ``images``."""
+    body = feature_outputs(model)
+    parts: list[list[np.ndarray]] = [[] for _ in layer_names(model)]
+    for i in range(0, len(images), batch_size):
+        outs = body(images[i:i + batch_size].astype("float32"), training=False)
+        for part, out in zip(parts, outs, strict=True):
+            part.append(np.asarray(summarise(out)))
+    return [np.concatenate(p) for p in parts]
+
+
+def combined(layers: list[LayerScore], feats: list[np.ndarray]) -> np.ndarray:
+    """The OOD score ``[N]``: the layers' scaled distances, summed."""
+    return np.asarray(sum(layer.score(f) for layer, f in zip(layers, feats, strict=True)),
+                      dtype=np.float32)
 
 
 def head(model: keras.Model) -> tuple[np.ndarray, np.ndarray]:
@@ -190,10 +256,15 @@ def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
     figures then are in-sample) and the out-of-sample figures are cross-fitted (fit on
     one half, measure on the other, both ways, averaged)."""
     k = model.layers[-1].units
-    gaussians = fit_gaussians(features(model, train[0]), train[1], k)
-    held_feats, check_feats = features(model, held[0]), features(model, check[0])
-    held_logits, check_logits = logits_of(model, held_feats), logits_of(model, check_feats)
-    held_scores, check_scores = gaussians.score(held_feats), gaussians.score(check_feats)
+    train_feats = layer_features(model, train[0])
+    held_feats, check_feats = layer_features(model, held[0]), layer_features(model, check[0])
+    gaussians = [fit_gaussians(f, train[1], k) for f in train_feats]
+    del train_feats
+    layers = [LayerScore(name, g, float(np.median(g.score(f))) or 1.0)
+              for name, g, f in zip(layer_names(model), gaussians, held_feats, strict=True)]
+    held_logits = logits_of(model, held_feats[-1])
+    check_logits = logits_of(model, check_feats[-1])
+    held_scores, check_scores = combined(layers, held_feats), combined(layers, check_feats)
     if pooled:
         fit_logits = np.concatenate([held_logits, check_logits])
         fit_y = np.concatenate([held[1], check[1]])
@@ -226,9 +297,9 @@ def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
             **{k: v for k, v in cross.items() if k.startswith("ece")},
         },
         "ood": {
-            "method": "mahalanobis",
-            "features": f"input of layer {model.layers[-1].name!r}",
-            "dims": int(gaussians.whiten.shape[1]),
+            "method": "mahalanobis feature ensemble",
+            "layers": {layer.layer: {"dims": int(layer.gaussians.whiten.shape[1]),
+                                     "scale": layer.scale} for layer in layers},
             "fitted_on": f"{len(train[0])} training images",
             "threshold": threshold,
             "threshold_fitted_on": fitted_on,
@@ -238,27 +309,51 @@ def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
             **{k: v for k, v in cross.items() if k.startswith("accepted")},
         },
     }
-    return Trust(temperature=temperature, gaussians=gaussians, threshold=threshold,
-                 report=report)
+    return Trust(temperature=temperature, layers=layers, threshold=threshold, report=report)
+
+
+def as_uploaded(ds: Dataset) -> Dataset:
+    """``ds`` with each split doubled by its pictures as the service prepares an upload for
+    a model of this dataset: digits are centred like MNIST's (``service.images``), which
+    moves strokes by a pixel or two and resamples them. Raw tensors and uploads then both
+    count as in distribution. Clothing fills its frame and is not centred: ``ds`` as is."""
+    if ds.name != "mnist":
+        return ds
+    from service.images.preprocess import center_like_mnist
+
+    def doubled(x: np.ndarray) -> np.ndarray:
+        if not len(x):
+            return x
+        return np.concatenate([x, np.stack(center_like_mnist(x[..., 0]))[..., None]])
+
+    return Dataset(ds.name, doubled(ds.x_train), np.concatenate([ds.y_train, ds.y_train]),
+                   doubled(ds.x_test), np.concatenate([ds.y_test, ds.y_test]))
 
 
 def fit_for(model: keras.Model, ds: Dataset, validation: str) -> Trust:
     """``fit`` on the splits a run left unseen: its validation fraction (the last rows of
     the training set, as Keras takes them) for the temperature and threshold and the test
     set to check them; or, when it validated on the test set or not at all, the test set
-    (its two halves pooled, the out-of-sample figures cross-fitted)."""
+    (its two halves pooled, the out-of-sample figures cross-fitted). Every split holds its
+    pictures as they are and as uploads of them are prepared (``as_uploaded``)."""
     try:
         frac = float(validation)
     except ValueError:
         frac = 0.0
-    if 0.0 < frac < 1.0:
-        cut = int(len(ds.x_train) * (1 - frac))
-        return fit(model, (ds.x_train[:cut], ds.y_train[:cut]),
-                   (ds.x_train[cut:], ds.y_train[cut:]), (ds.x_test, ds.y_test),
+    cut = int(len(ds.x_train) * (1 - frac)) if 0.0 < frac < 1.0 else len(ds.x_train)
+    half = len(ds.x_test) // 2
+    fit_part = Dataset(ds.name, ds.x_train[:cut], ds.y_train[:cut], ds.x_test[:half],
+                       ds.y_test[:half])
+    rest = Dataset(ds.name, ds.x_train[cut:], ds.y_train[cut:], ds.x_test[half:],
+                   ds.y_test[half:])
+    fit_part, rest = as_uploaded(fit_part), as_uploaded(rest)
+    train = (fit_part.x_train, fit_part.y_train)
+    if cut < len(ds.x_train):
+        return fit(model, train, (rest.x_train, rest.y_train),
+                   (np.concatenate([fit_part.x_test, rest.x_test]),
+                    np.concatenate([fit_part.y_test, rest.y_test])),
                    held_name=f"the validation split ({len(ds.x_train) - cut} images)",
                    check_name=f"the test set ({len(ds.x_test)} images)")
-    half = len(ds.x_test) // 2
-    return fit(model, (ds.x_train, ds.y_train), (ds.x_test[:half], ds.y_test[:half]),
-               (ds.x_test[half:], ds.y_test[half:]),
+    return fit(model, train, (fit_part.x_test, fit_part.y_test), (rest.x_test, rest.y_test),
                held_name=f"the first half of the test set ({half} images)",
                check_name=f"the second half ({len(ds.x_test) - half} images)", pooled=True)

@@ -1,0 +1,60 @@
+"""training.trust: the temperature, the Gaussians, the ranking figures, and the served
+graph agreeing with the NumPy fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.helpers import dim_pictures, export_tiny, tiny_keras_model, tiny_trust
+from training import trust
+
+
+def test_the_fitted_temperature_undoes_a_known_one() -> None:
+    """Labels drawn from softmax(z); logits handed over as 3z: T = 3 fits best."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 2, (20_000, 5))
+    p = trust.softmax(z)
+    labels = np.array([rng.choice(5, p=row) for row in p])
+    assert trust.fit_temperature(3 * z, labels) == pytest.approx(3.0, rel=0.05)
+    assert trust.fit_temperature(z, labels) == pytest.approx(1.0, rel=0.05)
+
+
+def test_the_gaussian_score_is_the_mahalanobis_distance_to_the_nearest_mean() -> None:
+    rng = np.random.default_rng(1)
+    cov = np.array([[4.0, 1.0], [1.0, 1.0]])
+    means = np.array([[0.0, 0.0], [10.0, 0.0]])
+    labels = rng.integers(0, 2, 50_000)
+    feats = means[labels] + rng.multivariate_normal([0, 0], cov, len(labels))
+    g = trust.fit_gaussians(feats.astype(np.float32), labels, 2)
+    point = np.array([[1.0, 2.0]])
+    diff = point - means
+    expected = min(float(d @ np.linalg.inv(cov) @ d) for d in diff)
+    assert g.score(point)[0] == pytest.approx(expected, rel=0.05)
+
+
+def test_auroc_and_fpr_rank_the_scores() -> None:
+    inside = np.array([0.0, 1.0, 2.0, 3.0])
+    assert trust.auroc(inside, np.array([4.0, 5.0])) == 1.0
+    assert trust.auroc(inside, np.array([-1.0])) == 0.0
+    assert trust.auroc(inside, np.array([1.0])) == pytest.approx(1.5 / 4)  # a tie: half
+    assert trust.fpr_at(inside, np.array([0.5, 10.0]), tpr=0.75) == 0.5
+
+
+def test_the_served_graph_gives_the_fitted_scores(tmp_path: Path) -> None:
+    model = tiny_keras_model(seed=5)
+    fitted = tiny_trust(model)
+    version = export_tiny(tmp_path / "tiny", version=1, seed=5, trusted=True)
+    images = np.concatenate([dim_pictures(8, 9), np.full((2, 28, 28, 1), 255, np.uint8)])
+    out = tf.saved_model.load(str(version)).signatures["serving_default"](
+        image=tf.constant(images))
+    feats = trust.layer_features(model, images)
+    expected = trust.combined(fitted.layers, feats)
+    np.testing.assert_allclose(out["ood_score"].numpy(), expected, rtol=1e-3)
+    np.testing.assert_array_equal(out["in_distribution"].numpy(), expected <= fitted.threshold)
+    calibrated = trust.softmax(trust.logits_of(model, feats[-1]), fitted.temperature)
+    np.testing.assert_allclose(out["probabilities"].numpy(), calibrated, atol=1e-5)
+    assert not out["in_distribution"].numpy()[-2:].any()  # bright: unlike dim pictures
