@@ -97,7 +97,7 @@ def compare(models_dir: Path, datasets: dict[str, data.Dataset]) -> None:
     from training.reexport import rebuild
 
     print("\nin-process, raw test arrays (no upload preprocessing):")
-    print(f"  {'model':<24}{'score':<13}{'AUROC':>8}{'FPR@95':>9}")
+    print(f"  {'model':<30}{'score':<13}{'AUROC':>8}{'FPR@95':>9}")
     for model, other in PAIRS.items():
         version = list_versions(models_dir / model)[-1]
         keras_model = rebuild(models_dir / model / str(version))
@@ -110,7 +110,7 @@ def compare(models_dir: Path, datasets: dict[str, data.Dataset]) -> None:
                   "energy": (trust.energy(trust.logits_of(keras_model, f_in)),
                              trust.energy(trust.logits_of(keras_model, f_out)))}
         for name, (a, b) in scores.items():
-            print(f"  {f'{model}/{version} vs {other}':<24}{name:<13}"
+            print(f"  {f'{model}/{version} vs {other}':<30}{name:<13}"
                   f"{trust.auroc(a, b):>8.4f}{trust.fpr_at(a, b):>9.2%}")
 
 

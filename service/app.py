@@ -23,6 +23,7 @@ from service.api import (
     demo,
     docs,
     errors,
+    feedback,
     filtering,
     health,
     inspect,
@@ -35,6 +36,8 @@ from service.api.deps import known_query, require_api_key
 from service.api.middleware import RequestContextMiddleware
 from service.api.routing import LeanDispatch
 from service.api.schemas import ERRORS
+from service.capture.store import CaptureStore
+from service.capture.writer import CaptureWriter
 from service.dataplane.plane import DataPlane
 from service.grpc import server as grpc
 from service.runtime import logs
@@ -50,7 +53,7 @@ log = logging.getLogger(__name__)
 
 
 # the faces behind the API key; the lean dispatch answers the hot routes of those it lists
-FACES = (predict, inspect, tfserving, v2, models, filtering)
+FACES = (predict, inspect, tfserving, v2, models, filtering, feedback)
 HOT = (predict, inspect, tfserving, v2)
 
 
@@ -75,6 +78,19 @@ def with_plumbing(app: ASGIApp, api: FastAPI, settings: Settings) -> ASGIApp:
                                     max_body_memory=settings.max_body_memory_bytes)
 
 
+def capture_writer(settings: Settings, metrics: Metrics) -> CaptureWriter | None:
+    """The capture store's writer when capture is on (``CNNLAB_CAPTURE_RATE`` > 0)."""
+    if settings.capture_rate <= 0:
+        return None
+    store = CaptureStore(settings.capture_store_url())
+    log.info("capturing %.0f%% of upload requests into %s", 100 * settings.capture_rate,
+             store.engine.url.render_as_string(hide_password=True))
+    max_age = settings.capture_max_days * 86400 if settings.capture_max_days else None
+    return CaptureWriter(store, settings.capture_rate, settings.capture_queue,
+                         settings.capture_max_rows, max_age,
+                         on_written=metrics.captured.inc, on_dropped=metrics.capture_dropped.inc)
+
+
 def create_api(settings: Settings) -> FastAPI:
     """The FastAPI application: routes, error handlers, and the repository's lifespan."""
     metrics = Metrics()
@@ -85,7 +101,7 @@ def create_api(settings: Settings) -> FastAPI:
         freeze_heap()
         repo = ModelRepository(settings, metrics, device, StateFile(pool_state_file(settings)),
                                pool_metrics_dir(settings))
-        plane = DataPlane(repo, settings)
+        plane = DataPlane(repo, settings, capture_writer(settings, metrics))
         app.state.plane = plane
         await repo.start()  # load + warm every model before taking traffic
         grpc_server = await grpc.start(plane) if settings.grpc_port else None

@@ -21,7 +21,8 @@ def _parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model and export a new version")
     t.add_argument("dataset", choices=data.DATASETS)
-    t.add_argument("--arch", default="best", choices=architectures.names())
+    t.add_argument("--arch", choices=architectures.names(),
+                   help="default: best, or with --init-from the version's own")
     t.add_argument("--epochs", type=int)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--optimizer", choices=config.OPTIMIZERS)
@@ -48,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="where runs back up every epoch (default: "
                         "MODELS_DIR/NAME/.checkpoints)")
 
+    t.add_argument("--init-from", metavar="NAME/VERSION",
+                   help="fine-tune: start from this published version's weights")
+    t.add_argument("--extra-data", type=Path, metavar="DIR",
+                   help="IDX files to mix into the training set (e.g. exported captures); "
+                        "their test split is measured on its own")
+
     e = sub.add_parser("evaluate", help="evaluate an exported version on its test set")
     e.add_argument("model", help="NAME or NAME/VERSION (default: the newest version)")
     e.add_argument("--data-dir", type=Path)
@@ -67,6 +74,21 @@ def _parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("list", help="models and versions in a models directory")
     ls.add_argument("--models-dir", type=Path, default=Path("models"))
+
+    c = sub.add_parser("captures", help="the service's captured uploads")
+    csub = c.add_subparsers(dest="action", required=True)
+    ce = csub.add_parser("export", help="write a model's labelled captures as IDX files "
+                                        "(a dataset for --extra-data)")
+    ce.add_argument("--model", required=True)
+    ce.add_argument("--labelled", action="store_true", required=True,
+                    help="only pictures feedback gave a true class (required: the others "
+                         "cannot be learned from)")
+    ce.add_argument("--to", type=Path, required=True, metavar="DIR")
+    ce.add_argument("--capture-url", default="",
+                    help="the store's SQLAlchemy URL, as CNNLAB_CAPTURE_URL (default: the "
+                         "SQLite file in --capture-dir)")
+    ce.add_argument("--capture-dir", type=Path, default=Path("captures"),
+                    help="as CNNLAB_CAPTURE_DIR")
     return p
 
 
@@ -76,8 +98,18 @@ def _train(args: argparse.Namespace) -> int:
     overrides = {k: getattr(args, k) for k in (
         "epochs", "batch_size", "optimizer", "learning_rate", "lr_schedule", "validation",
         "label_smoothing", "seed", "augment", "stop_at_accuracy", "data_dir", "models_dir",
-        "name", "strategy", "resume", "checkpoint_dir")}
-    cfg = config.resolve(args.dataset, args.arch, overrides)
+        "name", "strategy", "resume", "checkpoint_dir", "init_from", "extra_data")}
+    arch = args.arch or "best"
+    if args.init_from:
+        meta = json.loads((_version_dir(args.models_dir, args.init_from) / METADATA_FILE)
+                          .read_text())
+        if meta.get("dataset") != args.dataset:
+            raise data.DataError(f"--init-from {args.init_from} was trained on "
+                                 f"{meta.get('dataset')}, not {args.dataset}")
+        arch = args.arch or meta["arch"]
+        overrides["init_from"] = str(_version_dir(args.models_dir, args.init_from)
+                                     .relative_to(args.models_dir))
+    cfg = config.resolve(args.dataset, arch, overrides)
     if cfg.validation not in ("test", "none"):
         try:
             frac = float(cfg.validation)
@@ -161,6 +193,20 @@ def _reexport(args: argparse.Namespace) -> int:
     return 0
 
 
+def _captures(args: argparse.Namespace) -> int:
+    from training.captures import export
+
+    url = args.capture_url or f"sqlite:///{args.capture_dir / 'captures.db'}"
+    if not args.capture_url and not (args.capture_dir / "captures.db").is_file():
+        raise data.DataError(f"no capture store at {args.capture_dir / 'captures.db'} "
+                             "(pass --capture-dir or --capture-url)")
+    summary = export(url, args.model, args.to)
+    print(f"Exported {summary['captures']} labelled captures of {args.model} "
+          f"({summary['first']} to {summary['last']}) to {args.to}: {summary['train']} to "
+          f"train on, {summary['held_out']} held out")
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
     print(f"{'model':<16}{'version':>8}  {'dataset':<14}{'arch':<17}{'test acc':>9}  created")
     for name in list_models(args.models_dir):
@@ -181,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     # TensorFlow's own logger prints through its handler too: its notes once, warnings only
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
     args = _parser().parse_args(argv)
-    handlers = {"train": _train, "evaluate": _evaluate, "list": _list, "reexport": _reexport}
+    handlers = {"train": _train, "evaluate": _evaluate, "list": _list, "reexport": _reexport,
+                "captures": _captures}
     try:
         return handlers[args.command](args)
     except (data.DataError, distribute.StrategyError) as exc:

@@ -39,6 +39,11 @@ class TrainConfig:
     strategy: str = "auto"            # auto | one | mirrored | multi-worker (training.distribute)
     resume: bool = True               # resume from this run's backup (training.checkpoints)
     checkpoint_dir: Path | None = None  # None: <models_dir>/<name>/.checkpoints
+    # Fine-tuning: start from a published version's weights ("NAME/VERSION"; its
+    # architecture), and mix a folder of extra IDX data (exported captures) into the
+    # training set; its test split is measured on its own (training.captures).
+    init_from: str | None = None
+    extra_data: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -50,6 +55,7 @@ class TrainConfig:
         d["data_dir"] = str(self.data_dir) if self.data_dir else None
         d["models_dir"] = str(self.models_dir)
         d["checkpoint_dir"] = str(self.checkpoint_dir) if self.checkpoint_dir else None
+        d["extra_data"] = str(self.extra_data) if self.extra_data else None
         return d
 
 

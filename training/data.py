@@ -84,6 +84,26 @@ def read_idx(path: Path, *, images: bool) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write uint8 ``array`` (``[N,H,W]`` images or ``[N]`` labels) as a gzipped IDX file,
+    the format ``read_idx`` reads."""
+    data = np.ascontiguousarray(array, dtype=np.uint8)
+    magic = _IMAGES_MAGIC if data.ndim == 3 else _LABELS_MAGIC
+    with gzip.open(path, "wb") as f:
+        f.write(struct.pack(f">I{data.ndim}I", magic, *data.shape))
+        f.write(data.tobytes())
+
+
+def write_idx_dir(folder: Path, x_train: np.ndarray, y_train: np.ndarray,
+                  x_test: np.ndarray, y_test: np.ndarray) -> None:
+    """The four IDX files of a dataset in ``folder`` (images ``[N,28,28(,1)]``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, array in (("x_train", x_train), ("y_train", y_train), ("x_test", x_test),
+                       ("y_test", y_test)):
+        write_idx(folder / IDX_FILES[key], array.reshape(array.shape[:3]) if key[0] == "x"
+                  else array)
+
+
 def _resolve_dir(data_dir: Path, name: str) -> Path:
     """Accept the dataset folder itself or a parent holding ``mnist/``/``fashion-mnist/``."""
     if (data_dir / IDX_FILES["x_train"]).exists():

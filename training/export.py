@@ -80,7 +80,7 @@ def _signatures(model: keras.Model, trust: Trust | None
     def serve(image: tf.Tensor) -> dict[str, tf.Tensor]:
         if trust is None:
             return {"probabilities": model(tf.cast(image, tf.float32), training=False)}
-        *maps, features = scored(tf.cast(image, tf.float32), training=False)
+        *maps, features = trust_.outputs_of(scored, tf.cast(image, tf.float32))
         score = ood_score([*maps, features], trust)
         return {"probabilities": probabilities(features), "ood_score": score,
                 "in_distribution": score <= trust.threshold}

@@ -23,11 +23,12 @@ import tensorflow as tf
 
 from cnnlab.devices import configure_devices
 from cnnlab.layout import METADATA_FILE
-from training import architectures, distribute, export, reports, trust
+from training import architectures, captures, distribute, export, reports, trust
 from training.checkpoints import Backup
 from training.config import TrainConfig
-from training.data import Dataset
+from training.data import Dataset, load_idx_dir
 from training.evaluate import evaluate_saved_model
+from training.reexport import rebuild
 
 log = logging.getLogger(__name__)
 
@@ -216,8 +217,15 @@ def fit(cfg: TrainConfig, ds: Dataset, task: distribute.Task, backup: Backup,
     replicas = strategy.num_replicas_in_sync
     global_batch = cfg.batch_size * replicas
     (x_tr, y_tr), val = split(cfg, ds)
+    if cfg.extra_data is not None:  # exported captures, mixed in (the pipeline shuffles)
+        extra = load_idx_dir(cfg.dataset, cfg.extra_data)
+        x_tr, y_tr = np.concatenate([x_tr, extra.x_train]), np.concatenate([y_tr,
+                                                                             extra.y_train])
     model = compile_model(cfg, input_shape, k, cfg.epochs * -(-len(x_tr) // global_batch),
                           strategy)
+    if cfg.init_from is not None:
+        with strategy.scope():
+            model.set_weights(rebuild(cfg.models_dir / cfg.init_from).get_weights())
     if task.is_chief:
         model.summary(print_fn=lambda line, **_: print(line, flush=True))
 
@@ -257,7 +265,7 @@ def publish(cfg: TrainConfig, ds: Dataset, model: keras.Model, run: Run,
         export.write_saved_model(model, staged, fitted)
         ev = evaluate_saved_model(staged, ds.x_test, ds.y_test, ds.class_names)
         metadata = {**describe_model(cfg, ds, model), **describe_run(cfg, run), **ev.to_json(),
-                    **fitted.to_json(), **environment(device)}
+                    **fitted.to_json(), **learned_from(cfg, staged, ds), **environment(device)}
         (staged / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
         write_reports(model, staged, ds, run.history, ev.confusion_matrix, ev.predictions)
         version, final = export.publish(staged, model_dir)
@@ -265,6 +273,22 @@ def publish(cfg: TrainConfig, ds: Dataset, model: keras.Model, run: Run,
         export.discard(staged)
         raise
     return TrainResult(version=version, path=final, metadata=metadata)
+
+
+def learned_from(cfg: TrainConfig, version_dir: Path, ds: Dataset) -> dict[str, Any]:
+    """What a fine-tuned version started from and learned from: the version, the captures
+    (counts, date range) and its accuracy on the captures held out from it."""
+    if cfg.init_from is None and cfg.extra_data is None:
+        return {}
+    out: dict[str, Any] = {"init_from": cfg.init_from}
+    if cfg.extra_data is not None:
+        extra = load_idx_dir(cfg.dataset, cfg.extra_data)
+        held = evaluate_saved_model(version_dir, extra.x_test, extra.y_test, ds.class_names)
+        out["extra_data"] = {**captures.read_summary(cfg.extra_data),
+                             "train_images": len(extra.x_train),
+                             "held_out_images": len(extra.x_test),
+                             "held_out_accuracy": held.accuracy}
+    return {"learned_from": out}
 
 
 def describe_model(cfg: TrainConfig, ds: Dataset, model: keras.Model) -> dict[str, Any]:

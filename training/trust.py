@@ -112,6 +112,12 @@ def feature_outputs(model: keras.Model) -> keras.Model:
                         model.layers[-1].input])
 
 
+def outputs_of(body: keras.Model, x: Any) -> list[Any]:
+    """``body``'s outputs for ``x`` as a list (Keras gives a lone output as itself)."""
+    outs = body(x, training=False)
+    return list(outs) if isinstance(outs, list | tuple) else [outs]
+
+
 def layer_names(model: keras.Model) -> list[str]:
     return [*(layer.name for layer in scored_layers(model)), "penultimate"]
 
@@ -122,7 +128,7 @@ def layer_features(model: keras.Model, images: np.ndarray,
     body = feature_outputs(model)
     parts: list[list[np.ndarray]] = [[] for _ in layer_names(model)]
     for i in range(0, len(images), batch_size):
-        outs = body(images[i:i + batch_size].astype("float32"), training=False)
+        outs = outputs_of(body, images[i:i + batch_size].astype("float32"))
         for part, out in zip(parts, outs, strict=True):
             part.append(np.asarray(summarise(out)))
     return [np.concatenate(p) for p in parts]
@@ -347,13 +353,15 @@ def fit_for(model: keras.Model, ds: Dataset, validation: str) -> Trust:
     rest = Dataset(ds.name, ds.x_train[cut:], ds.y_train[cut:], ds.x_test[half:],
                    ds.y_test[half:])
     fit_part, rest = as_uploaded(fit_part), as_uploaded(rest)
+    copies = " and their upload copies" if len(fit_part.x_test) > half else ""
     train = (fit_part.x_train, fit_part.y_train)
     if cut < len(ds.x_train):
         return fit(model, train, (rest.x_train, rest.y_train),
                    (np.concatenate([fit_part.x_test, rest.x_test]),
                     np.concatenate([fit_part.y_test, rest.y_test])),
-                   held_name=f"the validation split ({len(ds.x_train) - cut} images)",
-                   check_name=f"the test set ({len(ds.x_test)} images)")
+                   held_name=f"the validation split ({len(ds.x_train) - cut} images{copies})",
+                   check_name=f"the test set ({len(ds.x_test)} images{copies})")
     return fit(model, train, (fit_part.x_test, fit_part.y_test), (rest.x_test, rest.y_test),
-               held_name=f"the first half of the test set ({half} images)",
-               check_name=f"the second half ({len(ds.x_test) - half} images)", pooled=True)
+               held_name=f"the first half of the test set ({half} images{copies})",
+               check_name=f"the second half ({len(ds.x_test) - half} images{copies})",
+               pooled=True)

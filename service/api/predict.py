@@ -38,7 +38,8 @@ async def predict(request: Request, name: str,
     uploads = await read_uploads(request, settings_of(request))
     result = await plane_of(request).classify(
         ModelRef(name, params.version, params.label),
-        Pictures([u.data for u in uploads], params.invert, params.center))
+        Pictures([u.data for u in uploads], params.invert, params.center),
+        request.state.request_id)
     tag_request(request, result.model, result.version)
     filenames = [u.filename for u in uploads]
     return Response(orjson.dumps(_body(result, filenames, params)),

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from service.capture.writer import CaptureWriter, Served
 from service.dataplane import budgets, tensors
 from service.dataplane.classes import top_classes
 from service.dataplane.examples import Feature, example_inputs
@@ -131,10 +132,23 @@ class VersionStats:
     last_inference_ms: int  # Unix time of the last batch, in milliseconds (0: none yet)
 
 
+def served(result: Classified, blobs: Sequence[bytes], request_id: str) -> list[Served]:
+    """A classified request's pictures as capture keeps them."""
+    best = result.probabilities.argmax(axis=1)
+    return [Served(request_id, i, result.model, result.version, int(best[i]),
+                   float(result.probabilities[i, best[i]]),
+                   None if result.ood_score is None else float(result.ood_score[i]),
+                   None if result.in_distribution is None else bool(result.in_distribution[i]),
+                   blob, prep.pixels)
+            for i, (blob, prep) in enumerate(zip(blobs, result.prepared, strict=True))]
+
+
 class DataPlane:
-    def __init__(self, repo: ModelRepository, settings: Settings) -> None:
+    def __init__(self, repo: ModelRepository, settings: Settings,
+                 capture: CaptureWriter | None = None) -> None:
         self.repo = repo
         self.settings = settings
+        self.capture = capture
         timeout = settings.request_timeout_s
         self.compute = WorkPool("compute", settings.compute_threads, settings.compute_queue,
                                 timeout)
@@ -144,6 +158,8 @@ class DataPlane:
     def close(self) -> None:
         self.compute.shutdown()
         self.inspection.shutdown()
+        if self.capture is not None:
+            self.capture.close()
 
     # ------------------------------------------------------------------ repository views
     def resolve(self, ref: ModelRef) -> ServedVersion:
@@ -258,13 +274,19 @@ class DataPlane:
                            out["probabilities"][np.arange(len(chosen)), chosen],
                            out[f"gradcam/{layer}"], out["saliency"])
 
-    async def classify(self, ref: ModelRef, pictures: Pictures) -> Classified:
-        """Uploaded pictures -> probabilities, keeping how each was prepared."""
+    async def classify(self, ref: ModelRef, pictures: Pictures,
+                       request_id: str | None = None) -> Classified:
+        """Uploaded pictures -> probabilities, keeping how each was prepared; then, when
+        capture samples the request, handed to the capture writer (never waited for)."""
         async with self.lease(ref) as sv:
             prepared = await self.prepare(sv, pictures)
             out = await self.predict(sv, stack(prepared))
-        return Classified(sv.name, sv.version, sv.info.class_names, prepared,
-                          out[sv.info.output.name], out.get(OOD_SCORE), out.get(IN_DISTRIBUTION))
+        result = Classified(sv.name, sv.version, sv.info.class_names, prepared,
+                            out[sv.info.output.name], out.get(OOD_SCORE),
+                            out.get(IN_DISTRIBUTION))
+        if self.capture is not None and request_id and self.capture.sampled():
+            self.capture.offer(served(result, pictures.blobs, request_id))
+        return result
 
     @staticmethod
     def _default_outputs(sv: ServedVersion, signature: str,

@@ -69,6 +69,21 @@ class Metrics:
         self.load_failures = Counter(
             "cnnlab_model_load_failures_total", "versions that failed to load", ["model"],
             registry=r)
+        self.captured = Counter(
+            "cnnlab_captures_total", "uploaded pictures stored by capture", registry=r)
+        self.capture_dropped = Counter(
+            "cnnlab_captures_dropped_total", "sampled pictures not stored (the store was "
+            "slow or failing)", registry=r)
+        self.feedback_labelled = Gauge(
+            "cnnlab_feedback_labelled", "captured pictures given their true class",
+            ["model", "version"], registry=r, multiprocess_mode="mostrecent")
+        self.feedback_accuracy = Gauge(
+            "cnnlab_feedback_accuracy", "accuracy on the labelled captures",
+            ["model", "version"], registry=r, multiprocess_mode="mostrecent")
+        self.feedback_ood_rate = Gauge(
+            "cnnlab_feedback_ood_rate", "share of the labelled captures the version called "
+            "not in distribution", ["model", "version"], registry=r,
+            multiprocess_mode="mostrecent")
         self.admin_generation = Gauge(
             ADMIN_GENERATION, "admin state generation applied (with several workers: the "
             "lowest of them)", registry=r, multiprocess_mode="livemin")

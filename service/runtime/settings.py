@@ -163,6 +163,26 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="then it finishes in-flight requests for at most "
         "this long, and is ended")
 
+    # --- capture and feedback (service.capture; README, Learning from traffic)
+    capture_rate: float = Field(
+        default=0.0, ge=0, le=1, description="share of upload requests whose pictures are "
+        "stored for feedback and fine-tuning; 0 = off (the default: uploads may be private)")
+    capture_url: str = Field(
+        default="", description="SQLAlchemy URL of the capture store (e.g. "
+        "postgresql+psycopg://user:pass@host/db for several replicas); empty = the SQLite "
+        "file capture_dir/captures.db, shared by the workers of one host")
+    capture_dir: Path = Path("captures")
+    capture_max_rows: int = Field(
+        default=100_000, ge=1, description="pictures kept; the oldest go first")
+    capture_max_days: float | None = Field(
+        default=30.0, gt=0, description="pictures older than this are deleted")
+    capture_queue: int = Field(
+        default=1024, ge=1, description="pictures waiting to be written, per worker; beyond "
+        "it they are dropped (cnnlab_captures_dropped_total), never the prediction")
+
+    def capture_store_url(self) -> str:
+        return self.capture_url or f"sqlite:///{self.capture_dir / 'captures.db'}"
+
     def tf_threads(self) -> tuple[int, int]:
         """(intra-op, inter-op) threads for TensorFlow; 0 = its own choice. Workers split
         the CPUs, so a batch never waits for another process's thread. Only processes

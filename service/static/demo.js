@@ -115,9 +115,11 @@ async function predict() {
   const extra = [`top_k=5`, `include_input=true`, `invert=${$("invert").value}`];
   if ($("center").value) extra.push(`center=${$("center").value}`);
   try {
-    const body = await (await postImage(`/api/models/${encodeURIComponent(name)}/predict`, extra.join("&"))).json();
+    const answer = await postImage(`/api/models/${encodeURIComponent(name)}/predict`, extra.join("&"));
+    const body = await answer.json();
     if (!current("predict", t)) return;
     const p = body.predictions[0];
+    askFeedback(name, answer.headers.get("X-Request-ID"), p.top_k[0].label);
     $("prediction").textContent = `${p.top_k[0].label}  (${(100 * p.top_k[0].probability).toFixed(1)} %)  · v${body.version}`;
     showTrust(name, p);
     $("seen").src = "data:image/png;base64," + p.input_png;
@@ -131,6 +133,33 @@ async function predict() {
     await Promise.all([showMaps(), showGradcam()]);
   } catch (e) { showError(e.message); }
 }
+// "Right?" after a prediction: the answer goes to the feedback route (when the server
+// captures uploads; otherwise the question is not asked).
+let asked = null;  // {name, rid, label} of the prediction the question is about
+async function askFeedback(name, rid, label) {
+  const box = $("feedback");
+  asked = { name, rid, label };
+  $("feedback-note").textContent = "";
+  const m = models.find((x) => x.name === name);
+  setOptions("truth", (m ? m.class_names : []).map((c) => [c, c]));
+  $("truth").value = label;
+  try {
+    await call(`/api/models/${encodeURIComponent(name)}/feedback`);  // 409: capture is off
+    box.hidden = false;
+  } catch (e) { box.hidden = true; }
+}
+async function sendFeedback(label) {
+  if (!asked) return;
+  try {
+    await call(`/api/models/${encodeURIComponent(asked.name)}/feedback`, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ request_id: asked.rid, label }) });
+    $("feedback-note").textContent = `thanks: recorded as ${label}`;
+  } catch (e) { $("feedback-note").textContent = e.message; }
+}
+$("right").addEventListener("click", () => sendFeedback(asked && asked.label));
+$("wrong").addEventListener("click", () => sendFeedback($("truth").value));
+
 // What a model's training pictures are, for the out-of-distribution warning.
 const LOOKS_LIKE = { mnist: "a digit", fashion_mnist: "a piece of clothing" };
 function showTrust(name, p) {

@@ -7,10 +7,11 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.helpers import FIXTURES, ROOT, Server, run_server
+from tests.helpers import BUNDLED_MODELS, FIXTURES, ROOT, Server, run_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
@@ -181,3 +182,28 @@ def test_the_api_docs_render_offline(bundled_server: Server, path: str,
         browser.close()
     assert [m for m in refused if "script-src" in m] == []
     assert outside == []
+
+
+def test_the_page_asks_right_and_sends_the_answer(tmp_path: Path) -> None:
+    """With capture on, a prediction is followed by "Right?"; "no, it is" sends the class
+    picked, and the feedback summary counts it."""
+    with run_server(BUNDLED_MODELS, tmp_path, capture_rate="1",
+                    capture_dir=str(tmp_path / "captures")) as server, \
+            sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+        page = browser.new_page()
+        page.goto(server.url + "/")
+        expect(page.locator("#model option")).to_have_count(2, timeout=20_000)
+        page.select_option("#model", "mnist")
+        page.set_input_files("#file", str(FIXTURES / "digits" / "3_test18.png"))
+        expect(page.get_by_test_id("prediction")).to_contain_text("3  (", timeout=20_000)
+        expect(page.get_by_test_id("feedback")).to_be_visible(timeout=20_000)
+        page.select_option("#truth", "8")  # say it was an 8
+        page.click("#wrong")
+        expect(page.get_by_test_id("feedback-note")).to_have_text("thanks: recorded as 8",
+                                                                  timeout=20_000)
+        browser.close()
+        summary = httpx.get(f"{server.url}/api/models/mnist/feedback").json()
+    [served] = [v for v in summary["versions"] if v["labelled"]]
+    assert served["labelled"] == 1 and served["confusion_matrix"][8][3] == 1

@@ -1,0 +1,126 @@
+"""Capture off the request path: a request samples its pictures and hands them to a
+bounded queue (no I/O, no encoding); one thread per worker encodes the pictures the model
+saw as PNG and writes them to the store in batches, and applies the retention bounds.
+When the store is slow and the queue is full, pictures are dropped and counted: capture
+never slows or fails a prediction."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from service.capture.store import Capture, CaptureStore
+from service.errors import first_line
+
+log = logging.getLogger(__name__)
+
+BATCH = 256          # pictures written in one transaction at most
+PRUNE_EVERY_S = 60.0
+
+
+@dataclass(frozen=True)
+class Served:
+    """One served upload, as the request hands it over."""
+
+    request_id: str
+    position: int
+    model: str
+    version: int
+    predicted: int
+    confidence: float
+    ood_score: float | None
+    in_distribution: bool | None
+    original: bytes
+    seen: np.ndarray              # the [H, W] (or [H, W, 1]) uint8 picture the model saw
+
+
+class CaptureWriter:
+    def __init__(self, store: CaptureStore, rate: float, max_queue: int, max_rows: int,
+                 max_age_s: float | None, on_written: Callable[[int], None] | None = None,
+                 on_dropped: Callable[[int], None] | None = None) -> None:
+        self.store = store
+        self.rate = rate
+        self.max_rows = max_rows
+        self.max_age_s = max_age_s
+        self._queue: queue.Queue[Served | None] = queue.Queue(max_queue)
+        self._on_written = on_written
+        self._on_dropped = on_dropped
+        self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
+        self._thread.start()
+
+    def sampled(self) -> bool:
+        """Whether this request's pictures are kept (the sampling rate)."""
+        return self.rate >= 1.0 or random.random() < self.rate
+
+    def offer(self, items: Sequence[Served]) -> None:
+        """Queue ``items`` for the store, or drop (and count) what does not fit now."""
+        for i, item in enumerate(items):
+            try:
+                self._queue.put_nowait(item)
+            except queue.Full:
+                if self._on_dropped:
+                    self._on_dropped(len(items) - i)
+                return
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Write what is queued (within ``timeout_s``), then stop."""
+        with contextlib.suppress(queue.Full):  # a stuck store: stop waiting for it
+            self._queue.put(None, timeout=timeout_s)
+        self._thread.join(timeout_s)
+        self.store.close()
+
+    def _run(self) -> None:
+        pruned = 0.0
+        while True:
+            item = self._queue.get()
+            batch = [] if item is None else [item]
+            while item is not None and len(batch) < BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    batch.append(item)
+            self._write(batch)
+            if time.monotonic() - pruned > PRUNE_EVERY_S:
+                pruned = time.monotonic()
+                self._prune()
+            if item is None:
+                return
+
+    def _write(self, batch: list[Served]) -> None:
+        if not batch:
+            return
+        now = time.time()
+        try:
+            self.store.add([_row(s, now) for s in batch])
+        except Exception as exc:  # a store that fails loses the batch, never the service
+            log.warning("capture: %d pictures not stored (%s)", len(batch),
+                        first_line(exc, 200))
+            if self._on_dropped:
+                self._on_dropped(len(batch))
+            return
+        if self._on_written:
+            self._on_written(len(batch))
+
+    def _prune(self) -> None:
+        try:
+            self.store.prune(self.max_rows, self.max_age_s)
+        except Exception as exc:  # retried at the next interval
+            log.warning("capture: retention not applied (%s)", first_line(exc, 200))
+
+
+def _row(s: Served, now: float) -> Capture:
+    ok, png = cv2.imencode(".png", s.seen)
+    return Capture(s.request_id, s.position, now, s.model, s.version, s.predicted,
+                   s.confidence, s.ood_score, s.in_distribution, s.original,
+                   png.tobytes() if ok else b"")

@@ -1,0 +1,77 @@
+"""The capture store (SQLite here; the statements are SQLAlchemy Core's, the same on
+PostgreSQL): retention, labels, the per-version summary, the export of labelled rows;
+and the writer: off the caller's thread, bounded, counting what it drops."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from service.capture.store import Capture, CaptureStore, sqlite_url
+from service.capture.writer import CaptureWriter, Served
+
+
+def capture(rid: str, created: float, predicted: int = 1, version: int = 1) -> Capture:
+    return Capture(rid, 0, created, "m", version, predicted, 0.9, 1.0, True, b"raw", b"png")
+
+
+def test_retention_keeps_the_newest_rows_and_drops_old_ones(tmp_path: Path) -> None:
+    store = CaptureStore(sqlite_url(tmp_path / "c.db"))
+    now = time.time()
+    store.add([capture(f"r{i}", now - 1000 + i) for i in range(10)])
+    assert store.prune(max_rows=4, max_age_s=None) == 6
+    assert [r.request_id for r in _all(store)] == ["r6", "r7", "r8", "r9"]
+    assert store.prune(max_rows=100, max_age_s=992.5) == 2  # r6 and r7 are older
+    assert [r.request_id for r in _all(store)] == ["r8", "r9"]
+
+
+def _all(store: CaptureStore) -> list[Capture]:
+    from service.capture.store import captures
+
+    with store.engine.connect() as db:
+        return [Capture(*row[1:12]) for row in db.execute(captures.select()
+                                                          .order_by(captures.c.id))]
+
+
+def test_labels_make_the_summary_and_the_export(tmp_path: Path) -> None:
+    store = CaptureStore(sqlite_url(tmp_path / "c.db"))
+    now = time.time()
+    store.add([capture("a", now, predicted=3), capture("b", now, predicted=5),
+               capture("c", now, predicted=5, version=2)])
+    assert store.label("m", "a", 0, 3) == 1
+    assert store.label("m", "b", 0, 4) == 1
+    assert store.label("m", "zzz", 0, 4) is None      # never captured
+    assert store.label("other", "a", 0, 4) is None    # another model's
+    v1, v2 = store.feedback("m", 10)
+    assert (v1.version, v1.captured, v1.labelled, v1.correct) == (1, 2, 2, 1)
+    assert v1.confusion_matrix[3][3] == 1 and v1.confusion_matrix[4][5] == 1
+    assert (v2.captured, v2.labelled, v2.accuracy) == (1, 0, None)
+    assert [(label, png) for png, label, _ in store.labelled("m")] == [(3, b"png"),
+                                                                      (4, b"png")]
+
+
+def test_the_writer_stores_in_its_own_thread_and_drops_what_does_not_fit(
+        tmp_path: Path) -> None:
+    store = CaptureStore(sqlite_url(tmp_path / "c.db"))
+    gate = threading.Event()
+    real_add = store.add
+
+    def slow_add(rows: list[Capture]) -> None:
+        gate.wait(10)  # a stuck store
+        real_add(rows)
+
+    store.add = slow_add  # type: ignore[method-assign]
+    written, dropped = [], []
+    writer = CaptureWriter(store, 1.0, max_queue=3, max_rows=100, max_age_s=None,
+                           on_written=written.append, on_dropped=dropped.append)
+    item = Served("r", 0, "m", 1, 2, 0.5, None, None, b"raw", np.zeros((28, 28), np.uint8))
+    for _ in range(10):
+        writer.offer([item])  # never waits for the store: what does not fit is dropped
+    assert not gate.is_set() and sum(dropped) >= 6  # the queue holds 3, the writer 1
+    gate.set()
+    writer.close()
+    assert sum(written) + sum(dropped) == 10
+    assert len(list(CaptureStore(sqlite_url(tmp_path / "c.db")).feedback("m", 10))) == 1

@@ -1,0 +1,67 @@
+"""Captured uploads (``service.capture``) as a dataset the trainer reads.
+
+``export`` takes a model's labelled captures — the 28x28 pictures the model saw and the
+true classes feedback gave them — and writes them as the four IDX files of a dataset:
+a random ``HELD_OUT`` of them as its test split, to measure a fine-tuned version on
+traffic it did not learn from, the rest as its training split, which
+``python -m training train ... --extra-data DIR`` mixes into the original training set.
+``captures.json`` beside them says what they are.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from service.capture.store import CaptureStore
+from training.data import DataError, write_idx_dir
+
+HELD_OUT = 0.2
+SUMMARY = "captures.json"
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
+
+
+def export(store_url: str, model: str, to: Path, seed: int = 0) -> dict[str, Any]:
+    """Write ``model``'s labelled captures from the store at ``store_url`` into ``to``;
+    returns (and writes as ``captures.json``) their counts and date range."""
+    store = CaptureStore(store_url)
+    try:
+        rows = list(store.labelled(model))
+    finally:
+        store.close()
+    if len(rows) < 2:
+        raise DataError(f"model {model!r} has {len(rows)} labelled captures in {store_url}; "
+                        "at least 2 are needed (one to learn from, one to test on)")
+    pictures = np.stack([_picture(png) for png, _, _ in rows])
+    labels = np.array([label for _, label, _ in rows], np.uint8)
+    order = np.random.default_rng(seed).permutation(len(rows))
+    cut = max(1, round(len(rows) * HELD_OUT))
+    test, train = order[:cut], order[cut:]
+    write_idx_dir(to, pictures[train], labels[train], pictures[test], labels[test])
+    times = [t for _, _, t in rows]
+    summary = {"model": model, "captures": len(rows), "train": len(train),
+               "held_out": len(test), "first": _iso(min(times)), "last": _iso(max(times)),
+               "store": store.engine.url.render_as_string(hide_password=True)}
+    (to / SUMMARY).write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _picture(png: bytes) -> np.ndarray:
+    gray = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if gray is None:
+        raise DataError("a capture's picture is not a readable PNG")
+    return gray
+
+
+def read_summary(folder: Path) -> dict[str, Any]:
+    """The ``captures.json`` of an exported folder (empty when it is another dataset)."""
+    path = folder / SUMMARY
+    return json.loads(path.read_text()) if path.is_file() else {}
