@@ -7,8 +7,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 # Debian packages the tests drive: the demo page in Chromium, the scale-out test behind
-# nginx, docker-compose to validate the compose file (no Docker engine runs here).
-APT_PACKAGES := chromium nginx docker-compose
+# nginx, docker-compose to validate the compose file (no Docker engine runs here), the
+# capture store on PostgreSQL.
+APT_PACKAGES := chromium nginx docker-compose postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PIP_INSTALL := pip install --quiet --disable-pip-version-check
 

@@ -13,7 +13,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -29,18 +29,11 @@ PRUNE_EVERY_S = 60.0
 
 @dataclass(frozen=True)
 class Served:
-    """One served upload, as the request hands it over."""
+    """One served upload as the request hands it over: its row, but for the picture the
+    model saw, still pixels (``[H, W]`` uint8), which the writer encodes as PNG."""
 
-    request_id: str
-    position: int
-    model: str
-    version: int
-    predicted: int
-    confidence: float
-    ood_score: float | None
-    in_distribution: bool | None
-    original: bytes
-    seen: np.ndarray              # the [H, W] (or [H, W, 1]) uint8 picture the model saw
+    row: Capture                  # seen_png empty; created: when it was served
+    seen: np.ndarray
 
 
 class CaptureWriter:
@@ -100,9 +93,8 @@ class CaptureWriter:
     def _write(self, batch: list[Served]) -> None:
         if not batch:
             return
-        now = time.time()
         try:
-            self.store.add([_row(s, now) for s in batch])
+            self.store.add([_row(s) for s in batch])
         except Exception as exc:  # a store that fails loses the batch, never the service
             log.warning("capture: %d pictures not stored (%s)", len(batch),
                         first_line(exc, 200))
@@ -119,8 +111,6 @@ class CaptureWriter:
             log.warning("capture: retention not applied (%s)", first_line(exc, 200))
 
 
-def _row(s: Served, now: float) -> Capture:
+def _row(s: Served) -> Capture:
     ok, png = cv2.imencode(".png", s.seen)
-    return Capture(s.request_id, s.position, now, s.model, s.version, s.predicted,
-                   s.confidence, s.ood_score, s.in_distribution, s.original,
-                   png.tobytes() if ok else b"")
+    return replace(s.row, seen_png=png.tobytes() if ok else b"")

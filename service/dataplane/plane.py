@@ -15,12 +15,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
 
+from service.capture.store import Capture
 from service.capture.writer import CaptureWriter, Served
 from service.dataplane import budgets, tensors
 from service.dataplane.classes import top_classes
@@ -135,12 +137,14 @@ class VersionStats:
 def served(result: Classified, blobs: Sequence[bytes], request_id: str) -> list[Served]:
     """A classified request's pictures as capture keeps them."""
     best = result.probabilities.argmax(axis=1)
-    return [Served(request_id, i, result.model, result.version, int(best[i]),
-                   float(result.probabilities[i, best[i]]),
-                   None if result.ood_score is None else float(result.ood_score[i]),
-                   None if result.in_distribution is None else bool(result.in_distribution[i]),
-                   blob, prep.pixels)
-            for i, (blob, prep) in enumerate(zip(blobs, result.prepared, strict=True))]
+    now = time.time()
+    return [Served(Capture(
+        request_id, i, now, result.model, result.version, int(best[i]),
+        float(result.probabilities[i, best[i]]),
+        None if result.ood_score is None else float(result.ood_score[i]),
+        None if result.in_distribution is None else bool(result.in_distribution[i]),
+        blob, b""), prep.pixels)
+        for i, (blob, prep) in enumerate(zip(blobs, result.prepared, strict=True))]
 
 
 class DataPlane:

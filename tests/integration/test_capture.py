@@ -4,7 +4,6 @@ Prometheus gauges say how the model does on its own traffic."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,31 +12,49 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import sqlalchemy as sa
 
+from service.capture.store import captures, metadata
 from tests.helpers import Server, dim_pictures, export_tiny, png, run_server
 
 
-@pytest.fixture(scope="module")
-def capturing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def capturing(request: pytest.FixtureRequest,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str]]:
+    """Two workers capturing every upload into the default SQLite file, or into a real
+    PostgreSQL server (as several replicas would share one)."""
     repo = tmp_path_factory.mktemp("capture-repo")
     export_tiny(repo / "tiny", version=1, trusted=True)
     store = tmp_path_factory.mktemp("captures")
+    url = (f"sqlite:///{store / 'captures.db'}" if request.param == "sqlite"
+           else request.getfixturevalue("postgres_url"))
+    if request.param == "postgresql":  # empty, as the SQLite file starts
+        engine = sa.create_engine(url)
+        metadata.drop_all(engine)
+        engine.dispose()
     with run_server(repo, tmp_path_factory.mktemp("capture-run"), workers="2",
-                    capture_rate="1", capture_dir=str(store)) as server:
-        yield server, store / "captures.db"
+                    capture_rate="1", capture_url=url) as server:
+        yield server, url
 
 
-def rows(db: Path) -> list[tuple[str, int, int, bytes]]:
-    with sqlite3.connect(db) as con:
-        return con.execute("SELECT request_id, position, predicted, seen_png FROM captures"
-                           " ORDER BY id").fetchall()
+def rows(url: str) -> list[tuple[str, int, int, bytes]]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as db:
+            if not sa.inspect(db).has_table("captures"):
+                return []
+            c = captures.c
+            return [tuple(r) for r in db.execute(  # type: ignore[misc]
+                sa.select(c.request_id, c.position, c.predicted, c.seen_png).order_by(c.id))]
+    finally:
+        engine.dispose()
 
 
-def wait_for(db: Path, count: int) -> list[tuple[str, int, int, bytes]]:
+def wait_for(url: str, count: int) -> list[tuple[str, int, int, bytes]]:
     """The store's rows once ``count`` are there (the writer is asynchronous)."""
     deadline = time.monotonic() + 20
     while True:
-        found = rows(db) if db.exists() else []
+        found = rows(url)
         if len(found) >= count or time.monotonic() > deadline:
             return found
         time.sleep(0.1)
@@ -49,15 +66,15 @@ def upload(server: Server, pictures: np.ndarray) -> httpx.Response:
     return httpx.post(f"{server.url}/api/models/tiny/predict", files=files, timeout=30)
 
 
-def test_uploads_are_captured_and_labelled(capturing: tuple[Server, Path]) -> None:
-    server, db = capturing
+def test_uploads_are_captured_and_labelled(capturing: tuple[Server, str]) -> None:
+    server, url = capturing
     batches = [dim_pictures(1 + i % 3, seed=i) for i in range(30)]
     with ThreadPoolExecutor(8) as pool:  # under load, on both workers
         answers = list(pool.map(lambda b: upload(server, b), batches))
     assert [a.status_code for a in answers] == [200] * len(batches)
     sent = {(a.headers["x-request-id"], i): int(np.argmax(p["probabilities"]))
             for a in answers for i, p in enumerate(a.json()["predictions"])}
-    stored = wait_for(db, len(sent))
+    stored = wait_for(url, len(sent))
     assert {(r[0], r[1]): r[2] for r in stored} == sent  # every picture, as predicted
     assert all(r[3].startswith(b"\x89PNG") for r in stored)  # the picture the model saw
 
@@ -86,7 +103,7 @@ def test_uploads_are_captured_and_labelled(capturing: tuple[Server, Path]) -> No
     ({"request_id": "", "label": 1}, 422, "request_id"),
     ({"label": 1}, 422, "request_id"),
 ])
-def test_bad_feedback_is_refused(capturing: tuple[Server, Path], body: dict[str, object],
+def test_bad_feedback_is_refused(capturing: tuple[Server, str], body: dict[str, object],
                                  status: int, words: str) -> None:
     server, _ = capturing
     r = httpx.post(f"{server.url}/api/models/tiny/feedback", json=body)
@@ -95,7 +112,7 @@ def test_bad_feedback_is_refused(capturing: tuple[Server, Path], body: dict[str,
                       json={"request_id": "x", "label": 1}).status_code == 404
 
 
-def test_feedback_must_be_declared_json(capturing: tuple[Server, Path]) -> None:
+def test_feedback_must_be_declared_json(capturing: tuple[Server, str]) -> None:
     """A form on another site could post form-encoded labels into the training data."""
     server, _ = capturing
     r = httpx.post(f"{server.url}/api/models/tiny/feedback",

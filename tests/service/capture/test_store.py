@@ -1,16 +1,15 @@
-"""The capture store (SQLite here; the statements are SQLAlchemy Core's, the same on
-PostgreSQL): retention, labels, the per-version summary, the export of labelled rows;
+"""The capture store, on SQLite and on a real PostgreSQL server (the same SQLAlchemy Core
+statements): retention, labels, the per-version summary, the export of labelled rows;
 and the writer: off the caller's thread, bounded, counting what it drops."""
 
 from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 
-from service.capture.store import Capture, CaptureStore, sqlite_url
+from service.capture.store import Capture, CaptureStore
 from service.capture.writer import CaptureWriter, Served
 
 
@@ -18,8 +17,8 @@ def capture(rid: str, created: float, predicted: int = 1, version: int = 1) -> C
     return Capture(rid, 0, created, "m", version, predicted, 0.9, 1.0, True, b"raw", b"png")
 
 
-def test_retention_keeps_the_newest_rows_and_drops_old_ones(tmp_path: Path) -> None:
-    store = CaptureStore(sqlite_url(tmp_path / "c.db"))
+def test_retention_keeps_the_newest_rows_and_drops_old_ones(store_url: str) -> None:
+    store = CaptureStore(store_url)
     now = time.time()
     store.add([capture(f"r{i}", now - 1000 + i) for i in range(10)])
     assert store.prune(max_rows=4, max_age_s=None) == 6
@@ -36,8 +35,8 @@ def _all(store: CaptureStore) -> list[Capture]:
                                                           .order_by(captures.c.id))]
 
 
-def test_labels_make_the_summary_and_the_export(tmp_path: Path) -> None:
-    store = CaptureStore(sqlite_url(tmp_path / "c.db"))
+def test_labels_make_the_summary_and_the_export(store_url: str) -> None:
+    store = CaptureStore(store_url)
     now = time.time()
     store.add([capture("a", now, predicted=3), capture("b", now, predicted=5),
                capture("c", now, predicted=5, version=2)])
@@ -54,8 +53,8 @@ def test_labels_make_the_summary_and_the_export(tmp_path: Path) -> None:
 
 
 def test_the_writer_stores_in_its_own_thread_and_drops_what_does_not_fit(
-        tmp_path: Path) -> None:
-    store = CaptureStore(sqlite_url(tmp_path / "c.db"))
+        store_url: str) -> None:
+    store = CaptureStore(store_url)
     gate = threading.Event()
     real_add = store.add
 
@@ -67,11 +66,11 @@ def test_the_writer_stores_in_its_own_thread_and_drops_what_does_not_fit(
     written, dropped = [], []
     writer = CaptureWriter(store, 1.0, max_queue=3, max_rows=100, max_age_s=None,
                            on_written=written.append, on_dropped=dropped.append)
-    item = Served("r", 0, "m", 1, 2, 0.5, None, None, b"raw", np.zeros((28, 28), np.uint8))
+    item = Served(capture("r", time.time()), np.zeros((28, 28), np.uint8))
     for _ in range(10):
         writer.offer([item])  # never waits for the store: what does not fit is dropped
     assert not gate.is_set() and sum(dropped) >= 6  # the queue holds 3, the writer 1
     gate.set()
     writer.close()
     assert sum(written) + sum(dropped) == 10
-    assert len(list(CaptureStore(sqlite_url(tmp_path / "c.db")).feedback("m", 10))) == 1
+    assert len(list(CaptureStore(store_url).feedback("m", 10))) == 1
