@@ -40,7 +40,7 @@ from service.capture.store import CaptureStore
 from service.capture.writer import CaptureWriter
 from service.dataplane.plane import DataPlane
 from service.grpc import server as grpc
-from service.runtime import logs
+from service.runtime import logs, tracing
 from service.runtime.heap import freeze_heap
 from service.runtime.metrics import Metrics
 from service.runtime.settings import Settings, get_settings
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or get_settings()
     if pool_dir(settings):  # one of several workers: nothing set its logging up
         logs.configure(settings.log_level, settings.log_format, with_pid=True)
+    tracing.configure()  # when the OTEL_* variables ask for it
     api = create_api(settings)
     return with_plumbing(LeanDispatch(api, (face.router for face in HOT)), api, settings)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.runtime import drain
+from service.runtime import drain, tracing
 from service.runtime.metrics import Metrics
 
 access_log = logging.getLogger("cnnlab.access")
@@ -71,10 +71,31 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if not tracing.enabled():
+            await self._handle(scope, receive, send, None)
+            return
+        headers = dict(scope.get("headers") or [])
+        carrier = {k.decode("latin-1"): headers[k].decode("latin-1")
+                   for k in (b"traceparent", b"tracestate") if k in headers}
+        method = scope.get("method", "")
+        with tracing.server_span(method, carrier) as span:
+            status = await self._handle(scope, receive, send, tracing.trace_id(span))
+            if span is not None:  # named by its route once routing has found it
+                route = getattr(scope.get("route"), "path", None)
+                span.update_name(f"{method} {route}" if route else method)
+                span.set_attributes({"http.request.method": method,
+                                     "url.path": scope.get("path", ""),
+                                     "http.response.status_code": status})
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send,
+                      trace_id: str | None) -> int:
+        """Serve one HTTP request; its status. ``trace_id``: the request id when tracing
+        is on (so the logs name the trace)."""
         started = time.perf_counter()
         headers = dict(scope.get("headers") or [])
         given = headers.get(b"x-request-id", b"").decode("latin-1")
-        rid = given if _REQUEST_ID_RE.match(given) else os.urandom(16).hex()  # uuid4's bits
+        rid = trace_id or (given if _REQUEST_ID_RE.match(given)
+                           else os.urandom(16).hex())  # uuid4's bits
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = rid
         status = 500
@@ -87,12 +108,12 @@ class RequestContextMiddleware:
             await self._reject(send, rid, 413, f"request body of {size} bytes "
                                                f"exceeds the {limit}-byte limit", guards)
             self._record(scope, 413, started, rid)
-            return
+            return 413
         if size and self.body_memory + size > self.max_body_memory:
             await self._reject(send, rid, 503, "this worker holds too many request bodies "
                                f"now ({self.body_memory} bytes); retry", guards, retry=True)
             self._record(scope, 503, started, rid)
-            return
+            return 503
         held = size  # this request's share of body_memory
         self.body_memory += held
         received = 0
@@ -132,6 +153,7 @@ class RequestContextMiddleware:
         finally:
             self.body_memory -= held
             self._record(scope, status, started, rid)
+        return status
 
     @staticmethod
     async def _reject(send: Send, rid: str, status: int, message: str,

@@ -17,6 +17,7 @@ from service.api.uploads import read_uploads
 from service.dataplane.plane import Classified
 from service.dataplane.requests import ModelRef, Pictures
 from service.images import render
+from service.runtime import tracing
 
 router = APIRouter(prefix="/api/models", tags=["predict (image upload)"])
 
@@ -42,8 +43,9 @@ async def predict(request: Request, name: str,
         request.state.request_id)
     tag_request(request, result.model, result.version)
     filenames = [u.filename for u in uploads]
-    return Response(orjson.dumps(_body(result, filenames, params)),
-                    media_type="application/json")
+    with tracing.stage("encode"):
+        body = orjson.dumps(_body(result, filenames, params))
+    return Response(body, media_type="application/json")
 
 
 def top_k(values: list[float], class_names: list[str], k: int) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ import multipart
 from fastapi import Request
 
 from service.errors import InvalidInput, TooLarge, Unprocessable, UnsupportedMedia
+from service.runtime import tracing
 from service.runtime.settings import Settings
 
 MAX_FORM_FIELDS = 100  # non-file parts tolerated (and ignored) beside the files
@@ -25,6 +26,12 @@ class Upload:
 
 
 async def read_uploads(request: Request, settings: Settings) -> list[Upload]:
+    """The pictures of a multipart or raw-image request body."""
+    with tracing.stage("read body"):
+        return await _read_uploads(request, settings)
+
+
+async def _read_uploads(request: Request, settings: Settings) -> list[Upload]:
     ctype, options = multipart.parse_options_header(request.headers.get("content-type", ""))
     ctype = ctype.lower()
     if ctype == "multipart/form-data":

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import os
 import threading
@@ -70,7 +71,9 @@ class WorkPool:
             async with asyncio.timeout(self.timeout_s):
                 await slots.acquire()
                 started = True
-                task: Future[T] = self._executor.submit(fn, *args)
+                # (in the request's context: its trace continues on the pool thread)
+                task: Future[T] = self._executor.submit(contextvars.copy_context().run, fn,
+                                                        *args)
                 # the slot is given back when the work really ends, even after a timeout
                 task.add_done_callback(lambda _: loop.call_soon_threadsafe(self._done, slots))
                 return await asyncio.wrap_future(task)

@@ -14,6 +14,7 @@ import grpc
 from service import errors
 from service.dataplane import access
 from service.dataplane.plane import DataPlane
+from service.runtime import tracing
 from service.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,11 @@ def rpc(*, admin: bool = False) -> Callable[[Method[S]], Method[S]]:
             started, code = time.perf_counter(), grpc.StatusCode.OK
             try:
                 check_key(context, self.settings, admin=admin)
+                if tracing.enabled():  # a child of the caller's traceparent metadata
+                    carrier = {k: v for k, v in context.invocation_metadata() or ()
+                               if k in ("traceparent", "tracestate") and isinstance(v, str)}
+                    with tracing.server_span(method.__name__, carrier):
+                        return await method(self, request, context)
                 return await method(self, request, context)
             except errors.ServiceError as exc:
                 code = STATUS[type(exc)]

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from service.images.decode import decode
+from service.runtime import tracing
 
 Invert = Literal["auto", "on", "off"]
 INK_BOX = 20  # MNIST fits a digit's ink into 20x20 inside its 28x28 frame
@@ -49,11 +50,14 @@ def preprocess(blobs: Sequence[bytes], spec: PreprocessSpec) -> list[Prepared]:
     read). They are decoded one at a time, and a large one is shrunk right after its
     decode, so what a request keeps is small whatever its pictures' size."""
     grays, sizes = [], []
-    for blob in blobs:
-        gray = decode(blob, spec.max_pixels)
-        sizes.append((gray.shape[1], gray.shape[0]))
-        grays.append(gray if max(gray.shape) <= KEEP_SIDE else fit_longest_side(gray, KEEP_SIDE))
-    return prepare(grays, spec, sizes)
+    with tracing.stage("decode"):
+        for blob in blobs:
+            gray = decode(blob, spec.max_pixels)
+            sizes.append((gray.shape[1], gray.shape[0]))
+            grays.append(gray if max(gray.shape) <= KEEP_SIDE
+                         else fit_longest_side(gray, KEEP_SIDE))
+    with tracing.stage("preprocess"):
+        return prepare(grays, spec, sizes)
 
 
 def stack(prepared: list[Prepared]) -> np.ndarray:

@@ -22,6 +22,9 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
+from opentelemetry.trace import SpanContext
+
+from service.runtime import tracing
 
 
 class QueueFull(Exception):
@@ -37,6 +40,9 @@ class _Item:
     images: np.ndarray                # [n, ...], part of one request
     future: asyncio.Future[Outputs]
     enqueued: float = field(default_factory=time.perf_counter)
+    # the request's span and when it queued, for its trace (None: tracing is off)
+    trace: SpanContext | None = field(default_factory=tracing.current)
+    enqueued_ns: int = field(default_factory=time.time_ns)
 
     @property
     def n(self) -> int:
@@ -177,7 +183,7 @@ class DynamicBatcher:
                        size: int) -> None:
         inputs = (batch[0].images if len(batch) == 1
                   else np.concatenate([item.images for item in batch]))
-        started = time.perf_counter()
+        started, started_ns = time.perf_counter(), time.time_ns()
         try:
             outputs = await loop.run_in_executor(self._executor, self._run, inputs)
         except Exception as exc:  # hand the failure to every waiting request
@@ -188,6 +194,9 @@ class DynamicBatcher:
         if self._observe:
             self._observe(size, time.perf_counter() - started,
                           [started - item.enqueued for item in batch])
+        if tracing.enabled():
+            tracing.batch_spans([(item.trace, item.enqueued_ns) for item in batch],
+                                started_ns, time.time_ns(), size)
         offset = 0
         for item in batch:
             if not item.future.done():
