@@ -53,7 +53,9 @@ def _load(model_dir: Path) -> Any:
 
 @functools.cache
 def _session(model_dir: Path) -> SessionRunner:
-    return SessionRunner(model_dir, "serving_default", "image", "probabilities", "uint8",
+    """Every output of ``serving_default`` in a frozen Session, as the service runs it."""
+    outputs = _load(model_dir).signatures["serving_default"].structured_outputs
+    return SessionRunner(model_dir, "serving_default", "image", sorted(outputs), "uint8",
                          freeze=True)
 
 
