@@ -19,11 +19,14 @@ import cv2
 import numpy as np
 
 from service.capture.store import Capture, CaptureStore
+from service.dataplane.work import lower_priority
 from service.errors import first_line
 
 log = logging.getLogger(__name__)
 
-BATCH = 256          # pictures written in one transaction at most
+BATCH = 512          # pictures written in one transaction at most
+GATHER_S = 0.25      # the writer wakes at most this often: one wake-up (and GIL hand-over)
+                     # per batch, not per picture
 PRUNE_EVERY_S = 60.0
 
 
@@ -72,10 +75,13 @@ class CaptureWriter:
         self.store.close()
 
     def _run(self) -> None:
+        lower_priority()  # the event loop and the model come first
         pruned = 0.0
         while True:
             item = self._queue.get()
             batch = [] if item is None else [item]
+            if item is not None:
+                time.sleep(GATHER_S)  # let a batch gather
             while item is not None and len(batch) < BATCH:
                 try:
                     item = self._queue.get_nowait()

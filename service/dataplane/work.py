@@ -33,7 +33,7 @@ T = TypeVar("T")
 BACKGROUND_NICE = 10  # added to a pool thread's nice value (lower priority)
 
 
-def _lower_priority() -> None:
+def lower_priority() -> None:
     """Run this thread (not the process) at a lower CPU priority, where the OS allows."""
     with contextlib.suppress(OSError, AttributeError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
@@ -47,7 +47,7 @@ class WorkPool:
         self.queue = queue
         self.timeout_s = timeout_s
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix=name,
-                                            initializer=_lower_priority)
+                                            initializer=lower_priority)
         self._slots: asyncio.Semaphore | None = None  # made in the event loop that uses it
         self._admitted = 0  # running + waiting
 
