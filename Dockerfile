@@ -33,6 +33,8 @@ ENTRYPOINT ["python", "-m", "training"]
 # The server, with the bundled models.
 FROM base AS server
 COPY models ./models
+# where captured uploads go when CNNLAB_CAPTURE_RATE > 0 (a volume in docker-compose.yml)
+RUN mkdir /app/captures && chown 10001 /app/captures
 USER 10001
 EXPOSE 8000 8500
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \

@@ -36,6 +36,7 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import httpx
 import numpy as np
 import tensorflow as tf
 
@@ -145,16 +146,21 @@ def measure_ours(model: str, env: dict[str, str], digit: bytes, tfs_body: bytes,
 
 
 def measure_capture(model: str, env: dict[str, str], digit: bytes, seconds: int
-                    ) -> WrkResult:
+                    ) -> tuple[WrkResult, dict[str, float]]:
     """Single uploads at c=64 with every request captured (``CNNLAB_CAPTURE_RATE=1``) into
-    a fresh SQLite store."""
+    a fresh SQLite store; and the capture counters from ``/metrics`` (stored, dropped)."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="bench-captures-") as store, \
             server([sys.executable, "-m", "service"], port, "/health/ready",
                    env={**env, "CNNLAB_PORT": str(port), "CNNLAB_CAPTURE_RATE": "1",
                         "CNNLAB_CAPTURE_DIR": store}) as (url, _):
-        return wrk(f"{url}/api/models/{model}/predict", digit, "image/png", 64, seconds,
-                   threads=2)
+        result = wrk(f"{url}/api/models/{model}/predict", digit, "image/png", 64, seconds,
+                     threads=2)
+        time.sleep(1)  # the writers' last gathered batch
+        counters = {line.split()[0]: float(line.split()[1])
+                    for line in httpx.get(f"{url}/metrics").text.splitlines()
+                    if line.startswith("cnnlab_captures")}
+    return result, counters
 
 
 def mean_limit(limits: Limits, key: str) -> float:
@@ -236,11 +242,13 @@ def main() -> None:
               f"{sum(r.errors for r in runs.values())}\n   frozen graph batch 256 around these "
               f"runs: {b256} img/s", flush=True)
 
-    captured = measure_capture(args.model, env, digit, s)
-    results["capture_c64"] = vars(captured)
+    captured, counters = measure_capture(args.model, env, digit, s)
+    results["capture_c64"] = {**vars(captured), **counters}
     print(f"5. this service, {default}, every upload captured: c=64 "
           f"{captured.requests_per_s:.0f} img/s (p50 {captured.p50_ms:.1f} ms), errors "
-          f"{captured.errors}", flush=True)
+          f"{captured.errors}; pictures stored "
+          f"{counters.get('cnnlab_captures_total', 0):.0f}, dropped "
+          f"{counters.get('cnnlab_captures_dropped_total', 0):.0f}", flush=True)
 
     ratios: dict[str, float] = {}
     met: dict[str, bool] = {}

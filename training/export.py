@@ -126,8 +126,9 @@ def _signatures(model: keras.Model, trust: Trust | None
 
 def ood_score(outputs: list[tf.Tensor], trust: Trust) -> tf.Tensor:
     """The OOD score ``[N]`` of the scored layers' ``outputs`` (``training.trust``, in the
-    graph): each layer's distance over its scale, summed."""
-    parts = [mahalanobis(trust_.summarise(out), layer.gaussians) / layer.scale
+    graph): the logarithms of each layer's distance over its scale, summed."""
+    parts = [tf.math.log(mahalanobis(trust_.summarise(out), layer.gaussians) / layer.scale
+                         + trust_.LOG_FLOOR)
              for out, layer in zip(outputs, trust.layers, strict=True)]
     return tf.add_n(parts)
 

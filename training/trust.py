@@ -6,9 +6,10 @@ unlike the training data a picture is.
   never changes (so neither does the accuracy); only the confidence does.
 - **Out-of-distribution score**: a feature ensemble of Mahalanobis distances (Lee et al.,
   2018). At every conv block's activated output (each channel's spatial mean and standard
-  deviation) and at the penultimate features, the squared distance to the nearest class
-  mean under one shared covariance, fitted on the training images, is divided by its
-  median over held-out in-distribution pictures; the score is the sum. Early layers catch
+  deviation) and at the penultimate features, the squared
+  distance to the nearest class mean under one shared covariance, fitted on the training
+  images, is divided by its median over held-out in-distribution pictures; the score is
+  the sum of their logarithms. Early layers catch
   what is wrong in texture (noise, photographs), late ones what is wrong in shape (a boot
   for a digit). The features are whitened once, at export, so serving a layer's distance
   is a ``[D, d]`` matrix product and a distance to ``K`` points. The penultimate layer
@@ -34,6 +35,7 @@ from training.evaluate import expected_calibration_error
 ACCEPT = 0.95        # share of held-out in-distribution pictures the threshold accepts
 MAX_DIMS = 256       # whitened dimensions kept (the covariance's largest directions)
 SHRINK = 1e-3        # covariance shrinkage toward its mean eigenvalue (numerical safety)
+LOG_FLOOR = 1e-6     # added to a scaled distance before its logarithm (a distance of 0)
 METHODS = ("mahalanobis", "energy")
 
 
@@ -64,7 +66,9 @@ class LayerScore:
     scale: float
 
     def score(self, features: np.ndarray) -> np.ndarray:
-        return np.asarray(self.gaussians.score(features) / self.scale, dtype=np.float32)
+        """``log(distance / scale)`` ``[N]``: 0 at the held-out median."""
+        scaled = self.gaussians.score(features) / self.scale
+        return np.asarray(np.log(scaled + LOG_FLOOR), dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,8 @@ def layer_features(model: keras.Model, images: np.ndarray,
 
 
 def combined(layers: list[LayerScore], feats: list[np.ndarray]) -> np.ndarray:
-    """The OOD score ``[N]``: the layers' scaled distances, summed."""
+    """The OOD score ``[N]``: the logarithms of the layers' scaled distances, summed (a
+    geometric mean: no one layer's scale dominates)."""
     return np.asarray(sum(layer.score(f) for layer, f in zip(layers, feats, strict=True)),
                       dtype=np.float32)
 
@@ -303,7 +308,7 @@ def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
             **{k: v for k, v in cross.items() if k.startswith("ece")},
         },
         "ood": {
-            "method": "mahalanobis feature ensemble",
+            "method": "mahalanobis feature ensemble (log-sum)",
             "layers": {layer.layer: {"dims": int(layer.gaussians.whiten.shape[1]),
                                      "scale": layer.scale} for layer in layers},
             "fitted_on": f"{len(train[0])} training images",
