@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from service.api.deps import Plane
 from service.api.schemas import ERRORS
-from service.capture.store import CaptureStore, VersionFeedback
+from service.capture.store import VersionFeedback
+from service.capture.writer import CaptureWriter
 from service.dataplane.plane import DataPlane
 from service.dataplane.requests import ModelRef
 from service.errors import Conflict, NotFound, Unprocessable, UnsupportedMedia
@@ -55,11 +56,11 @@ class FeedbackSummary(BaseModel):
     versions: list[VersionFeedbackInfo]
 
 
-def _store(plane: DataPlane) -> CaptureStore:
+def _writer(plane: DataPlane) -> CaptureWriter:
     if plane.capture is None:
         raise Conflict("capture is off (CNNLAB_CAPTURE_RATE=0): there are no served "
                        "pictures to give feedback on")
-    return plane.capture.store
+    return plane.capture
 
 
 def class_index(label: str | int, class_names: list[str]) -> int:
@@ -108,19 +109,23 @@ async def give_feedback(request: Request, plane: Plane, name: str) -> FeedbackTa
     """Tell the service the true class of a captured picture (by the request id of its
     prediction); 404 when that request was not captured (capture keeps a sample)."""
     body = await _feedback_body(request)
-    store = _store(plane)
+    writer = _writer(plane)
+    store = writer.store
     names = plane.resolve(ModelRef(name)).info.class_names
     index = class_index(body.label, names)
 
     def record() -> tuple[int | None, list[VersionFeedback]]:
         version = store.label(name, body.request_id, body.position, index)
+        if version is None and writer.flush():  # answered a moment ago, not written yet
+            version = store.label(name, body.request_id, body.position, index)
         return version, store.feedback(name, len(names)) if version is not None else []
 
     version, rows = await plane.run(record)
     if version is None:
         raise NotFound(f"no captured picture {body.position} of request "
                        f"{body.request_id!r} for model {name!r} (capture keeps "
-                       f"{plane.settings.capture_rate:.0%} of upload requests)")
+                       f"{plane.settings.capture_rate:.0%} of upload requests; one answered "
+                       "by another worker within the last second may not be stored yet)")
     _gauges(request.app.state.metrics, name, rows)
     return FeedbackTaken(model=name, version=version, request_id=body.request_id,
                          position=body.position, class_index=index, label=names[index])
@@ -130,7 +135,7 @@ async def give_feedback(request: Request, plane: Plane, name: str) -> FeedbackTa
 async def feedback_summary(request: Request, plane: Plane, name: str) -> FeedbackSummary:
     """Per version: captured and labelled pictures, accuracy, confusion matrix and
     out-of-distribution rate on them, beside the test-set accuracy."""
-    store = _store(plane)
+    store = _writer(plane).store
     entry = plane.repo.entry(name)  # 404 for an unknown model
     names = plane.resolve(ModelRef(name)).info.class_names
     rows = await plane.run(store.feedback, name, len(names))

@@ -50,6 +50,12 @@ class CaptureWriter:
         self._queue: queue.Queue[Served | None] = queue.Queue(max_queue)
         self._on_written = on_written
         self._on_dropped = on_dropped
+        # pictures queued so far, and of them those written (or lost): flush() waits for
+        # the second to reach the first
+        self._queued = 0
+        self._settled = 0
+        self._progress = threading.Condition()
+        self._hurry = threading.Event()
         self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
         self._thread.start()
 
@@ -66,6 +72,18 @@ class CaptureWriter:
                 if self._on_dropped:
                     self._on_dropped(len(items) - i)
                 return
+            with self._progress:
+                self._queued += 1
+
+    def flush(self, timeout_s: float = 2.0) -> bool:
+        """Write what is queued now without waiting for a batch to gather (feedback on a
+        prediction that just happened); whether it was written within ``timeout_s``."""
+        with self._progress:
+            target = self._queued
+            if self._settled >= target:
+                return True
+            self._hurry.set()
+            return self._progress.wait_for(lambda: self._settled >= target, timeout_s)
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Write what is queued (within ``timeout_s``), then stop."""
@@ -81,7 +99,8 @@ class CaptureWriter:
             item = self._queue.get()
             batch = [] if item is None else [item]
             if item is not None:
-                time.sleep(GATHER_S)  # let a batch gather
+                self._hurry.wait(GATHER_S)  # let a batch gather (unless a flush hurries)
+                self._hurry.clear()
             while item is not None and len(batch) < BATCH:
                 try:
                     item = self._queue.get_nowait()
@@ -90,6 +109,9 @@ class CaptureWriter:
                 if item is not None:
                     batch.append(item)
             self._write(batch)
+            with self._progress:
+                self._settled += len(batch)
+                self._progress.notify_all()
             if time.monotonic() - pruned > PRUNE_EVERY_S:
                 pruned = time.monotonic()
                 self._prune()

@@ -8,7 +8,9 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
+from service.capture import writer as writer_module
 from service.capture.store import Capture, CaptureStore
 from service.capture.writer import CaptureWriter, Served
 
@@ -74,3 +76,17 @@ def test_the_writer_stores_in_its_own_thread_and_drops_what_does_not_fit(
     writer.close()
     assert sum(written) + sum(dropped) == 10
     assert len(list(CaptureStore(store_url).feedback("m", 10))) == 1
+
+
+def test_flush_writes_what_is_queued_without_waiting_for_a_batch(
+        store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Feedback on a prediction answered a moment ago finds its row: the writer, which
+    otherwise lets a batch gather (here for a minute), writes at once when asked."""
+    monkeypatch.setattr(writer_module, "GATHER_S", 60.0)
+    store = CaptureStore(store_url)
+    writer = CaptureWriter(store, 1.0, max_queue=10, max_rows=100, max_age_s=None)
+    writer.offer([Served(capture("now", time.time()), np.zeros((28, 28), np.uint8))])
+    assert writer.flush(timeout_s=5)
+    assert store.label("m", "now", 0, 1) == 1
+    assert writer.flush(timeout_s=0)  # nothing pending: at once
+    writer.close()
