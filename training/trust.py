@@ -173,11 +173,15 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return np.asarray(e / e.sum(axis=1, keepdims=True))
 
 
+def log_sum_exp(z: np.ndarray) -> np.ndarray:
+    """``log sum exp`` of each row of ``z`` ``[N]``, without overflow."""
+    top = z.max(axis=1)
+    return np.asarray(top + np.log(np.exp(z - top[:, None]).sum(axis=1)))
+
+
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
     z = logits / temperature
-    top = z.max(axis=1)
-    log_norm = top + np.log(np.exp(z - top[:, None]).sum(axis=1))
-    return float(np.mean(log_norm - z[np.arange(len(labels)), labels]))
+    return float(np.mean(log_sum_exp(z) - z[np.arange(len(labels)), labels]))
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -220,9 +224,7 @@ def fit_gaussians(feats: np.ndarray, labels: np.ndarray, classes: int,
 def energy(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """The energy ``-T log sum exp(logits / T)`` ``[N]``: larger means more unusual, like
     the Mahalanobis score."""
-    z = logits / temperature
-    top = z.max(axis=1)
-    return np.asarray(-temperature * (top + np.log(np.exp(z - top[:, None]).sum(axis=1))))
+    return -temperature * log_sum_exp(logits / temperature)
 
 
 def auroc(inside: np.ndarray, outside: np.ndarray) -> float:
