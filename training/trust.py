@@ -283,6 +283,7 @@ def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
         fit_y = np.concatenate([held[1], check[1]])
         fit_scores = np.concatenate([held_scores, check_scores])
         fitted_on = measured_on = f"{held_name} and {check_name}"
+        measure_logits, measure_y, measure_scores = fit_logits, fit_y, fit_scores
         cross = {
             "ece_after_cross_fitted": _cross_fitted(held_logits, held[1], check_logits,
                                                     check[1], _ece_after),
@@ -292,10 +293,8 @@ def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
         }
     else:
         fit_logits, fit_y, fit_scores = held_logits, held[1], held_scores
+        measure_logits, measure_y, measure_scores = check_logits, check[1], check_scores
         fitted_on, measured_on, cross = held_name, check_name, {}
-    measure_logits = fit_logits if pooled else check_logits
-    measure_y = fit_y if pooled else check[1]
-    measure_scores = fit_scores if pooled else check_scores
     temperature = fit_temperature(fit_logits, fit_y)
     threshold = float(np.quantile(fit_scores, ACCEPT))
     report = {
