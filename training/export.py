@@ -11,7 +11,9 @@ model-building code (and TensorFlow Serving could serve the same files):
 - ``gradcam``: ``image`` + ``class_index [N]`` (int32, -1 = predicted class) ->
   ``gradcam/<conv layer>`` heatmaps ``[N,h,w]`` in 0..1 (computed on the conv block's
   activated output, i.e. after its BatchNorm/ReLU if any; score = log p(class)),
-  ``saliency`` (|d score / d input| ``[N,H,W]``), ``probabilities`` and the ``class_index``
+  ``saliency`` (|d score / d input| ``[N,H,W]``), ``gradient`` (d score / d input, signed,
+  ``[N,H,W,C]``: integrated gradients average it along a path of scaled pictures),
+  ``probabilities`` and the ``class_index``
 - ``filters``: no input -> each conv layer's kernel ``[kh,kw,in,out]`` by layer name
 
 Versions are written to a hidden temporary directory and renamed into place only when
@@ -80,8 +82,9 @@ def _signatures(model: keras.Model, trust: Trust | None
     def serve(image: tf.Tensor) -> dict[str, tf.Tensor]:
         if trust is None:
             return {"probabilities": model(tf.cast(image, tf.float32), training=False)}
-        *maps, features = trust_.outputs_of(scored, tf.cast(image, tf.float32))
-        score = ood_score([*maps, features], trust)
+        values = trust_.scored_values(scored, image, trust.picture)
+        features = values[-1]
+        score = ood_score(values, trust)
         return {"probabilities": probabilities(features), "ood_score": score,
                 "in_distribution": score <= trust.threshold}
 
@@ -100,7 +103,7 @@ def _signatures(model: keras.Model, trust: Trust | None
             # log p: unlike p, its gradient does not vanish when the softmax saturates
             score = tf.math.log(tf.maximum(tf.gather(probs, chosen, batch_dims=1), 1e-12))
         grads = tape.gradient(score, [*maps, x])
-        out = {"probabilities": probs, "class_index": chosen,
+        out = {"probabilities": probs, "class_index": chosen, "gradient": grads[-1],
                "saliency": tf.reduce_max(tf.abs(grads[-1]), axis=-1)}
         for conv, fmap, grad in zip(convs, maps, grads[:-1], strict=True):
             # Grad-CAM (Selvaraju et al.): channel weights = spatially pooled gradients.
@@ -124,12 +127,12 @@ def _signatures(model: keras.Model, trust: Trust | None
     return table
 
 
-def ood_score(outputs: list[tf.Tensor], trust: Trust) -> tf.Tensor:
-    """The OOD score ``[N]`` of the scored layers' ``outputs`` (``training.trust``, in the
-    graph): the logarithms of each layer's distance over its scale, summed."""
+def ood_score(values: list[tf.Tensor], trust: Trust) -> tf.Tensor:
+    """The OOD score ``[N]`` of what it reads (``training.trust.scored_values``), in the
+    graph: the logarithms of each layer's distance over its scale, summed."""
     parts = [tf.math.log(mahalanobis(trust_.summarise(out), layer.gaussians) / layer.scale
                          + trust_.LOG_FLOOR)
-             for out, layer in zip(outputs, trust.layers, strict=True)]
+             for out, layer in zip(values, trust.layers, strict=True)]
     return tf.add_n(parts)
 
 

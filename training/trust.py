@@ -6,15 +6,16 @@ unlike the training data a picture is.
   never changes (so neither does the accuracy); only the confidence does.
 - **Out-of-distribution score**: a feature ensemble of Mahalanobis distances (Lee et al.,
   2018). At every conv block's activated output (each channel's spatial mean and standard
-  deviation) and at the penultimate features, the squared
-  distance to the nearest class mean under one shared covariance, fitted on the training
-  images, is divided by its median over held-out in-distribution pictures; the score is
-  the sum of their logarithms. Early layers catch
+  deviation), at the penultimate features and, for clothing, at the picture itself (its
+  4x4 block means), the squared distance to the nearest class mean under one shared
+  covariance, fitted on the training images, is divided by its median over held-out
+  in-distribution pictures; the score is the sum of their logarithms. Early layers catch
   what is wrong in texture (noise, photographs), late ones what is wrong in shape (a boot
-  for a digit). The features are whitened once, at export, so serving a layer's distance
-  is a ``[D, d]`` matrix product and a distance to ``K`` points. The penultimate layer
-  alone and the energy score (``-T log sum exp(logits / T)``, Liu et al., 2020) separate
-  worse (``bench/ood.py --compare``).
+  for a digit), the picture where the ink is (a digit's few strokes, unlike a garment
+  that fills its frame). The features are whitened once, at export, so serving a layer's
+  distance is a ``[D, d]`` matrix product and a distance to ``K`` points. The penultimate
+  layer alone and the energy score (``-T log sum exp(logits / T)``, Liu et al., 2020)
+  separate worse, and so does the picture layer for digits (``bench/ood.py --compare``).
 - **Threshold**: the score that accepts ``ACCEPT`` of held-out in-distribution pictures.
 
 Everything is fitted by ``fit`` and exported into the served graph by ``training.export``.
@@ -37,6 +38,8 @@ MAX_DIMS = 256       # whitened dimensions kept (the covariance's largest direct
 SHRINK = 1e-3        # covariance shrinkage toward its mean eigenvalue (numerical safety)
 LOG_FLOOR = 1e-6     # added to a scaled distance before its logarithm (a distance of 0)
 METHODS = ("mahalanobis", "energy")
+PICTURE = "picture"  # the name of the picture's own part of the score
+PICTURE_BLOCK = 4    # the picture layer's features: means of blocks this many pixels a side
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,11 @@ class Trust:
     threshold: float
     report: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def picture(self) -> bool:
+        """Whether the score reads the picture itself (``picture_blocks``) first."""
+        return bool(self.layers) and self.layers[0].layer == PICTURE
+
     def to_json(self) -> dict[str, Any]:
         return self.report
 
@@ -109,6 +117,34 @@ def summarise(value: Any) -> Any:
     return tf.concat([mean, tf.sqrt(tf.maximum(var, 0.0))], axis=1)
 
 
+def reads_picture(dataset: str) -> bool:
+    """Whether the OOD score of a model of ``dataset`` reads the picture itself. Clothing:
+    yes (a digit's strokes sit where no garment is dark). Digits: no, as uploads are
+    centred like MNIST's, a centred garment's blocks look like a thick digit's, and the
+    picture layer lowers how well the digit model's score separates clothes
+    (``bench/ood.py --compare``)."""
+    return dataset != "mnist"
+
+
+def picture_blocks(images: Any) -> Any:
+    """The picture itself as OOD features: the means of its ``PICTURE_BLOCK``-pixel square
+    blocks, in 0..1, ``[N, H/4 * W/4 * C]`` (a NumPy array or a tensor in, a tensor out)."""
+    import tensorflow as tf
+
+    x = tf.cast(images, tf.float32) / 255.0
+    blocks = tf.nn.avg_pool2d(x, PICTURE_BLOCK, PICTURE_BLOCK, "VALID")
+    return tf.reshape(blocks, [tf.shape(blocks)[0], -1])
+
+
+def scored_values(body: keras.Model, images: Any, picture: bool) -> list[Any]:
+    """What the OOD score reads of ``images``: their picture blocks (when ``picture``),
+    ``body``'s (``feature_outputs``) conv maps and, last, the penultimate features."""
+    import tensorflow as tf
+
+    values = outputs_of(body, tf.cast(images, tf.float32))
+    return [picture_blocks(images), *values] if picture else values
+
+
 def feature_outputs(model: keras.Model) -> keras.Model:
     """``model`` -> the scored layers' outputs and the penultimate features, in order."""
     return keras.Model(model.inputs[0],
@@ -122,19 +158,20 @@ def outputs_of(body: keras.Model, x: Any) -> list[Any]:
     return list(outs) if isinstance(outs, list | tuple) else [outs]
 
 
-def layer_names(model: keras.Model) -> list[str]:
-    return [*(layer.name for layer in scored_layers(model)), "penultimate"]
+def layer_names(model: keras.Model, picture: bool = False) -> list[str]:
+    return [*([PICTURE] if picture else []), *(layer.name for layer in scored_layers(model)),
+            "penultimate"]
 
 
-def layer_features(model: keras.Model, images: np.ndarray,
+def layer_features(model: keras.Model, images: np.ndarray, picture: bool = False,
                    batch_size: int = 1000) -> list[np.ndarray]:
     """Per scored layer (``layer_names``), the OOD features ``[N, D_l]`` of ``images``."""
     body = feature_outputs(model)
-    parts: list[list[np.ndarray]] = [[] for _ in layer_names(model)]
+    parts: list[list[np.ndarray]] = [[] for _ in layer_names(model, picture)]
     for i in range(0, len(images), batch_size):
-        outs = outputs_of(body, images[i:i + batch_size].astype("float32"))
-        for part, out in zip(parts, outs, strict=True):
-            part.append(np.asarray(summarise(out)))
+        values = scored_values(body, images[i:i + batch_size], picture)
+        for part, value in zip(parts, values, strict=True):
+            part.append(np.asarray(summarise(value)))
     return [np.concatenate(p) for p in parts]
 
 
@@ -262,19 +299,23 @@ def _ece_after(fit_logits: np.ndarray, fit_y: np.ndarray, logits: np.ndarray,
 
 def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
         held: tuple[np.ndarray, np.ndarray], check: tuple[np.ndarray, np.ndarray],
-        *, held_name: str, check_name: str, pooled: bool = False) -> Trust:
+        *, held_name: str, check_name: str, pooled: bool = False,
+        picture: bool = False) -> Trust:
     """Fit the OOD Gaussians on ``train``; the temperature and the threshold on ``held``
     (pictures the model never trained on), measured on ``check``. ``pooled``: ``held``
     and ``check`` are two halves of one held-out set; both are fitted on it all (the
     figures then are in-sample) and the out-of-sample figures are cross-fitted (fit on
-    one half, measure on the other, both ways, averaged)."""
+    one half, measure on the other, both ways, averaged). ``picture``: the score also reads
+    the picture itself (``reads_picture``)."""
     k = model.layers[-1].units
-    train_feats = layer_features(model, train[0])
-    held_feats, check_feats = layer_features(model, held[0]), layer_features(model, check[0])
+    train_feats = layer_features(model, train[0], picture)
+    held_feats = layer_features(model, held[0], picture)
+    check_feats = layer_features(model, check[0], picture)
     gaussians = [fit_gaussians(f, train[1], k) for f in train_feats]
     del train_feats
     layers = [LayerScore(name, g, float(np.median(g.score(f))) or 1.0)
-              for name, g, f in zip(layer_names(model), gaussians, held_feats, strict=True)]
+              for name, g, f in zip(layer_names(model, picture), gaussians, held_feats,
+                                    strict=True)]
     held_logits = logits_of(model, held_feats[-1])
     check_logits = logits_of(model, check_feats[-1])
     held_scores, check_scores = combined(layers, held_feats), combined(layers, check_feats)
@@ -342,12 +383,15 @@ def as_uploaded(ds: Dataset) -> Dataset:
                    doubled(ds.x_test), np.concatenate([ds.y_test, ds.y_test]))
 
 
-def fit_for(model: keras.Model, ds: Dataset, validation: str) -> Trust:
+def fit_for(model: keras.Model, ds: Dataset, validation: str,
+            picture: bool | None = None) -> Trust:
     """``fit`` on the splits a run left unseen: its validation fraction (the last rows of
     the training set, as Keras takes them) for the temperature and threshold and the test
     set to check them; or, when it validated on the test set or not at all, the test set
     (its two halves pooled, the out-of-sample figures cross-fitted). Every split holds its
-    pictures as they are and as uploads of them are prepared (``as_uploaded``)."""
+    pictures as they are and as uploads of them are prepared (``as_uploaded``). ``picture``:
+    whether the score reads the picture itself (default: ``reads_picture``)."""
+    picture = reads_picture(ds.name) if picture is None else picture
     try:
         frac = float(validation)
     except ValueError:
@@ -366,8 +410,9 @@ def fit_for(model: keras.Model, ds: Dataset, validation: str) -> Trust:
                    (np.concatenate([fit_part.x_test, rest.x_test]),
                     np.concatenate([fit_part.y_test, rest.y_test])),
                    held_name=f"the validation split ({len(ds.x_train) - cut} images{copies})",
-                   check_name=f"the test set ({len(ds.x_test)} images{copies})")
+                   check_name=f"the test set ({len(ds.x_test)} images{copies})",
+                   picture=picture)
     return fit(model, train, (fit_part.x_test, fit_part.y_test), (rest.x_test, rest.y_test),
                held_name=f"the first half of the test set ({half} images{copies})",
                check_name=f"the second half ({len(ds.x_test) - half} images{copies})",
-               pooled=True)
+               pooled=True, picture=picture)

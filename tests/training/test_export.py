@@ -46,6 +46,14 @@ def test_gradcam_and_filters_signatures(tmp_path: Path) -> None:
     assert out["class_index"].numpy().tolist() == [predicted[0], 3]
     cam = out["gradcam/conv1"].numpy()
     assert cam.shape == (2, 26, 26) and cam.min() >= 0 and cam.max() <= 1
+    # the signed input gradient of log p(class), as Keras computes it; saliency is its size
+    images = tf.constant(x.astype("float32"))
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        log_p = tf.math.log(tf.gather(model(images), [predicted[0], 3], batch_dims=1))
+    np.testing.assert_allclose(out["gradient"].numpy(), tape.gradient(log_p, images).numpy(),
+                               rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(out["saliency"].numpy(), np.abs(out["gradient"].numpy())[..., 0])
     kernels = loaded.signatures["filters"]()
     np.testing.assert_array_equal(kernels["conv1"].numpy(), model.get_layer("conv1").kernel)
 

@@ -44,17 +44,34 @@ def test_auroc_and_fpr_rank_the_scores() -> None:
     assert trust.fpr_at(inside, np.array([0.5, 10.0]), tpr=0.75) == 0.5
 
 
-def test_the_served_graph_gives_the_fitted_scores(tmp_path: Path) -> None:
+@pytest.mark.parametrize("picture", [False, True], ids=["layers", "layers and picture"])
+def test_the_served_graph_gives_the_fitted_scores(tmp_path: Path, picture: bool) -> None:
     model = tiny_keras_model(seed=5)
-    fitted = tiny_trust(model)
-    version = export_tiny(tmp_path / "tiny", version=1, seed=5, trusted=True)
+    fitted = tiny_trust(model, picture)
+    assert fitted.picture == picture
+    assert next(iter(fitted.report["ood"]["layers"])) == ("picture" if picture else "conv1")
+    version = export_tiny(tmp_path / "tiny", version=1, seed=5, trusted=True, picture=picture)
     images = np.concatenate([dim_pictures(8, 9), np.full((2, 28, 28, 1), 255, np.uint8)])
     out = tf.saved_model.load(str(version)).signatures["serving_default"](
         image=tf.constant(images))
-    feats = trust.layer_features(model, images)
+    feats = trust.layer_features(model, images, picture)
     expected = trust.combined(fitted.layers, feats)
     np.testing.assert_allclose(out["ood_score"].numpy(), expected, rtol=1e-3)
     np.testing.assert_array_equal(out["in_distribution"].numpy(), expected <= fitted.threshold)
     calibrated = trust.softmax(trust.logits_of(model, feats[-1]), fitted.temperature)
     np.testing.assert_allclose(out["probabilities"].numpy(), calibrated, atol=1e-5)
     assert not out["in_distribution"].numpy()[-2:].any()  # bright: unlike dim pictures
+
+
+def test_the_picture_layer_is_its_block_means() -> None:
+    images = np.zeros((2, 28, 28, 1), np.uint8)
+    images[0, :4, :4] = 255         # the top-left block, all white
+    images[1, 24:, 26:] = 102       # half of the bottom-right block at 0.4
+    blocks = np.asarray(trust.picture_blocks(images))
+    assert blocks.shape == (2, 49)
+    assert blocks[0, 0] == 1.0 and blocks[0, 1:].sum() == 0
+    assert blocks[1, 48] == pytest.approx(0.2) and blocks[1, :48].sum() == 0
+
+
+def test_only_clothing_models_read_the_picture() -> None:
+    assert trust.reads_picture("fashion_mnist") and not trust.reads_picture("mnist")
