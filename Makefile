@@ -59,6 +59,7 @@ train-mnist: $(STAMP)
 
 train-fashion: $(STAMP)
 	$(PY) -m training train fashion_mnist --arch best --epochs 15 --no-augment --label-smoothing 0 \
+	  --validation-split 0.1 \
 	  $(DATA_FLAG) --models-dir models
 
 clean:

@@ -8,9 +8,10 @@ per set, the AUROC of ``ood_score`` and the false-positive rate at 95 % true-pos
 (the threshold that keeps 95 % of this run's in-distribution uploads), the share the
 version's own threshold accepts (``in_distribution``), and the accuracy of the uploads.
 
-``--compare`` also scores the raw test arrays in-process with two simpler scores the
-served feature ensemble was chosen over: the Mahalanobis distance at the penultimate
-layer alone, and the energy score (``training.trust``).
+``--compare`` also scores the test pictures in-process, prepared as uploads are, with
+the feature ensemble with and without the picture layer (``training.trust.reads_picture``
+picks per dataset) and two simpler scores the ensemble was chosen over: the Mahalanobis
+distance at the penultimate layer alone, and the energy score (``training.trust``).
 
     python bench/ood.py --data-dir DIR [--count 2000] [--compare]
 """
@@ -18,6 +19,7 @@ layer alone, and the energy score (``training.trust``).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -27,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import free_port, server, service_env
+from service.images.preprocess import PreprocessSpec, prepare, stack
 from training import data, trust
 
 PAIRS = {"mnist": "fashion_mnist", "fashion_mnist": "mnist"}
@@ -90,28 +93,44 @@ def served(url: str, datasets: dict[str, data.Dataset], count: int) -> None:
                       f"{trust.fpr_at(inside, outside):>9.2%}{taken.mean():>10.2%}")
 
 
+def as_uploads(pictures: np.ndarray, model: str) -> np.ndarray:
+    """``pictures`` ``[N,28,28,1]`` as the service prepares uploads for ``model``."""
+    spec = PreprocessSpec(28, 28, "auto", center=model == "mnist")
+    return stack(prepare(list(pictures[..., 0]), spec))
+
+
 def compare(models_dir: Path, datasets: dict[str, data.Dataset]) -> None:
-    """Mahalanobis distance at the penultimate layer alone and the energy score of the
-    raw test arrays, in-process (the served score is the feature ensemble above)."""
-    from cnnlab.layout import list_versions
+    """In-process, on test pictures prepared as uploads: the served feature ensemble with
+    and without the picture layer, the Mahalanobis distance at the penultimate layer
+    alone, and the energy score."""
+    from cnnlab.layout import METADATA_FILE, list_versions
     from training.reexport import rebuild
 
-    print("\nin-process, raw test arrays (no upload preprocessing):")
-    print(f"  {'model':<30}{'score':<13}{'AUROC':>8}{'FPR@95':>9}")
+    print("\nin-process, test pictures prepared as uploads:")
+    print(f"  {'model':<30}{'score':<32}{'AUROC':>8}{'FPR@95':>9}")
     for model, other in PAIRS.items():
         version = list_versions(models_dir / model)[-1]
-        keras_model = rebuild(models_dir / model / str(version))
+        version_dir = models_dir / model / str(version)
+        validation = json.loads((version_dir / METADATA_FILE).read_text()).get(
+            "hyperparameters", {}).get("validation", "test")
+        keras_model = rebuild(version_dir)
         own, far = datasets[model], datasets[other]
+        own_up, far_up = as_uploads(own.x_test, model), as_uploads(far.x_test, model)
+        scores = {}
+        for picture in (False, True):
+            fitted = trust.fit_for(keras_model, own, str(validation), picture=picture)
+            name = "feature ensemble" + (" + picture" if picture else "")
+            scores[name] = tuple(trust.combined(fitted.layers, trust.layer_features(
+                keras_model, x, picture)) for x in (own_up, far_up))
         feats = trust.features(keras_model, own.x_train)
         gaussians = trust.fit_gaussians(feats, own.y_train, len(own.class_names))
-        f_in, f_out = trust.features(keras_model, own.x_test), trust.features(keras_model,
-                                                                             far.x_test)
-        scores = {"penultimate": (gaussians.score(f_in), gaussians.score(f_out)),
-                  "energy": (trust.energy(trust.logits_of(keras_model, f_in)),
-                             trust.energy(trust.logits_of(keras_model, f_out)))}
+        f_in, f_out = (trust.features(keras_model, x) for x in (own_up, far_up))
+        scores["penultimate layer alone"] = (gaussians.score(f_in), gaussians.score(f_out))
+        scores["energy"] = (trust.energy(trust.logits_of(keras_model, f_in)),
+                            trust.energy(trust.logits_of(keras_model, f_out)))
         for name, (a, b) in scores.items():
-            print(f"  {f'{model}/{version} vs {other}':<30}{name:<13}"
-                  f"{trust.auroc(a, b):>8.4f}{trust.fpr_at(a, b):>9.2%}")
+            print(f"  {f'{model}/{version} vs {other}':<30}{name:<32}"
+                  f"{trust.auroc(a, b):>8.4f}{trust.fpr_at(a, b):>9.2%}", flush=True)
 
 
 def main() -> int:

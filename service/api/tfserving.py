@@ -20,7 +20,13 @@ from service.api.deps import Plane, plane_of, tag_request
 from service.api.routing import NoQuery, hot_post
 from service.dataplane.classes import ranked
 from service.dataplane.examples import Feature
-from service.dataplane.plane import DataPlane
+from service.dataplane.plane import (
+    EXPLAIN_METHODS,
+    GRAD_CAM,
+    IG_STEPS,
+    DataPlane,
+    Explanation,
+)
 from service.dataplane.requests import (
     PREDICT_SIGNATURE,
     InferRequest,
@@ -274,27 +280,46 @@ async def _explain(request: Request, ref: ModelRef) -> Response:
     if parsed.signature != PREDICT_SIGNATURE:
         raise InvalidInput("explanations are of the prediction (serving_default); "
                            "leave 'signature_name' out")
-    ex = await plane.explain(ref, parsed.inputs)
+    method = body.get("method", GRAD_CAM) if isinstance(body, dict) else GRAD_CAM
+    if not isinstance(method, str):
+        raise InvalidInput(f"'method' must be one of {', '.join(EXPLAIN_METHODS)}")
+    ex = await plane.explain(ref, parsed.inputs, method)
     tag_request(request, ex.model, ex.version)
     if fmt == "png":
-        if len(ex.images) != 1:
-            raise Unprocessable(f"a PNG explains one image; {len(ex.images)} were sent "
-                                "(ask for JSON)")
-        png = inspection.overlay(ex.images[0, :, :, 0], ex.heatmap[0], 0.45)
-        return render.image_response(png, "png", {"X-Class-Index": str(ex.class_index[0]),
-                                                  "X-Layer": ex.layer})
-    answer = {"model": ex.model, "version": ex.version, "method": "grad-cam", "layer": ex.layer,
+        return _explanation_png(ex)
+    answer = {"model": ex.model, "version": ex.version, "method": method, "layer": ex.layer,
+              **({"steps": IG_STEPS, "baseline": "black"} if ex.attributions is not None
+                 else {}),
               "explanations": [
                   {"class_index": int(k), "label": ex.class_names[int(k)],
-                   "probability": float(p), "heatmap": np.round(h, 5),
-                   "saliency": np.round(s, 6)}
-                  for k, p, h, s in zip(ex.class_index, ex.probability, ex.heatmap,
-                                        ex.saliency, strict=True)]}
-    size = ex.heatmap.size + ex.saliency.size
+                   "probability": float(ex.probability[i]),
+                   "heatmap": np.round(ex.heatmap[i], 5),
+                   "saliency": np.round(ex.saliency[i], 6),
+                   **({"attributions": np.round(ex.attributions[i], 6)}
+                      if ex.attributions is not None else {})}
+                  for i, k in enumerate(ex.class_index)]}
+    size = ex.heatmap.size + 2 * ex.saliency.size
     return Response(await plane.encode(size, render.json_bytes, answer),
                     media_type="application/json")
 
 
+def _explanation_png(ex: Explanation) -> Response:
+    """One image's explanation over it: the Grad-CAM heatmap, or the pixels that raise the
+    class's probability (integrated gradients' positive part, scaled to its peak)."""
+    if len(ex.images) != 1:
+        raise Unprocessable(f"a PNG explains one image; {len(ex.images)} were sent "
+                            "(ask for JSON)")
+    if ex.attributions is None:
+        heat = ex.heatmap[0]
+    else:
+        positive = np.maximum(ex.attributions[0], 0.0)
+        heat = positive / max(float(positive.max()), 1e-12)
+    png = inspection.overlay(ex.images[0, :, :, 0], heat, 0.45)
+    return render.image_response(png, "png", {"X-Class-Index": str(ex.class_index[0]),
+                                              "X-Layer": ex.layer})
+
+
 verb("explain", _explain, "Why the model predicts what it does (KServe's ``:explain``): "
      "Grad-CAM of the last conv layer and the input-gradient saliency per instance; "
-     "``Accept: image/png`` for one instance's overlay.")
+     "``\"method\": \"integrated-gradients\"`` adds each pixel's attribution (32 steps "
+     "from a black picture); ``Accept: image/png`` for one instance's overlay.")

@@ -103,10 +103,17 @@ class Scores:
     probabilities: np.ndarray
 
 
+GRAD_CAM = "grad-cam"
+INTEGRATED_GRADIENTS = "integrated-gradients"
+EXPLAIN_METHODS = (GRAD_CAM, INTEGRATED_GRADIENTS)
+IG_STEPS = 32  # pictures on integrated gradients' path, per image
+
+
 @dataclass(frozen=True)
 class Explanation:
     """Why a batch got its predicted classes: Grad-CAM of the last conv layer and the
-    input-gradient saliency, per image."""
+    input-gradient saliency, per image; with integrated gradients, each pixel's share of
+    the class's log-probability too."""
 
     model: str
     version: int
@@ -117,6 +124,7 @@ class Explanation:
     probability: np.ndarray      # [N], of that class
     heatmap: np.ndarray          # [N, h, w]
     saliency: np.ndarray         # [N, H, W]
+    attributions: np.ndarray | None = None  # [N, H, W], integrated gradients
 
 
 @dataclass(frozen=True)
@@ -262,21 +270,38 @@ class DataPlane:
             probs = (await self.predict(sv, images))[sv.info.output.name]
         return Scores(sv.name, sv.version, sv.info.class_names, probs)
 
-    async def explain(self, ref: ModelRef, inputs: Sequence[Input]) -> Explanation:
+    async def explain(self, ref: ModelRef, inputs: Sequence[Input],
+                      method: str = GRAD_CAM) -> Explanation:
         """Grad-CAM and saliency of each image for its predicted class (KServe's explain
-        verb), within the inspection budgets."""
+        verb), and with ``INTEGRATED_GRADIENTS`` each pixel's attribution too, from
+        ``IG_STEPS`` more gradients per image, within the inspection budgets."""
+        if method not in EXPLAIN_METHODS:
+            raise InvalidInput(f"unknown explanation method {method!r}; methods are "
+                               f"{', '.join(EXPLAIN_METHODS)}")
+        steps = IG_STEPS if method == INTEGRATED_GRADIENTS else 0
         async with self.lease(ref) as sv:
             inspection.require(sv, "gradcam", "explanations")
-            images = await self.model_input(sv, inputs)
             _, produced = signature_io(sv.signatures["gradcam"])
-            budgets.outputs(produced, len(images), self.settings, "explanations")
+            if steps and "gradient" not in produced:
+                raise Unprocessable(f"integrated gradients need the signed input gradient, "
+                                    f"which model {sv.name!r} version {sv.version} does not "
+                                    "give; re-export it with python -m training reexport")
+            images = await self.model_input(sv, inputs)
+            budgets.outputs(produced, len(images) * (1 + steps), self.settings,
+                            "explanations")
             out = await self.call_signature(
                 sv, "gradcam", image=images, class_index=np.full(len(images), -1, np.int32))
+            chosen = out["class_index"].astype(np.int32)
+            attributions = None
+            if steps:
+                along = await self.call_signature(
+                    sv, "gradcam", image=inspection.scaled_path(images, steps),
+                    class_index=np.repeat(chosen, steps))
+                attributions = inspection.integrated_gradients(images, along["gradient"])
         layer = inspection.conv_layers(sv)[-1]
-        chosen = out["class_index"].astype(int)
         return Explanation(sv.name, sv.version, sv.info.class_names, layer, images, chosen,
                            out["probabilities"][np.arange(len(chosen)), chosen],
-                           out[f"gradcam/{layer}"], out["saliency"])
+                           out[f"gradcam/{layer}"], out["saliency"], attributions)
 
     async def classify(self, ref: ModelRef, pictures: Pictures,
                        request_id: str | None = None) -> Classified:

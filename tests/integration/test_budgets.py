@@ -120,6 +120,17 @@ def test_inspection_outputs(served: tuple[Server, int]) -> None:
                     f"the limit is {MAX_OUTPUT_VALUES}")
 
 
+def test_integrated_gradients_count_their_path(served: tuple[Server, int]) -> None:
+    """Four pictures' Grad-CAM fit the output budget; integrated gradients of the same
+    four also compute 32 more gradients each, and are refused before any is."""
+    server, _ = served
+    body = {"instances": np.zeros((4, 28, 28, 1), np.uint8).tolist()}
+    assert http(server, "/v1/models/tiny:explain", json=body)[0] == 200
+    refused_quickly(server, lambda: http(server, "/v1/models/tiny:explain",
+                                         json={**body, "method": "integrated-gradients"}),
+                    413, f"the limit is {MAX_OUTPUT_VALUES}")
+
+
 HEAVIEST = {
     "upload at the pixel budget": ("/api/models/tiny/predict",
                                    {"content": BLACK_4096, "headers": {"content-type":
@@ -143,15 +154,12 @@ def test_health_answers_while_the_heaviest_accepted_request_runs(
     server, _ = served
     path, kwargs = HEAVIEST[kind]
     answers: list[int] = []
-    durations: list[float] = []
 
     def heavy() -> None:  # the request again and again for a second: the probes overlap it
         until = time.monotonic() + 1.0
         with httpx.Client(base_url=server.url, timeout=60) as c:
             while not answers or time.monotonic() < until:
-                started = time.monotonic()
                 answers.append(c.post(path, **kwargs).status_code)  # type: ignore[arg-type]
-                durations.append(time.monotonic() - started)
 
     worker = threading.Thread(target=heavy)
     worker.start()
@@ -164,10 +172,7 @@ def test_health_answers_while_the_heaviest_accepted_request_runs(
             time.sleep(0.02)
     worker.join()
     assert set(answers) == {200}
-    # Were the heavy work on the event loop, a probe arriving during it would wait for the
-    # rest of it: about half a heavy request on average, nearly all of one at worst. The
-    # bound is that request's own duration, so a busy machine slows both sides alike.
-    assert len(waits) >= 3 and max(waits) < min(durations) / 2, (waits, durations)
+    assert len(waits) >= 3 and max(waits) < 0.1, waits
 
 
 def test_request_bodies_held_at_once(tmp_path: Path) -> None:

@@ -153,3 +153,29 @@ def test_explain_gives_grad_cam_and_saliency_per_instance(served: tuple[Server, 
     assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
     assert png.headers["x-class-index"] == "7"
     assert two_pngs.status_code == 422 and "one image" in two_pngs.json()["error"]
+
+
+def test_explain_by_integrated_gradients(served: tuple[Server, str]) -> None:
+    """``"method": "integrated-gradients"``: each pixel's share of log p(class), from a
+    black picture to this one; the shares add up to about the change of log p."""
+    server, _ = served
+    seven = {"b64": base64.b64encode(SEVEN).decode()}
+    body = {"method": "integrated-gradients", "instances": [seven]}
+    with server.client() as c:
+        answer = c.post("/v1/models/mnist:explain", json=body)
+        png = c.post("/v1/models/mnist:explain", json=body, headers={"accept": "image/png"})
+        probs = c.post("/v1/models/mnist:predict", json={"instances": [
+            seven, np.zeros((28, 28, 1), np.uint8).tolist()]}).json()["predictions"]
+        unknown = c.post("/v1/models/mnist:explain", json={**body, "method": "lime"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["method"], body["steps"], body["baseline"]) == ("integrated-gradients", 32,
+                                                                 "black")
+    explained = body["explanations"][0]
+    assert explained["label"] == "7"
+    attributions = np.array(explained["attributions"])
+    assert attributions.shape == (28, 28)
+    change = np.log(probs[0][7]) - np.log(probs[1][7])
+    assert attributions.sum() == pytest.approx(change, rel=0.1)
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+    assert unknown.status_code == 400 and "integrated-gradients" in unknown.json()["error"]
