@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
+from cnnlab.captures import CaptureStore
 from service import __version__
 from service.api import (
     admin,
@@ -36,7 +37,6 @@ from service.api.deps import known_query, require_api_key
 from service.api.middleware import RequestContextMiddleware
 from service.api.routing import LeanDispatch
 from service.api.schemas import ERRORS
-from service.capture.store import CaptureStore
 from service.capture.writer import CaptureWriter
 from service.dataplane.plane import DataPlane
 from service.grpc import server as grpc

@@ -176,3 +176,23 @@ def strided(input_shape: tuple[int, int, int], k: int) -> keras.Model:
         layers.Dropout(0.4, name="dropout3"),
         layers.Dense(k, activation="softmax", name="probs"),
     ])
+
+
+# ------------------------------------------------------------------ structure
+def conv_layers(model: keras.Model) -> list[layers.Layer]:
+    """``model``'s conv layers, in order (what Grad-CAM, the filters and the OOD score
+    read)."""
+    return [layer for layer in model.layers if isinstance(layer, layers.Conv2D)]
+
+
+_BLOCK_TAIL = (layers.BatchNormalization, layers.ReLU, layers.Activation, layers.LeakyReLU)
+
+
+def block_output(model: keras.Model, conv: layers.Layer) -> layers.Layer:
+    """The layer whose output is ``conv``'s activated feature map: the conv itself, or the
+    BatchNorm/ReLU right after it (Grad-CAM wants rectified maps, not pre-BN values)."""
+    stack = model.layers
+    i = stack.index(conv)
+    while i + 1 < len(stack) and isinstance(stack[i + 1], _BLOCK_TAIL):
+        i += 1
+    return stack[i]

@@ -18,7 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from service.capture.store import CaptureStore
+from cnnlab.captures import CaptureStore
 from training.data import DataError, write_idx_dir
 
 HELD_OUT = 0.2

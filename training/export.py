@@ -31,32 +31,15 @@ import keras
 import tensorflow as tf
 
 from cnnlab.layout import list_versions
+from training import architectures
 from training import trust as trust_
 from training.trust import Gaussians, Trust
-
-
-def conv_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    return [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
-
-
-_BLOCK_TAIL = (keras.layers.BatchNormalization, keras.layers.ReLU, keras.layers.Activation,
-               keras.layers.LeakyReLU)
-
-
-def block_output(model: keras.Model, conv: keras.layers.Layer) -> keras.layers.Layer:
-    """The layer whose output is ``conv``'s activated feature map: the conv itself, or the
-    BatchNorm/ReLU right after it (Grad-CAM wants rectified maps, not pre-BN values)."""
-    layers = model.layers
-    i = layers.index(conv)
-    while i + 1 < len(layers) and isinstance(layers[i + 1], _BLOCK_TAIL):
-        i += 1
-    return layers[i]
 
 
 def signature_names(model: keras.Model) -> list[str]:
     """The signatures ``write_saved_model`` exports for ``model`` (an MLP has no conv ones)."""
     names = ["serving_default", "activations"]
-    return [*names, "gradcam", "filters"] if conv_layers(model) else names
+    return [*names, "gradcam", "filters"] if architectures.conv_layers(model) else names
 
 
 def _signatures(model: keras.Model, trust: Trust | None
@@ -66,8 +49,8 @@ def _signatures(model: keras.Model, trust: Trust | None
     class_spec = tf.TensorSpec([None], tf.int32, name="class_index")
     layer_model = keras.Model(model.inputs, [layer.output for layer in model.layers])
     names = [layer.name for layer in model.layers]
-    convs = conv_layers(model)
-    blocks = [block_output(model, c) for c in convs]
+    convs = architectures.conv_layers(model)
+    blocks = [architectures.block_output(model, c) for c in convs]
     last = model.layers[-1]
     conv_model = keras.Model(model.inputs, [*(b.output for b in blocks), last.input])
     scored = trust_.feature_outputs(model)

@@ -350,7 +350,7 @@ def write_reports(model: keras.Model, version_dir: Path, ds: Dataset,
     out.mkdir(exist_ok=True)
     reports.training_curves(history, out / "training_curves.png")
     reports.confusion_matrix(cm, ds.class_names, out / "confusion_matrix.png")
-    convs = export.conv_layers(model)
+    convs = architectures.conv_layers(model)
     if convs:
         kernel = convs[0].kernel.numpy()
         reports.filters_grid(kernel, out / "filters.png", f"{convs[0].name} {kernel.shape}")

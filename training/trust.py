@@ -30,6 +30,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from cnnlab.centering import center_like_mnist
+from training import architectures
 from training.data import Dataset
 from training.evaluate import expected_calibration_error
 
@@ -100,9 +102,8 @@ def penultimate(model: keras.Model) -> keras.Model:
 def scored_layers(model: keras.Model) -> list[keras.layers.Layer]:
     """The layers the OOD score reads: every conv block's activated output (the
     penultimate features come last, from ``feature_outputs``)."""
-    from training import export  # (export serves what this module fits)
-
-    return [export.block_output(model, conv) for conv in export.conv_layers(model)]
+    return [architectures.block_output(model, conv)
+            for conv in architectures.conv_layers(model)]
 
 
 def summarise(value: Any) -> Any:
@@ -367,12 +368,11 @@ def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
 
 def as_uploaded(ds: Dataset) -> Dataset:
     """``ds`` with each split doubled by its pictures as the service prepares an upload for
-    a model of this dataset: digits are centred like MNIST's (``service.images``), which
+    a model of this dataset: digits are centred like MNIST's (``cnnlab.centering``), which
     moves strokes by a pixel or two and resamples them. Raw tensors and uploads then both
     count as in distribution. Clothing fills its frame and is not centred: ``ds`` as is."""
     if ds.name != "mnist":
         return ds
-    from service.images.preprocess import center_like_mnist
 
     def doubled(x: np.ndarray) -> np.ndarray:
         if not len(x):

@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, ValidationError
 
+from cnnlab.captures import VersionFeedback
 from service.api.deps import Plane
 from service.api.schemas import ERRORS
-from service.capture.store import VersionFeedback
 from service.capture.writer import CaptureWriter
 from service.dataplane.plane import DataPlane
 from service.dataplane.requests import ModelRef

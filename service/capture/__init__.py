@@ -1,1 +1,2 @@
-"""Served uploads kept for learning: the store (SQLite or PostgreSQL) and its writer."""
+"""Served uploads kept for learning: the writer that hands sampled predictions to the
+capture store (``cnnlab.captures``, which training reads them back from)."""

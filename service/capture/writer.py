@@ -18,9 +18,9 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from service.capture.store import Capture, CaptureStore
-from service.dataplane.work import lower_priority
+from cnnlab.captures import Capture, CaptureStore
 from service.errors import first_line
+from service.runtime.tuning import lower_priority
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from service.capture.store import Capture
+from cnnlab.captures import Capture
+from cnnlab.centering import fit_longest_side
 from service.capture.writer import CaptureWriter, Served
 from service.dataplane import budgets, tensors
 from service.dataplane.classes import top_classes
@@ -48,13 +49,7 @@ from service.errors import (
 from service.images.decode import decode
 from service.images.kernels import filter_image
 from service.images.operations import Operation, apply
-from service.images.preprocess import (
-    Prepared,
-    PreprocessSpec,
-    fit_longest_side,
-    preprocess,
-    stack,
-)
+from service.images.preprocess import Prepared, PreprocessSpec, preprocess, stack
 from service.runtime.metrics import LAST_INFERENCE, version_totals
 from service.runtime.settings import Settings
 from service.serving import inspection

@@ -16,28 +16,16 @@ gives them to the predictions first.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import functools
-import os
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from service.errors import Overloaded, TimedOut
+from service.runtime.tuning import lower_priority
 
 T = TypeVar("T")
-
-
-BACKGROUND_NICE = 10  # added to a pool thread's nice value (lower priority)
-
-
-def lower_priority() -> None:
-    """Run this thread (not the process) at a lower CPU priority, where the OS allows."""
-    with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
-                       os.getpriority(os.PRIO_PROCESS, 0) + BACKGROUND_NICE)
 
 
 class WorkPool:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from service.capture.store import captures, metadata
+from cnnlab.captures import captures, metadata
 from tests.helpers import Server, dim_pictures, export_tiny, png, run_server
 
 

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from service.capture.store import Capture, CaptureStore, sqlite_url
+from cnnlab.captures import Capture, CaptureStore, sqlite_url
 from training import captures, data
 
 

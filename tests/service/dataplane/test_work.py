@@ -8,8 +8,9 @@ import threading
 
 import pytest
 
-from service.dataplane.work import BACKGROUND_NICE, WorkPool
+from service.dataplane.work import WorkPool
 from service.errors import Overloaded, TimedOut
+from service.runtime.tuning import BACKGROUND_NICE
 
 pytestmark = pytest.mark.anyio
 

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
+from cnnlab.centering import fit_longest_side
 from service.images import preprocess
 from service.images.preprocess import Invert, PreprocessSpec
 
@@ -26,7 +27,7 @@ def reference(gray: np.ndarray, invert: Invert, center: bool) -> np.ndarray:
     x, y, w, h = cv2.boundingRect(ink)
     if w == 0 or h == 0:
         return np.zeros((28, 28), np.uint8)
-    digit = preprocess.fit_longest_side(gray[y:y + h, x:x + w], 20)
+    digit = fit_longest_side(gray[y:y + h, x:x + w], 20)
     m = cv2.moments(digit, binaryImage=False)
     dh, dw = digit.shape
     top, left = (28 - dh) // 2, (28 - dw) // 2

@@ -16,7 +16,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url: str = request.getfixturevalue("postgres_url")
     import sqlalchemy as sa
 
-    from service.capture.store import metadata
+    from cnnlab.captures import metadata
 
     engine = sa.create_engine(url)
     metadata.drop_all(engine)

@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
+from cnnlab.captures import Capture, CaptureStore
 from service.capture import writer as writer_module
-from service.capture.store import Capture, CaptureStore
 from service.capture.writer import CaptureWriter, Served
 
 
@@ -30,7 +30,7 @@ def test_retention_keeps_the_newest_rows_and_drops_old_ones(store_url: str) -> N
 
 
 def _all(store: CaptureStore) -> list[Capture]:
-    from service.capture.store import captures
+    from cnnlab.captures import captures
 
     with store.engine.connect() as db:
         return [Capture(*row[1:12]) for row in db.execute(captures.select()
