@@ -10,6 +10,7 @@ by feedback.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+STARTUP_WAIT_S = 10.0  # how long a worker waits for another's switch to write-ahead logging
 metadata = sa.MetaData()
 captures = sa.Table(
     "captures", metadata,
@@ -81,10 +83,37 @@ def sqlite_url(path: Path) -> str:
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")   # readers never block the writer
-    cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL, one fsync per checkpoint
     cursor.execute("PRAGMA busy_timeout=5000")   # another worker's write: wait, not fail
+    _write_ahead_log(cursor)                     # readers never block the writer
+    cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL, one fsync per checkpoint
     cursor.close()
+
+
+def _write_ahead_log(cursor: Any) -> None:
+    """Switch the file to write-ahead logging; the mode is kept in the file, so a later
+    connection finds it set. Workers starting together race for the switch, and SQLite
+    answers the loser "database is locked" at once (it does not wait where waiting could
+    deadlock), so the loser looks again for up to ``STARTUP_WAIT_S``."""
+    deadline = time.monotonic() + STARTUP_WAIT_S
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _create_tables(engine: Engine) -> None:
+    """The tables, unless they exist. Two workers starting together may both find them
+    missing; the second's CREATE then fails (SQLite: "already exists", PostgreSQL: a
+    duplicate type), and a second look finds the first's."""
+    try:
+        metadata.create_all(engine)
+    except sa.exc.DBAPIError:
+        metadata.create_all(engine)
 
 
 class CaptureStore:
@@ -95,7 +124,7 @@ class CaptureStore:
         self.engine: Engine = sa.create_engine(url, pool_pre_ping=True)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
+        _create_tables(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()

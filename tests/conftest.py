@@ -80,3 +80,20 @@ def postgres_url() -> Iterator[str]:
         subprocess.run([*as_user, _pg_tool("pg_ctl"), "-D", str(data), "-m", "immediate",
                         "stop"], capture_output=True)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each capture store test runs on both backends (an SQLite file, the PostgreSQL
+    server of ``postgres_url``), each time on an empty database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'c.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    import sqlalchemy as sa
+
+    from cnnlab.captures import metadata
+
+    engine = sa.create_engine(url)
+    metadata.drop_all(engine)
+    engine.dispose()
+    return url

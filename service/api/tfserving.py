@@ -270,8 +270,8 @@ verb("classify", _classify, "Class labels and scores, best first, for ``examples
 # ------------------------------------------------------------------ :explain
 async def _explain(request: Request, ref: ModelRef) -> Response:
     """KServe's explain verb over TF Serving-style ``instances``: Grad-CAM and saliency for
-    each image's predicted class; one image's Grad-CAM overlay as PNG when asked by
-    ``Accept: image/png``."""
+    each image's predicted class, and integrated gradients when the body's ``method``
+    asks; one image's overlay as PNG when asked by ``Accept: image/png``."""
     plane = plane_of(request)
     input_name = plane.resolve(ref).info.input.name
     fmt = render.pick_format(None, request.headers.get("accept"), ("json", "png"), "json")

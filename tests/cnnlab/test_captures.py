@@ -1,18 +1,13 @@
 """The capture store, on SQLite and on a real PostgreSQL server (the same SQLAlchemy Core
-statements): retention, labels, the per-version summary, the export of labelled rows;
-and the writer: off the caller's thread, bounded, counting what it drops."""
+statements): retention, labels, the per-version summary, the export of labelled rows,
+and workers opening one store at once."""
 
 from __future__ import annotations
 
-import threading
+import multiprocessing
 import time
 
-import numpy as np
-import pytest
-
 from cnnlab.captures import Capture, CaptureStore
-from service.capture import writer as writer_module
-from service.capture.writer import CaptureWriter, Served
 
 
 def capture(rid: str, created: float, predicted: int = 1, version: int = 1) -> Capture:
@@ -54,39 +49,35 @@ def test_labels_make_the_summary_and_the_export(store_url: str) -> None:
                                                                       (4, b"png")]
 
 
-def test_the_writer_stores_in_its_own_thread_and_drops_what_does_not_fit(
-        store_url: str) -> None:
-    store = CaptureStore(store_url)
-    gate = threading.Event()
-    real_add = store.add
-
-    def slow_add(rows: list[Capture]) -> None:
-        gate.wait(10)  # a stuck store
-        real_add(rows)
-
-    store.add = slow_add  # type: ignore[method-assign]
-    written, dropped = [], []
-    writer = CaptureWriter(store, 1.0, max_queue=3, max_rows=100, max_age_s=None,
-                           on_written=written.append, on_dropped=dropped.append)
-    item = Served(capture("r", time.time()), np.zeros((28, 28), np.uint8))
-    for _ in range(10):
-        writer.offer([item])  # never waits for the store: what does not fit is dropped
-    assert not gate.is_set() and sum(dropped) >= 6  # the queue holds 3, the writer 1
-    gate.set()
-    writer.close()
-    assert sum(written) + sum(dropped) == 10
-    assert len(list(CaptureStore(store_url).feedback("m", 10))) == 1
+def _open(url: str, start: object, results: object) -> None:
+    start.wait()  # type: ignore[attr-defined]
+    try:
+        CaptureStore(url).close()
+        results.put("ok")  # type: ignore[attr-defined]
+    except Exception as exc:
+        results.put(repr(exc))  # type: ignore[attr-defined]
 
 
-def test_flush_writes_what_is_queued_without_waiting_for_a_batch(
-        store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Feedback on a prediction answered a moment ago finds its row: the writer, which
-    otherwise lets a batch gather (here for a minute), writes at once when asked."""
-    monkeypatch.setattr(writer_module, "GATHER_S", 60.0)
-    store = CaptureStore(store_url)
-    writer = CaptureWriter(store, 1.0, max_queue=10, max_rows=100, max_age_s=None)
-    writer.offer([Served(capture("now", time.time()), np.zeros((28, 28), np.uint8))])
-    assert writer.flush(timeout_s=5)
-    assert store.label("m", "now", 0, 1) == 1
-    assert writer.flush(timeout_s=0)  # nothing pending: at once
-    writer.close()
+def test_workers_starting_together_all_open_a_new_store(store_url: str) -> None:
+    """Service workers start at once on an empty database: each creates the tables
+    unless another has and (SQLite) switches the file to write-ahead logging. Every
+    one of them opens it, in each of several rounds on a fresh database."""
+    import sqlalchemy as sa
+
+    from cnnlab.captures import metadata
+
+    forked = multiprocessing.get_context("fork")
+    for round_ in range(4):
+        # SQLite: a new file each round; PostgreSQL: its tables dropped after each
+        url = f"{store_url}.{round_}" if store_url.startswith("sqlite") else store_url
+        start, results = forked.Barrier(6), forked.Queue()
+        workers = [forked.Process(target=_open, args=(url, start, results))
+                   for _ in range(6)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(60)
+        assert [results.get(timeout=5) for _ in workers] == ["ok"] * 6
+        engine = sa.create_engine(url)
+        metadata.drop_all(engine)
+        engine.dispose()
