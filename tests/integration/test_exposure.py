@@ -5,6 +5,7 @@ log lines a URL cannot forge."""
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -80,7 +81,11 @@ def test_readiness_shows_load_errors_only_to_key_holders(tiny_repo: Path,
 def test_a_url_cannot_forge_log_lines(tiny_repo: Path, tmp_path: Path, path: str) -> None:
     with run_server(tiny_repo, tmp_path) as server, server.client() as c:
         assert c.get(path).status_code in (404, 405)
-        logs = server.logs()
+        # the access line is written as the answer leaves: wait until it is there
+        deadline = time.monotonic() + 10
+        while "GET /api/models/" not in (logs := server.logs()):
+            assert time.monotonic() < deadline, "no access line for the request"
+            time.sleep(0.05)
     assert not any(line.startswith(("2026-01-01", "forged")) for line in logs.splitlines())
     assert "\\x0a" in logs or "\\x0d" in logs
     assert "\x1b" not in logs
