@@ -29,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import free_port, server, service_env
+from cnnlab.centering import centres_uploads
 from service.images.preprocess import PreprocessSpec, prepare, stack
 from training import data, trust
 
@@ -95,7 +96,7 @@ def served(url: str, datasets: dict[str, data.Dataset], count: int) -> None:
 
 def as_uploads(pictures: np.ndarray, model: str) -> np.ndarray:
     """``pictures`` ``[N,28,28,1]`` as the service prepares uploads for ``model``."""
-    spec = PreprocessSpec(28, 28, "auto", center=model == "mnist")
+    spec = PreprocessSpec(28, 28, "auto", center=centres_uploads(model))
     return stack(prepare(list(pictures[..., 0]), spec))
 
 

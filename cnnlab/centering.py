@@ -11,6 +11,12 @@ import numpy as np
 INK_BOX = 20  # MNIST fits a digit's ink into 20x20 inside its 28x28 frame
 
 
+def centres_uploads(dataset: str | None) -> bool:
+    """Whether uploads for a model of ``dataset`` are centred like MNIST's by default:
+    digits yes; clothing fills its frame (and an unknown dataset is not assumed), so no."""
+    return dataset == "mnist"
+
+
 def fit_longest_side(gray: np.ndarray, box: int) -> np.ndarray:
     """Resize so the longer side is ``box``, keeping the aspect ratio."""
     h, w = gray.shape

@@ -30,7 +30,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from cnnlab.centering import center_like_mnist
+from cnnlab.centering import center_like_mnist, centres_uploads
 from training import architectures
 from training.data import Dataset
 from training.evaluate import expected_calibration_error
@@ -124,7 +124,7 @@ def reads_picture(dataset: str) -> bool:
     centred like MNIST's, a centred garment's blocks look like a thick digit's, and the
     picture layer lowers how well the digit model's score separates clothes
     (``bench/ood.py --compare``)."""
-    return dataset != "mnist"
+    return not centres_uploads(dataset)
 
 
 def picture_blocks(images: Any) -> Any:
@@ -371,7 +371,7 @@ def as_uploaded(ds: Dataset) -> Dataset:
     a model of this dataset: digits are centred like MNIST's (``cnnlab.centering``), which
     moves strokes by a pixel or two and resamples them. Raw tensors and uploads then both
     count as in distribution. Clothing fills its frame and is not centred: ``ds`` as is."""
-    if ds.name != "mnist":
+    if not centres_uploads(ds.name):
         return ds
 
     def doubled(x: np.ndarray) -> np.ndarray:

@@ -298,7 +298,8 @@ async def _explain(request: Request, ref: ModelRef) -> Response:
                    **({"attributions": np.round(ex.attributions[i], 6)}
                       if ex.attributions is not None else {})}
                   for i, k in enumerate(ex.class_index)]}
-    size = ex.heatmap.size + 2 * ex.saliency.size
+    size = ex.heatmap.size + ex.saliency.size + (
+        ex.attributions.size if ex.attributions is not None else 0)
     return Response(await plane.encode(size, render.json_bytes, answer),
                     media_type="application/json")
 

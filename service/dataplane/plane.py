@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from cnnlab.captures import Capture
-from cnnlab.centering import fit_longest_side
+from cnnlab.centering import centres_uploads, fit_longest_side
 from service.capture.writer import CaptureWriter, Served
 from service.dataplane import budgets, tensors
 from service.dataplane.classes import top_classes
@@ -374,7 +374,7 @@ class DataPlane:
         if info.channels != 1:
             raise InvalidInput(f"pictures need a 1-channel model; this one takes "
                                f"{info.channels} channels (send tensors instead)")
-        center = info.dataset == "mnist" if pictures.center is None else pictures.center
+        center = centres_uploads(info.dataset) if pictures.center is None else pictures.center
         return PreprocessSpec(info.height, info.width, pictures.invert, center,
                               self.settings.max_image_pixels)
 
