@@ -13,7 +13,7 @@ APT_PACKAGES := chromium nginx docker-compose postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PIP_INSTALL := pip install --quiet --disable-pip-version-check
 
-.PHONY: run test lint typecheck pytest install system-deps clean bench train-mnist train-fashion
+.PHONY: run test lint typecheck pytest install system-deps clean bench screenshot train-mnist train-fashion
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,12 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk)
 	$(PY) -m $(PIP_INSTALL) -e ".[dev,bench]"
 	$(PY) bench/serving.py
+
+# The README's picture of the demo page: the first-screen test drives Chromium and keeps
+# its screenshot in test-artifacts/.
+screenshot: $(STAMP) system-deps
+	$(PY) -m pytest -q tests/integration/test_demo_page.py -k first_screen
+	cp test-artifacts/first-screen.png docs/demo.png
 
 # The bundled models: the exact commands that produced them (see README). DATA_DIR holds the
 # four IDX .gz files of the dataset; without it Keras's downloader fetches them.

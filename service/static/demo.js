@@ -112,6 +112,7 @@ async function predict() {
   if (!uploaded && !drawn) { $("prediction").textContent = "draw a digit or upload a picture"; return; }
   const t = ticket("predict");
   const name = $("model").value;
+  const picture = latest.picture || 0;  // which picture this answer is about
   const extra = [`top_k=5`, `include_input=true`, `invert=${$("invert").value}`];
   if ($("center").value) extra.push(`center=${$("center").value}`);
   try {
@@ -119,7 +120,7 @@ async function predict() {
     const body = await answer.json();
     if (!current("predict", t)) return;
     const p = body.predictions[0];
-    askFeedback(name, answer.headers.get("X-Request-ID"), p.top_k[0].label);
+    askFeedback(name, picture, answer.headers.get("X-Request-ID"), p.top_k[0].label);
     $("prediction").textContent = `${p.top_k[0].label}  (${(100 * p.top_k[0].probability).toFixed(1)} %)  · v${body.version}`;
     showTrust(name, p);
     $("seen").src = "data:image/png;base64," + p.input_png;
@@ -134,15 +135,20 @@ async function predict() {
   } catch (e) { showError(e.message); }
 }
 // "Right?" after a prediction: the answer goes to the feedback route (when the server
-// captures uploads; otherwise the question is not asked).
-let asked = null;  // {name, rid, label} of the prediction the question is about
-async function askFeedback(name, rid, label) {
+// captures uploads; otherwise the question is not asked). A newer answer about the same
+// picture and model (a version switch, the predict button, a model reload) keeps what the
+// user already picked and only points the question at the newest request.
+let asked = null;  // {name, picture, rid, label} of the prediction the question is about
+async function askFeedback(name, picture, rid, label) {
   const box = $("feedback");
-  asked = { name, rid, label };
-  $("feedback-note").textContent = "";
-  const m = models.find((x) => x.name === name);
-  setOptions("truth", (m ? m.class_names : []).map((c) => [c, c]));
-  $("truth").value = label;
+  const same = asked && asked.name === name && asked.picture === picture;
+  asked = { name, picture, rid, label };
+  if (!same) {
+    $("feedback-note").textContent = "";
+    const m = models.find((x) => x.name === name);
+    setOptions("truth", (m ? m.class_names : []).map((c) => [c, c]));
+    $("truth").value = label;
+  }
   try {
     await call(`/api/models/${encodeURIComponent(name)}/feedback`);  // 409: capture is off
     box.hidden = false;

@@ -98,8 +98,8 @@ def test_a_scribble_is_shown_as_not_a_digit(page: Page) -> None:
 
 def test_the_first_screen_shows_a_prediction_and_no_broken_image(page: Page) -> None:
     """A fresh page predicts a sample test-set digit: the pad shows it, every panel has
-    its picture (the playground's too), and nothing is broken. Its screenshot is the
-    README's (docs/demo.png)."""
+    its picture (the playground's too), and nothing is broken. Its screenshot, in
+    test-artifacts/, is the README's (`make screenshot` copies it to docs/demo.png)."""
     expect(page.locator("#model option")).to_have_count(2, timeout=20_000)
     expect(page.locator("#model")).to_have_value("mnist")  # not the first alphabetically
     expect(page.get_by_test_id("prediction")).to_contain_text("7  (", timeout=20_000)
@@ -125,7 +125,8 @@ def test_the_first_screen_shows_a_prediction_and_no_broken_image(page: Page) -> 
     assert page.evaluate("() => document.querySelector('link[rel=icon]').href").endswith(
         "/static/favicon.svg")
     expect(page.locator("#error")).to_have_text("")
-    page.screenshot(path=str(ROOT / "docs" / "demo.png"), full_page=True)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "first-screen.png"), full_page=True)
 
 
 HOSTILE = ['<img src=x onerror="window.__pwned=1">', "</option><script>window.__pwned=2</script>",
@@ -186,7 +187,8 @@ def test_the_api_docs_render_offline(bundled_server: Server, path: str,
 
 def test_the_page_asks_right_and_sends_the_answer(tmp_path: Path) -> None:
     """With capture on, a prediction is followed by "Right?"; "no, it is" sends the class
-    picked, and the feedback summary counts it."""
+    picked, even when another answer about the same picture arrived after the pick, and the
+    feedback summary counts it."""
     with run_server(BUNDLED_MODELS, tmp_path, capture_rate="1",
                     capture_dir=str(tmp_path / "captures")) as server, \
             sync_playwright() as pw:
@@ -200,6 +202,11 @@ def test_the_page_asks_right_and_sends_the_answer(tmp_path: Path) -> None:
         expect(page.get_by_test_id("prediction")).to_contain_text("3  (", timeout=20_000)
         expect(page.get_by_test_id("feedback")).to_be_visible(timeout=20_000)
         page.select_option("#truth", "8")  # say it was an 8
+        # a newer answer about the same picture (here the predict button; in use also a
+        # version switch or a model change still in flight) keeps the pick
+        with page.expect_response(lambda r: "/predict" in r.url):
+            page.click("#predict")
+        expect(page.locator("#truth")).to_have_value("8")
         page.click("#wrong")
         expect(page.get_by_test_id("feedback-note")).to_have_text("thanks: recorded as 8",
                                                                   timeout=20_000)
