@@ -105,6 +105,9 @@ def create_api(settings: Settings) -> FastAPI:
         plane = DataPlane(repo, settings, capture_writer(settings, metrics))
         app.state.plane = plane
         await repo.start()  # load + warm every model before taking traffic
+        # FastAPI builds its routes' request models and the OpenAPI document lazily, on the
+        # event loop, at the first request that needs them: build both before traffic
+        app.openapi()
         grpc_server = await grpc.start(plane) if settings.grpc_port else None
         worker = f" (worker {os.getpid()} of {settings.workers})" if pool_dir(settings) else ""
         log.info("serving %s from %s%s", ", ".join(sorted(repo.models)) or "no models",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import resource
 from collections.abc import Callable
 from pathlib import Path
 
 import cv2
+import httpx
 import pytest
 
 from service.app import create_api
@@ -32,3 +34,27 @@ async def test_start_up_applies_process_wide_settings(
             assert read() == pytest.approx(value)
     finally:
         restore(before)
+
+
+def thread_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_THREAD)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def test_start_up_builds_what_fastapi_would_build_at_the_first_request(
+        tmp_path: Path) -> None:
+    """FastAPI builds its routes' request models and the OpenAPI document lazily, on the
+    event loop, at the first request that needs them (tens of milliseconds of CPU each);
+    the start-up builds both, so the first requests cost what later ones do."""
+    api = create_api(Settings(models_dir=tmp_path, poll_interval_s=0))
+    async with api.router.lifespan_context(api), httpx.AsyncClient(
+            transport=httpx.ASGITransport(api), base_url="http://t") as client:
+        assert api.openapi_schema is not None
+        costs = []
+        for path in ("/api/models", "/api/models", "/openapi.json", "/openapi.json"):
+            before = thread_cpu_s()
+            assert (await client.get(path)).status_code == 200
+            costs.append(thread_cpu_s() - before)
+    first_models, later_models, first_openapi, later_openapi = costs
+    assert first_models < later_models + 0.01, costs
+    assert first_openapi < later_openapi + 0.01, costs
