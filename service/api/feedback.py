@@ -3,6 +3,7 @@ per version, how the model does on what it serves (``service.capture``)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Request
@@ -11,13 +12,17 @@ from pydantic import BaseModel, Field, ValidationError
 from cnnlab.captures import VersionFeedback
 from service.api.deps import Plane
 from service.api.schemas import ERRORS
-from service.capture.writer import CaptureWriter
+from service.capture.writer import GATHER_S, CaptureWriter
 from service.dataplane.plane import DataPlane
 from service.dataplane.requests import ModelRef
 from service.errors import Conflict, NotFound, Unprocessable, UnsupportedMedia
 from service.runtime.metrics import Metrics
 
 router = APIRouter(prefix="/api/models", tags=["feedback"])
+
+# How long feedback on a request this worker did not capture waits for another worker (or
+# replica) sharing the store to write it: its writer gathers for GATHER_S, then writes.
+OTHERS_WRITE_S = 4 * GATHER_S
 
 
 class FeedbackBody(BaseModel):
@@ -61,6 +66,12 @@ def _writer(plane: DataPlane) -> CaptureWriter:
         raise Conflict("capture is off (CNNLAB_CAPTURE_RATE=0): there are no served "
                        "pictures to give feedback on")
     return plane.capture
+
+
+def _shared(plane: DataPlane, store_url: str) -> bool:
+    """Whether other processes write to this worker's capture store: other workers, or
+    replicas sharing a database server (a SQLite file is one host's)."""
+    return plane.settings.workers > 1 or not store_url.startswith("sqlite")
 
 
 def class_index(label: str | int, class_names: list[str]) -> int:
@@ -114,18 +125,24 @@ async def give_feedback(request: Request, plane: Plane, name: str) -> FeedbackTa
     names = plane.resolve(ModelRef(name)).info.class_names
     index = class_index(body.label, names)
 
-    def record() -> tuple[int | None, list[VersionFeedback]]:
+    def record(flush: bool) -> tuple[int | None, list[VersionFeedback]]:
         version = store.label(name, body.request_id, body.position, index)
-        if version is None and writer.flush():  # answered a moment ago, not written yet
+        if version is None and flush and writer.flush():  # this worker's, not written yet
             version = store.label(name, body.request_id, body.position, index)
         return version, store.feedback(name, len(names)) if version is not None else []
 
-    version, rows = await plane.run(record)
+    version, rows = await plane.run(record, True)
+    # another worker (or a replica on a shared store) may have answered the prediction a
+    # moment ago: its writer stores it within an interval or two
+    waited = 0.0
+    while version is None and _shared(plane, store.url) and waited < OTHERS_WRITE_S:
+        await asyncio.sleep(GATHER_S)
+        waited += GATHER_S
+        version, rows = await plane.run(record, False)
     if version is None:
         raise NotFound(f"no captured picture {body.position} of request "
                        f"{body.request_id!r} for model {name!r} (capture keeps "
-                       f"{plane.settings.capture_rate:.0%} of upload requests; one answered "
-                       "by another worker within the last second may not be stored yet)")
+                       f"{plane.settings.capture_rate:.0%} of upload requests)")
     _gauges(request.app.state.metrics, name, rows)
     return FeedbackTaken(model=name, version=version, request_id=body.request_id,
                          position=body.position, class_index=index, label=names[index])

@@ -96,6 +96,20 @@ def test_uploads_are_captured_and_labelled(capturing: tuple[Server, str]) -> Non
     assert "cnnlab_captures_total" in metrics
 
 
+def test_feedback_the_moment_the_answer_arrives_finds_its_picture(
+        capturing: tuple[Server, str]) -> None:
+    """A client labels each prediction as soon as it is answered, on a new connection, which
+    the kernel may give to the other worker, before the answering worker's writer has
+    stored the picture: the feedback waits for it instead of answering 404."""
+    server, _ = capturing
+    picture = dim_pictures(1, seed=99)
+    for _ in range(12):
+        answer = upload(server, picture)  # every call a new connection
+        taken = httpx.post(f"{server.url}/api/models/tiny/feedback", timeout=30,
+                           json={"request_id": answer.headers["x-request-id"], "label": 0})
+        assert taken.status_code == 200, taken.text
+
+
 @pytest.mark.parametrize(("body", "status", "words"), [
     ({"request_id": "0" * 32, "label": "3"}, 404, "no captured picture"),
     ({"request_id": "x", "label": "eleven"}, 422, "not a class of this model"),
