@@ -122,9 +122,14 @@ class CaptureStore:
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = sa.create_engine(url, pool_pre_ping=True)
-        if self.engine.dialect.name == "sqlite":
+        if self.sqlite_file:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         _create_tables(self.engine)
+
+    @property
+    def sqlite_file(self) -> bool:
+        """A SQLite file (one host's store), not a database server replicas can share."""
+        return self.engine.dialect.name == "sqlite"
 
     def close(self) -> None:
         self.engine.dispose()

@@ -20,9 +20,9 @@ from service.runtime.metrics import Metrics
 
 router = APIRouter(prefix="/api/models", tags=["feedback"])
 
-# How long feedback on a request this worker did not capture waits for another worker (or
-# replica) sharing the store to write it: its writer gathers for GATHER_S, then writes.
-OTHERS_WRITE_S = 4 * GATHER_S
+# How many writer intervals (GATHER_S each) feedback on a request this worker did not
+# capture waits for another worker (or replica) sharing the store to write it
+OTHERS_WRITE_INTERVALS = 4
 
 
 class FeedbackBody(BaseModel):
@@ -68,10 +68,10 @@ def _writer(plane: DataPlane) -> CaptureWriter:
     return plane.capture
 
 
-def _shared(plane: DataPlane, store_url: str) -> bool:
+def _shared(plane: DataPlane, writer: CaptureWriter) -> bool:
     """Whether other processes write to this worker's capture store: other workers, or
-    replicas sharing a database server (a SQLite file is one host's)."""
-    return plane.settings.workers > 1 or not store_url.startswith("sqlite")
+    replicas sharing a database server."""
+    return plane.settings.workers > 1 or not writer.store.sqlite_file
 
 
 def class_index(label: str | int, class_names: list[str]) -> int:
@@ -132,13 +132,14 @@ async def give_feedback(request: Request, plane: Plane, name: str) -> FeedbackTa
         return version, store.feedback(name, len(names)) if version is not None else []
 
     version, rows = await plane.run(record, True)
-    # another worker (or a replica on a shared store) may have answered the prediction a
-    # moment ago: its writer stores it within an interval or two
-    waited = 0.0
-    while version is None and _shared(plane, store.url) and waited < OTHERS_WRITE_S:
-        await asyncio.sleep(GATHER_S)
-        waited += GATHER_S
-        version, rows = await plane.run(record, False)
+    if version is None and _shared(plane, writer):
+        # another worker (or a replica) may have answered the prediction a moment ago: its
+        # writer stores it within an interval or two
+        for _ in range(OTHERS_WRITE_INTERVALS):
+            await asyncio.sleep(GATHER_S)
+            version, rows = await plane.run(record, False)
+            if version is not None:
+                break
     if version is None:
         raise NotFound(f"no captured picture {body.position} of request "
                        f"{body.request_id!r} for model {name!r} (capture keeps "
