@@ -33,8 +33,9 @@ ENTRYPOINT ["python", "-m", "training"]
 # The server, with the bundled models.
 FROM base AS server
 COPY models ./models
-# where captured uploads go when CNNLAB_CAPTURE_RATE > 0 (a volume in docker-compose.yml)
-RUN mkdir /app/captures && chown 10001 /app/captures
+# where captured uploads (CNNLAB_CAPTURE_RATE > 0) and the admin state go in
+# docker-compose.yml (volumes)
+RUN mkdir /app/captures /app/state && chown 10001 /app/captures /app/state
 USER 10001
 EXPOSE 8000 8500
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \

@@ -4,12 +4,19 @@ PostgreSQL by URL for several replicas. The same statements run on both.
 
 A row is one uploaded picture as served: its original bytes, the picture the model saw
 (PNG), the model, version, predicted class, confidence, out-of-distribution score and
-verdict where the version has them, the request id and the time; ``label`` is filled in
-by feedback.
+verdict where the version has them, the prediction's id (unique with the picture's place
+in its request) and the time; ``label`` is filled in by feedback.
+
+The schema is versioned with Alembic (``cnnlab/migrations``): a store is brought to the
+newest revision when it is opened, under a lock, so workers and replicas starting together
+migrate it once. ``captures`` below is that newest schema.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -18,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Engine
 
 STARTUP_WAIT_S = 10.0  # how long a worker waits for another's switch to write-ahead logging
@@ -25,7 +35,7 @@ metadata = sa.MetaData()
 captures = sa.Table(
     "captures", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("prediction_id", sa.String(64), nullable=False),
     sa.Column("position", sa.Integer, nullable=False),  # the picture's place in its request
     sa.Column("created", sa.Float, nullable=False),     # Unix time
     sa.Column("model", sa.String(128), nullable=False),
@@ -38,17 +48,21 @@ captures = sa.Table(
     sa.Column("seen_png", sa.LargeBinary, nullable=False),
     sa.Column("label", sa.Integer),                      # the true class, from feedback
     sa.Column("labelled", sa.Float),
-    sa.Index("ix_captures_request", "request_id", "position"),
+    sa.Index("ux_captures_prediction", "prediction_id", "position", unique=True),
     sa.Index("ix_captures_model", "model", "version"),
     sa.Index("ix_captures_created", "created"),
+    sa.Index("ix_captures_model_label", "model", "label"),
 )
+MIGRATIONS = "cnnlab:migrations"
+FIRST_REVISION = "0001"  # the schema stores made before migrations existed have
+MIGRATION_LOCK = 0x636E6E6C  # PostgreSQL advisory lock key ("cnnl")
 
 
 @dataclass(frozen=True)
 class Capture:
     """One picture to store (``seen_png`` encoded by the writer, off the request path)."""
 
-    request_id: str
+    prediction_id: str
     position: int
     created: float
     model: str
@@ -106,14 +120,40 @@ def _write_ahead_log(cursor: Any) -> None:
             time.sleep(0.05)
 
 
-def _create_tables(engine: Engine) -> None:
-    """The tables, unless they exist. Two workers starting together may both find them
-    missing; the second's CREATE then fails (SQLite: "already exists", PostgreSQL: a
-    duplicate type), and a second look finds the first's."""
+def upgrade(engine: Engine) -> None:
+    """Bring the store to the newest schema revision. A store made before migrations
+    existed (its table, no revision) is first marked as the first revision. One process
+    at a time: a file lock beside a SQLite file, an advisory lock on PostgreSQL."""
+    with _migration_lock(engine), engine.begin() as db:
+        if engine.dialect.name == "postgresql":
+            db.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        config = Config()
+        config.set_main_option("script_location", MIGRATIONS)
+        config.attributes["connection"] = db
+        tables = sa.inspect(db).get_table_names()
+        if "captures" in tables and "alembic_version" not in tables:
+            command.stamp(config, FIRST_REVISION)
+        command.upgrade(config, "head")
+
+
+def revision(engine: Engine) -> str | None:
+    """The store's schema revision (None: not made yet)."""
+    with engine.connect() as db:
+        return MigrationContext.configure(db).get_current_revision()
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:":
+        yield
+        return
+    fd = os.open(f"{path}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        metadata.create_all(engine)
-    except sa.exc.DBAPIError:
-        metadata.create_all(engine)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 class CaptureStore:
@@ -124,7 +164,7 @@ class CaptureStore:
         self.engine: Engine = sa.create_engine(url, pool_pre_ping=True)
         if self.sqlite_file:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        _create_tables(self.engine)
+        upgrade(self.engine)
 
     @property
     def sqlite_file(self) -> bool:
@@ -140,23 +180,35 @@ class CaptureStore:
                 db.execute(captures.insert(), [vars(r) for r in rows])
 
     def prune(self, max_rows: int, max_age_s: float | None) -> int:
-        """Delete what the retention bounds leave out (the oldest first); rows deleted."""
+        """Apply the retention bounds; rows deleted. Pictures older than ``max_age_s`` go,
+        labelled or not (what users sent is kept no longer than that); beyond
+        ``max_rows`` pictures of one model, its unlabelled ones go first, oldest first, and
+        its labelled ones (training data) only when no unlabelled one is left."""
+        c = captures.c
         deleted = 0
         with self.engine.begin() as db:
             if max_age_s is not None:
                 deleted += db.execute(captures.delete().where(
-                    captures.c.created < time.time() - max_age_s)).rowcount
-            count = db.execute(sa.select(sa.func.count()).select_from(captures)).scalar_one()
-            if count > max_rows:
-                cutoff = db.execute(sa.select(captures.c.id).order_by(captures.c.id.desc())
-                                    .offset(max_rows).limit(1)).scalar_one()
-                deleted += db.execute(captures.delete().where(captures.c.id <= cutoff)).rowcount
+                    c.created < time.time() - max_age_s)).rowcount
+            counts = db.execute(sa.select(c.model, sa.func.count()).group_by(c.model)).all()
+            for model, count in counts:
+                for labelled in (False, True):
+                    excess = count - max_rows
+                    if excess <= 0:
+                        break
+                    kind = c.label.is_not(None) if labelled else c.label.is_(None)
+                    oldest = (sa.select(c.id).where(c.model == model, kind)
+                              .order_by(c.id).limit(excess).scalar_subquery())
+                    gone = db.execute(captures.delete().where(c.id.in_(oldest))).rowcount
+                    deleted += gone
+                    count -= gone
         return deleted
 
-    def label(self, model: str, request_id: str, position: int, label: int) -> int | None:
-        """Record the true class of a captured picture; its version, or None when no such
-        capture exists."""
-        where = sa.and_(captures.c.model == model, captures.c.request_id == request_id,
+    def label(self, model: str, prediction_id: str, position: int,
+              label: int) -> int | None:
+        """Record the true class of one captured picture (the key is unique); its version,
+        or None when no such capture exists."""
+        where = sa.and_(captures.c.model == model, captures.c.prediction_id == prediction_id,
                         captures.c.position == position)
         with self.engine.begin() as db:
             version = db.execute(sa.select(captures.c.version).where(where)).scalar()

@@ -11,6 +11,8 @@ import re
 from pathlib import Path
 
 METADATA_FILE = "metadata.json"
+# what the service's admin routes set, beside the models (not a model: only directories are)
+ADMIN_STATE_FILE = "admin-state.json"
 SAVED_MODEL_FILE = "saved_model.pb"
 # Model names become URL path segments and directory names: keep them boring.
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

@@ -1,5 +1,10 @@
 """``python -m service``: serve on the configured host and port with ``CNNLAB_WORKERS``
-worker processes (``service.runtime.workers``)."""
+worker processes (``service.runtime.workers``).
+
+``python -m service migrate``: bring the capture store (``CNNLAB_CAPTURE_URL``, or the
+SQLite file in ``CNNLAB_CAPTURE_DIR``) to the newest schema and say its revision; the
+service does the same when it opens the store, so this is for a deployment that migrates
+before it rolls out."""
 
 from __future__ import annotations
 
@@ -13,7 +18,20 @@ from service.runtime import logs, workers
 from service.runtime.settings import MAX_AUTO_WORKERS, get_settings
 
 
+def migrate() -> None:
+    from cnnlab.captures import CaptureStore, revision
+
+    store = CaptureStore(get_settings().capture_store_url())  # (opening it migrates it)
+    print(f"capture store at revision {revision(store.engine)}")
+    store.close()
+
+
 def main() -> None:
+    if sys.argv[1:] == ["migrate"]:
+        migrate()
+        return
+    if sys.argv[1:]:
+        sys.exit("usage: python -m service [migrate]")
     settings = get_settings()
     logs.configure(settings.log_level, settings.log_format)
     logging.getLogger("cnnlab").info(

@@ -38,14 +38,15 @@ from service.api.middleware import RequestContextMiddleware
 from service.api.routing import LeanDispatch
 from service.api.schemas import ERRORS
 from service.capture.writer import CaptureWriter
+from service.dataplane.memory import BodyMemory
 from service.dataplane.plane import DataPlane
 from service.grpc import server as grpc
-from service.runtime import logs, tracing
+from service.runtime import drain, logs, tracing
 from service.runtime.heap import freeze_heap
 from service.runtime.metrics import Metrics
 from service.runtime.settings import Settings, get_settings
 from service.runtime.tuning import tune_process
-from service.runtime.workers import pool_dir, pool_metrics_dir, pool_state_file
+from service.runtime.workers import pool_dir, pool_metrics_dir
 from service.serving.admin_state import StateFile
 from service.serving.repository import ModelRepository
 
@@ -76,7 +77,8 @@ def with_plumbing(app: ASGIApp, api: FastAPI, settings: Settings) -> ASGIApp:
                              allow_methods=["GET", "POST", "PUT"], allow_headers=["*"])
     return RequestContextMiddleware(app, metrics=api.state.metrics,
                                     max_body_bytes=settings.max_upload_bytes,
-                                    max_body_memory=settings.max_body_memory_bytes)
+                                    bodies=api.state.bodies,
+                                    request_timeout_s=settings.request_timeout_s)
 
 
 def capture_writer(settings: Settings, metrics: Metrics) -> CaptureWriter | None:
@@ -87,7 +89,7 @@ def capture_writer(settings: Settings, metrics: Metrics) -> CaptureWriter | None
     log.info("capturing %.0f%% of upload requests into %s", 100 * settings.capture_rate,
              store.engine.url.render_as_string(hide_password=True))
     max_age = settings.capture_max_days * 86400 if settings.capture_max_days else None
-    return CaptureWriter(store, settings.capture_rate, settings.capture_queue,
+    return CaptureWriter(store, settings.capture_rate, settings.capture_queue_bytes,
                          settings.capture_max_rows, max_age,
                          on_written=metrics.captured.inc, on_dropped=metrics.capture_dropped.inc)
 
@@ -95,28 +97,31 @@ def capture_writer(settings: Settings, metrics: Metrics) -> CaptureWriter | None
 def create_api(settings: Settings) -> FastAPI:
     """The FastAPI application: routes, error handlers, and the repository's lifespan."""
     metrics = Metrics()
+    bodies = BodyMemory(settings.max_body_memory_bytes)  # HTTP bodies and gRPC messages
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         device = tune_process(settings)
         freeze_heap()
-        repo = ModelRepository(settings, metrics, device, StateFile(pool_state_file(settings)),
+        repo = ModelRepository(settings, metrics, device, StateFile(settings.admin_state_path()),
                                pool_metrics_dir(settings))
-        plane = DataPlane(repo, settings, capture_writer(settings, metrics))
+        plane = DataPlane(repo, settings, capture_writer(settings, metrics), bodies)
         app.state.plane = plane
         await repo.start()  # load + warm every model before taking traffic
         # FastAPI builds its routes' request models and the OpenAPI document lazily, on the
         # event loop, at the first request that needs them: build both before traffic
         app.openapi()
         grpc_server = await grpc.start(plane) if settings.grpc_port else None
+        if grpc_server is not None:  # drained with HTTP, in the same grace period
+            drain.on_shutdown(lambda grace_s: grpc_server.stop(grace=grace_s))
         worker = f" (worker {os.getpid()} of {settings.workers})" if pool_dir(settings) else ""
         log.info("serving %s from %s%s", ", ".join(sorted(repo.models)) or "no models",
                  repo.root, worker)
         try:
             yield
         finally:
-            if grpc_server is not None:
-                await grpc_server.stop(grace=5)
+            if grpc_server is not None:  # (already stopped when the worker drained)
+                await grpc_server.stop(grace=settings.shutdown_grace_s)
             await repo.stop()
             plane.close()
 
@@ -132,6 +137,7 @@ def create_api(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.bodies = bodies
     errors.install(app)
 
     protected = [Depends(require_api_key), Depends(known_query)]

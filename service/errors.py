@@ -67,6 +67,11 @@ class Overloaded(ServiceError):
     retry_after_s = 1
 
 
+class MemoryFull(Overloaded):
+    """The worker holds as many bytes of requests as its budget allows now; retry. (gRPC
+    says RESOURCE_EXHAUSTED, as for its other message limits.)"""
+
+
 class TimedOut(ServiceError):
     """The work did not finish within the request timeout."""
 

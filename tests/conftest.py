@@ -89,11 +89,19 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'c.db'}"
     url: str = request.getfixturevalue("postgres_url")
+    empty_store(url)
+    return url
+
+
+def empty_store(url: str) -> None:
+    """Drop the capture store's tables and its schema revision."""
     import sqlalchemy as sa
 
     from cnnlab.captures import metadata
 
     engine = sa.create_engine(url)
     metadata.drop_all(engine)
+    with engine.begin() as db:
+        db.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+        db.execute(sa.text("DROP TABLE IF EXISTS captures"))  # (a first-revision one)
     engine.dispose()
-    return url

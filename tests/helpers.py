@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
 BUNDLED_MODELS = ROOT / "models"
+MIB = 1024 * 1024
 
 
 def tiny_keras_model(seed: int = 0, filters: int = 4):  # type: ignore[no-untyped-def]
@@ -115,8 +116,10 @@ def run_server(models_dir: Path, tmp: Path, wait_ready: bool = True, app: str | 
     """Start ``python -m service`` (or uvicorn with the factory ``app``) on a loopback port
     (free unless ``port`` is given); SIGTERM it afterwards. Other keyword arguments become
     ``CNNLAB_<NAME>`` settings; one worker process unless ``workers`` is given (the
-    default, auto, depends on the host)."""
+    default, auto, depends on the host). The admin state is kept in ``tmp`` unless
+    ``admin_state_file`` is given, so no test leaves one in a shared models directory."""
     port = int(env.pop("port")) if "port" in env else free_port()
+    env.setdefault("admin_state_file", str(tmp / f"admin-state-{port}.json"))
     full_env = {**os.environ, "CNNLAB_MODELS_DIR": str(models_dir), "CNNLAB_PORT": str(port),
                 "CNNLAB_HOST": "127.0.0.1", "CNNLAB_POLL_INTERVAL_S": "0", "CNNLAB_WORKERS": "1",
                 "CNNLAB_GRPC_PORT": "0",
@@ -153,6 +156,39 @@ def run_server(models_dir: Path, tmp: Path, wait_ready: bool = True, app: str | 
                 proc.kill()
 
 
+def peak_rss(server: Server) -> int:
+    """The worker's peak resident memory (VmHWM), in bytes."""
+    status = Path(f"/proc/{server.proc.pid}/status").read_text()
+    line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
+
+
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(server: Server, loop_thread_only: bool = False) -> float:
+    """CPU time (user + system) the worker has used: all its threads, or only the main
+    thread's, which runs the event loop."""
+    pid = server.proc.pid
+    stat = Path(f"/proc/{pid}/task/{pid}/stat" if loop_thread_only else f"/proc/{pid}/stat")
+    fields = stat.read_text().rsplit(")", 1)[1].split()  # after the command's name
+    return (int(fields[11]) + int(fields[12])) / TICKS_PER_S  # utime + stime
+
+
+# what refusing may cost at most; serving the smallest over-budget request costs far more
+REFUSAL_CPU_S = 0.05
+
+
+def refused_quickly(server: Server, send: Callable[[], tuple[int | str, str]],
+                    status: int | str, needle: str) -> None:
+    before, cpu_before = peak_rss(server), cpu_seconds(server)
+    got, message = send()
+    spent = cpu_seconds(server) - cpu_before
+    assert (got, needle in message) == (status, True), message
+    assert spent < REFUSAL_CPU_S, f"refusing cost {spent:.2f} CPU seconds"
+    assert peak_rss(server) - before < 100 * MIB
+
+
 def png(img: np.ndarray) -> bytes:
     ok, buf = cv2.imencode(".png", img)
     assert ok
@@ -165,3 +201,15 @@ def fixture_images(kind: str) -> list[tuple[int, bytes]]:
     for path in sorted((FIXTURES / kind).glob("*.png")):
         out.append((int(path.name.split("_")[0]), path.read_bytes()))
     return out
+
+
+def progressive_jpeg(img: np.ndarray, scans: int) -> bytes:
+    """``img`` as a progressive JPEG of ``scans`` scans: the encoder's own, then its last
+    scan repeated (each copy refines every pixel again, as a hostile file's would)."""
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
+    assert ok
+    jpeg = buf.tobytes()
+    have = jpeg.count(b"\xff\xda")
+    assert scans >= have, f"the encoder already writes {have} scans"
+    last, end = jpeg.rfind(b"\xff\xda"), jpeg.rfind(b"\xff\xd9")
+    return jpeg[:end] + jpeg[last:end] * (scans - have) + jpeg[end:]

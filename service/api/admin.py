@@ -21,7 +21,8 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(requir
 async def reload_all(repo: Repo) -> ModelList:
     """Rescan the whole repository now (as the poller would), in every worker."""
     await repo.administer(AdminState.rescan)
-    return ModelList(models=[ModelSummary.of(repo, n) for n in sorted(repo.models)])
+    return ModelList(models=[ModelSummary.of(repo, n) for n in sorted(repo.models)],
+                     admin_generation=repo.admin.generation)
 
 
 @router.post("/models/{name}/reload", response_model=ModelSummary)

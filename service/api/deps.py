@@ -116,6 +116,10 @@ async def known_query(request: Request) -> None:
         check_query(request.query_params.keys(), query_names(route))
 
 
+# the header that carries a prediction's id (``DataPlane``'s, for feedback and logs)
+PREDICTION_ID = "X-Prediction-ID"
+
+
 def tag_request(request: Request, model: str, version: int | str) -> None:
     """Label this request's metrics and access-log line with the model version."""
     request.state.model = model

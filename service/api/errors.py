@@ -31,6 +31,7 @@ HTTP_STATUS: dict[type[domain.ServiceError], int] = {
     domain.Unprocessable: 422,
     domain.NotReady: 503,
     domain.Overloaded: 503,
+    domain.MemoryFull: 503,
     domain.TimedOut: 503,
 }
 
@@ -59,6 +60,13 @@ def validation_message(errors: Sequence[Any], prefix: tuple[str, ...] = ()) -> s
     return "; ".join(parts) or "invalid request"
 
 
+def body_refused(exc: BodyRefused) -> JSONResponse:
+    """A body the worker would not take: too large (413), or no room for it now (503,
+    retry in a moment); the connection is closed, since the rest of the body is unread."""
+    retry = {"Retry-After": "1"} if exc.status == 503 else {}
+    return error_response(exc.status, str(exc), {"Connection": "close", **retry})
+
+
 def install(app: FastAPI) -> None:
     """Register handlers so no route ever answers with another error shape or a traceback."""
 
@@ -68,7 +76,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(BodyRefused)
     async def _body_refused(_: Request, exc: BodyRefused) -> JSONResponse:
-        return error_response(exc.status, str(exc), {"Connection": "close"})
+        return body_refused(exc)
 
     @app.exception_handler(ClientDisconnect)
     async def _gone(_: Request, exc: ClientDisconnect) -> JSONResponse:

@@ -7,7 +7,7 @@ import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, Field, ValidationError
 
 from cnnlab.captures import VersionFeedback
 from service.api.deps import Plane
@@ -20,24 +20,27 @@ from service.runtime.metrics import Metrics
 
 router = APIRouter(prefix="/api/models", tags=["feedback"])
 
-# How many writer intervals (GATHER_S each) feedback on a request this worker did not
+# How many writer intervals (GATHER_S each) feedback on a prediction this worker did not
 # capture waits for another worker (or replica) sharing the store to write it
 OTHERS_WRITE_INTERVALS = 4
 
 
 class FeedbackBody(BaseModel):
-    request_id: Annotated[str, Field(min_length=1, max_length=64, description="the "
-                                     "X-Request-ID of the prediction's answer")]
+    prediction_id: Annotated[str, Field(
+        min_length=1, max_length=64,
+        validation_alias=AliasChoices("prediction_id", "request_id"),
+        description="the prediction's id: its answer's X-Prediction-ID header (or "
+        "prediction_id field); request_id is taken as another name for it")]
     label: str | int = Field(description="the true class: its label (e.g. \"7\", "
                              "\"Ankle boot\") or its index")
-    position: int = Field(default=0, ge=0, description="which picture of the request "
-                          "(0: the first)")
+    position: int = Field(default=0, ge=0, lt=2**31, description="which picture of the "
+                          "request (0: the first)")
 
 
 class FeedbackTaken(BaseModel):
     model: str
     version: int
-    request_id: str
+    prediction_id: str
     position: int
     class_index: int
     label: str
@@ -117,8 +120,8 @@ async def _feedback_body(request: Request) -> FeedbackBody:
 @router.post("/{name}/feedback", response_model=FeedbackTaken, responses=ERRORS,
              openapi_extra=FEEDBACK_BODY)
 async def give_feedback(request: Request, plane: Plane, name: str) -> FeedbackTaken:
-    """Tell the service the true class of a captured picture (by the request id of its
-    prediction); 404 when that request was not captured (capture keeps a sample)."""
+    """Tell the service the true class of a captured picture (by its prediction's id);
+    404 when that prediction was not captured (capture keeps a sample)."""
     body = await _feedback_body(request)
     writer = _writer(plane)
     store = writer.store
@@ -126,9 +129,9 @@ async def give_feedback(request: Request, plane: Plane, name: str) -> FeedbackTa
     index = class_index(body.label, names)
 
     def record(flush: bool) -> tuple[int | None, list[VersionFeedback]]:
-        version = store.label(name, body.request_id, body.position, index)
+        version = store.label(name, body.prediction_id, body.position, index)
         if version is None and flush and writer.flush():  # this worker's, not written yet
-            version = store.label(name, body.request_id, body.position, index)
+            version = store.label(name, body.prediction_id, body.position, index)
         return version, store.feedback(name, len(names)) if version is not None else []
 
     version, rows = await plane.run(record, True)
@@ -141,11 +144,11 @@ async def give_feedback(request: Request, plane: Plane, name: str) -> FeedbackTa
             if version is not None:
                 break
     if version is None:
-        raise NotFound(f"no captured picture {body.position} of request "
-                       f"{body.request_id!r} for model {name!r} (capture keeps "
+        raise NotFound(f"no captured picture {body.position} of prediction "
+                       f"{body.prediction_id!r} for model {name!r} (capture keeps "
                        f"{plane.settings.capture_rate:.0%} of upload requests)")
     _gauges(request.app.state.metrics, name, rows)
-    return FeedbackTaken(model=name, version=version, request_id=body.request_id,
+    return FeedbackTaken(model=name, version=version, prediction_id=body.prediction_id,
                          position=body.position, class_index=index, label=names[index])
 
 

@@ -243,6 +243,7 @@ async def compare(
         if sa.info.input.shape != sb.info.input.shape:
             raise Unprocessable(f"inputs differ: {sa.info.input.shape} vs "
                                 f"{sb.info.input.shape}")
+        plane.check_inputs(sa, [pictures, pictures])  # decoded once for each side
         sides = []
         acts = []
         for sv in (sa, sb):

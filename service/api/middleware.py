@@ -13,7 +13,9 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.runtime import drain, tracing
+from service.dataplane.memory import BodyMemory
+from service.errors import MemoryFull
+from service.runtime import deadline, drain, tracing
 from service.runtime.metrics import Metrics
 
 access_log = logging.getLogger("cnnlab.access")
@@ -56,13 +58,12 @@ class BodyRefused(Exception):
 
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int,
-                 max_body_memory: int) -> None:
+                 bodies: BodyMemory, request_timeout_s: float) -> None:
         self.app = app
+        self.request_timeout_s = request_timeout_s  # each request's one deadline
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
-        # bytes of request bodies this worker holds now (declared or received so far)
-        self.max_body_memory = max_body_memory
-        self.body_memory = 0
+        self.bodies = bodies  # the bytes of bodies (and gRPC messages) the worker holds
         # the labelled series, looked up once: prometheus-client's ``labels()`` checks and
         # converts every value and takes a lock on each call. Bounded as its own are.
         self._series: dict[tuple[str, ...], tuple[Any, Any]] = {}
@@ -109,28 +110,20 @@ class RequestContextMiddleware:
                                                f"exceeds the {limit}-byte limit", guards)
             self._record(scope, 413, started, rid)
             return 413
-        if size and self.body_memory + size > self.max_body_memory:
-            await self._reject(send, rid, 503, "this worker holds too many request bodies "
-                               f"now ({self.body_memory} bytes); retry", guards, retry=True)
-            self._record(scope, 503, started, rid)
-            return 503
-        held = size  # this request's share of body_memory
-        self.body_memory += held
-        received = 0
+        held = 0  # this request's bytes in the body budget: those received so far
 
         async def capped_receive() -> Message:
-            nonlocal received, held
+            nonlocal held
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
+                chunk = len(message.get("body", b""))
+                if held + chunk > limit:
                     raise BodyRefused(413, f"request body exceeds the {limit}-byte limit")
-                if received > held:  # a body without Content-Length
-                    self.body_memory += received - held
-                    held = received
-                    if self.body_memory > self.max_body_memory:
-                        raise BodyRefused(503, "this worker holds too many request bodies "
-                                               "now; retry")
+                try:
+                    self.bodies.take(chunk)
+                except MemoryFull as exc:
+                    raise BodyRefused(503, exc.message) from None
+                held += chunk
             return message
 
         async def send_wrapper(message: Message) -> None:
@@ -149,9 +142,10 @@ class RequestContextMiddleware:
         try:
             # (a body over the cap raises BodyRefused inside the app; the lean dispatch and
             # FastAPI's handler answer it, as they answer every error, in the JSON shape)
-            await self.app(scope, capped_receive, send_wrapper)
+            with deadline.started(self.request_timeout_s):
+                await self.app(scope, capped_receive, send_wrapper)
         finally:
-            self.body_memory -= held
+            self.bodies.give(held)
             self._record(scope, status, started, rid)
         return status
 

@@ -13,7 +13,8 @@ router = APIRouter(prefix="/api/models", tags=["models"])
 @router.get("", response_model=ModelList)
 async def list_models(repo: Repo) -> ModelList:
     """Every model in the repository with its versions' states."""
-    return ModelList(models=[ModelSummary.of(repo, n) for n in sorted(repo.models)])
+    return ModelList(models=[ModelSummary.of(repo, n) for n in sorted(repo.models)],
+                     admin_generation=repo.admin.generation)
 
 
 @router.get("/{name}", response_model=ModelSummary, responses=ERRORS)

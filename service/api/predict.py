@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import Field
 
-from service.api.deps import plane_of, settings_of, tag_request
+from service.api.deps import PREDICTION_ID, plane_of, settings_of, tag_request
 from service.api.routing import hot_post
 from service.api.schemas import ERRORS, UPLOAD_BODY, ImageQuery, PredictResponse
 from service.api.uploads import read_uploads
@@ -39,13 +39,13 @@ async def predict(request: Request, name: str,
     uploads = await read_uploads(request, settings_of(request))
     result = await plane_of(request).classify(
         ModelRef(name, params.version, params.label),
-        Pictures([u.data for u in uploads], params.invert, params.center),
-        request.state.request_id)
+        Pictures([u.data for u in uploads], params.invert, params.center))
     tag_request(request, result.model, result.version)
     filenames = [u.filename for u in uploads]
     with tracing.stage("encode"):
         body = orjson.dumps(_body(result, filenames, params))
-    return Response(body, media_type="application/json")
+    return Response(body, media_type="application/json",
+                    headers={PREDICTION_ID: result.prediction_id})
 
 
 def top_k(values: list[float], class_names: list[str], k: int) -> list[dict[str, Any]]:
@@ -63,7 +63,8 @@ def _body(result: Classified, filenames: list[str | None],
     scores = result.ood_score.tolist() if result.ood_score is not None else [None] * n
     inside = (result.in_distribution.tolist() if result.in_distribution is not None
               else [None] * n)
-    return {"model": result.model, "version": result.version, "predictions": [
+    return {"model": result.model, "version": result.version,
+            "prediction_id": result.prediction_id, "predictions": [
         {
             "filename": filename,
             "top_k": top_k(row, result.class_names, k),

@@ -26,7 +26,7 @@ from starlette.types import Receive, Scope, Send
 
 from service.api.deps import check_query, model_query_names, require_api_key, settings_of
 from service.api.errors import (
-    error_response,
+    body_refused,
     internal_error,
     service_error_response,
     validation_message,
@@ -109,7 +109,7 @@ class LeanDispatch:
         except ServiceError as exc:
             response = service_error_response(exc)
         except BodyRefused as exc:
-            response = error_response(exc.status, str(exc), {"Connection": "close"})
+            response = body_refused(exc)
         except ClientDisconnect:
             return  # nobody to answer
         except Exception:  # what FastAPI's handler does for its routes

@@ -87,6 +87,8 @@ class ImagePrediction(BaseModel):
 class PredictResponse(BaseModel):
     model: str
     version: int
+    prediction_id: str = Field(description="this prediction's own id (also the "
+                               "X-Prediction-ID header): give it with feedback")
     predictions: list[ImagePrediction]
 
 
@@ -136,6 +138,10 @@ class ModelSummary(BaseModel):
                                    "15 confidence bins, on the test set")
     calibration: Calibration | None = None
     ood: OodScore | None = None
+    admin_generation: int = Field(
+        default=0, description="the generation of the admin state (labels, unloads) the "
+        "answering worker serves: every replica on the same model repository converges to "
+        "the newest within a moment of its writing")
 
     @classmethod
     def of(cls, repo: ModelRepository, name: str) -> ModelSummary:
@@ -155,11 +161,15 @@ class ModelSummary(BaseModel):
             test_ece=latest.info.metadata.get("test_ece") if latest else None,
             calibration=latest.info.metadata.get("calibration") if latest else None,
             ood=latest.info.metadata.get("ood") if latest else None,
+            admin_generation=repo.admin.generation,
         )
 
 
 class ModelList(BaseModel):
     models: list[ModelSummary]
+    admin_generation: int = Field(
+        default=0, description="the generation of the admin state the answering worker "
+        "serves (after an admin change: the one it wrote)")
 
 
 class LabelBody(BaseModel):

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.api.deps import Plane, plane_of, tag_request
+from service.api.deps import PREDICTION_ID, Plane, plane_of, tag_request
 from service.api.routing import NoQuery, hot_post
 from service.dataplane.classes import ranked
 from service.dataplane.examples import Feature
@@ -200,7 +200,7 @@ def _request(body: object, ref: ModelRef, input_name: str) -> InferRequest:
     if not isinstance(values, list):
         raise InvalidInput("'instances' must be a list, one entry per image")
     return InferRequest(ref, _instances(values, input_name) if values else [], signature,
-                        tuple(wanted))
+                        tuple(wanted), json_answer=True)
 
 
 async def _predict(request: Request, ref: ModelRef) -> Response:
@@ -221,7 +221,8 @@ async def _predict(request: Request, ref: ModelRef) -> Response:
         answer = {"outputs": out}
     size = sum(v.size for v in out.values())
     return Response(await plane.encode(size, render.json_bytes, answer),
-                    media_type="application/json")
+                    media_type="application/json",
+                    headers={PREDICTION_ID: result.prediction_id})
 
 
 verb("predict", _predict, "Predict: ``instances`` (rows) or ``inputs`` (columns).")
@@ -259,7 +260,8 @@ async def _classify(request: Request, ref: ModelRef) -> Response:
     answer = {"result": [ranked(p.tolist(), scored.class_names)
                          for p in scored.probabilities]}
     return Response(await plane.encode(scored.probabilities.size, render.json_bytes, answer),
-                    media_type="application/json")
+                    media_type="application/json",
+                    headers={PREDICTION_ID: scored.prediction_id})
 
 
 verb("classify", _classify, "Class labels and scores, best first, for ``examples``: each "

@@ -15,7 +15,7 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from service.api.deps import Plane, Repo, plane_of, require_admin, tag_request
+from service.api.deps import PREDICTION_ID, Plane, Repo, plane_of, require_admin, tag_request
 from service.api.routing import NoQuery, hot_post
 from service.api.schemas import ModelReady
 from service.dataplane.plane import DataPlane, VersionStats
@@ -134,7 +134,7 @@ def _split_body(header_len: str | None, raw: bytes) -> tuple[bytes, memoryview]:
     """The JSON part and the binary part (binary tensor data extension) of a body."""
     if header_len is None:
         return raw, memoryview(b"")
-    if not header_len.isdigit() or int(header_len) > len(raw):
+    if not (header_len.isascii() and header_len.isdigit()) or int(header_len) > len(raw):
         raise InvalidInput(f"{HEADER_LENGTH} {header_len!r} does not fit the body "
                            f"of {len(raw)} bytes")
     return raw[:int(header_len)], memoryview(raw)[int(header_len):]
@@ -175,7 +175,8 @@ def _request(body: object, binary: memoryview, ref: ModelRef) -> InferRequest:
     counts = {o["name"]: oip.class_count(o.get("parameters"), f"output {o['name']!r}")
               for o in requested}
     return InferRequest(ref, inputs, outputs=tuple(o["name"] for o in requested),
-                        class_counts={k: v for k, v in counts.items() if v is not None})
+                        class_counts={k: v for k, v in counts.items() if v is not None},
+                        json_answer=not _wants_binary(body))
 
 
 def _wants_binary(body: dict[str, Any]) -> bool:
@@ -197,8 +198,8 @@ async def _infer(request: Request, ref: ModelRef) -> Response:
     assert isinstance(body, dict)  # (checked by _request)
     answer: dict[str, Any] = {"model_name": result.model, "model_version": str(result.version),
                               "outputs": []}
-    if "id" in body:
-        answer["id"] = body["id"]
+    # the client's id when it gave one (the protocol echoes it), else the prediction's
+    answer["id"] = body.get("id", result.prediction_id)
     blobs = []
     for key, value in result.outputs.items():
         value = value.astype(np.float32, copy=False) if value.dtype == np.float64 else value
@@ -213,10 +214,11 @@ async def _infer(request: Request, ref: ModelRef) -> Response:
             out["data"] = value.ravel()
         answer["outputs"].append(out)
     header = orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
+    ids = {PREDICTION_ID: result.prediction_id}
     if not blobs:
-        return Response(header, media_type="application/json")
+        return Response(header, media_type="application/json", headers=ids)
     return Response(header + b"".join(blobs), media_type="application/octet-stream",
-                    headers={"Inference-Header-Content-Length": str(len(header))})
+                    headers={**ids, "Inference-Header-Content-Length": str(len(header))})
 
 
 @hot_post(router, "/models/{name}/infer")

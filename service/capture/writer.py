@@ -1,12 +1,12 @@
 """Capture off the request path: a request samples its pictures and hands them to a
-bounded queue (no I/O, no encoding); one thread per worker encodes the pictures the model
-saw as PNG and writes them to the store in batches, and applies the retention bounds.
-When the store is slow and the queue is full, pictures are dropped and counted: capture
-never slows or fails a prediction."""
+queue bounded in bytes (no I/O, no encoding); one thread per worker encodes the pictures
+the model saw as PNG and writes them to the store in batches, and applies the retention
+bounds. When the store is slow and the queue holds its bytes, pictures are dropped and
+counted: capture never slows or fails a prediction, and never holds more than its bytes
+(each picture keeps its whole upload, up to the body limit)."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import random
@@ -38,16 +38,23 @@ class Served:
     row: Capture                  # seen_png empty; created: when it was served
     seen: np.ndarray
 
+    @property
+    def size(self) -> int:
+        """Bytes it holds while queued."""
+        return len(self.row.original) + self.seen.nbytes
+
 
 class CaptureWriter:
-    def __init__(self, store: CaptureStore, rate: float, max_queue: int, max_rows: int,
+    def __init__(self, store: CaptureStore, rate: float, max_bytes: int, max_rows: int,
                  max_age_s: float | None, on_written: Callable[[int], None] | None = None,
                  on_dropped: Callable[[int], None] | None = None) -> None:
         self.store = store
         self.rate = rate
         self.max_rows = max_rows
         self.max_age_s = max_age_s
-        self._queue: queue.Queue[Served | None] = queue.Queue(max_queue)
+        self.max_bytes = max_bytes
+        self._queue: queue.Queue[Served | None] = queue.Queue()  # bounded by _held
+        self._held = 0  # bytes of the pictures queued and not yet written
         self._on_written = on_written
         self._on_dropped = on_dropped
         # pictures queued so far, and of them those written (or lost): flush() waits for
@@ -64,16 +71,19 @@ class CaptureWriter:
         return self.rate >= 1.0 or random.random() < self.rate
 
     def offer(self, items: Sequence[Served]) -> None:
-        """Queue ``items`` for the store, or drop (and count) what does not fit now."""
+        """Queue ``items`` for the store, or drop (and count) what does not fit in the
+        queue's bytes now."""
         for i, item in enumerate(items):
-            try:
-                self._queue.put_nowait(item)
-            except queue.Full:
+            with self._progress:
+                fits = self._held + item.size <= self.max_bytes
+                if fits:
+                    self._held += item.size
+                    self._queued += 1
+            if not fits:
                 if self._on_dropped:
                     self._on_dropped(len(items) - i)
                 return
-            with self._progress:
-                self._queued += 1
+            self._queue.put_nowait(item)
 
     def flush(self, timeout_s: float = 2.0) -> bool:
         """Write what is queued now without waiting for a batch to gather (feedback on a
@@ -87,9 +97,8 @@ class CaptureWriter:
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Write what is queued (within ``timeout_s``), then stop."""
-        with contextlib.suppress(queue.Full):  # a stuck store: stop waiting for it
-            self._queue.put(None, timeout=timeout_s)
-        self._thread.join(timeout_s)
+        self._queue.put(None)
+        self._thread.join(timeout_s)  # (a stuck store: stop waiting for it)
         self.store.close()
 
     def _run(self) -> None:
@@ -111,6 +120,7 @@ class CaptureWriter:
             self._write(batch)
             with self._progress:
                 self._settled += len(batch)
+                self._held -= sum(s.size for s in batch)
                 self._progress.notify_all()
             if time.monotonic() - pruned > PRUNE_EVERY_S:
                 pruned = time.monotonic()

@@ -15,9 +15,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
@@ -28,6 +29,7 @@ from service.capture.writer import CaptureWriter, Served
 from service.dataplane import budgets, tensors
 from service.dataplane.classes import top_classes
 from service.dataplane.examples import Feature, example_inputs
+from service.dataplane.memory import BodyMemory
 from service.dataplane.requests import (
     PREDICT_SIGNATURE,
     InferRequest,
@@ -50,6 +52,7 @@ from service.images.decode import decode
 from service.images.kernels import filter_image
 from service.images.operations import Operation, apply
 from service.images.preprocess import Prepared, PreprocessSpec, preprocess, stack
+from service.runtime import deadline
 from service.runtime.metrics import LAST_INFERENCE, version_totals
 from service.runtime.settings import Settings
 from service.serving import inspection
@@ -67,11 +70,18 @@ INLINE_BYTES = 64 * 1024
 APPLY_SIDE = 256  # learned filters are applied to a picture at most this long a side
 
 
+def new_prediction_id() -> str:
+    """A prediction's own id: 128 random bits (unique and unguessable: whoever holds it may
+    give feedback on the prediction), whatever the client's request id or trace."""
+    return secrets.token_hex(16)
+
+
 @dataclass(frozen=True)
 class InferResult:
     model: str
     version: int
     outputs: dict[str, np.ndarray]
+    prediction_id: str = field(default_factory=new_prediction_id)
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,7 @@ class Classified:
     probabilities: np.ndarray
     ood_score: np.ndarray | None = None        # [N] float32, larger = more unusual
     in_distribution: np.ndarray | None = None  # [N] bool, the score within the threshold
+    prediction_id: str = field(default_factory=new_prediction_id)
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,7 @@ class Scores:
     version: int
     class_names: list[str]
     probabilities: np.ndarray
+    prediction_id: str = field(default_factory=new_prediction_id)
 
 
 GRAD_CAM = "grad-cam"
@@ -137,12 +149,12 @@ class VersionStats:
     last_inference_ms: int  # Unix time of the last batch, in milliseconds (0: none yet)
 
 
-def served(result: Classified, blobs: Sequence[bytes], request_id: str) -> list[Served]:
-    """A classified request's pictures as capture keeps them."""
+def served(result: Classified, blobs: Sequence[bytes]) -> list[Served]:
+    """A classified request's pictures as capture keeps them, under its prediction id."""
     best = result.probabilities.argmax(axis=1)
     now = time.time()
     return [Served(Capture(
-        request_id, i, now, result.model, result.version, int(best[i]),
+        result.prediction_id, i, now, result.model, result.version, int(best[i]),
         float(result.probabilities[i, best[i]]),
         None if result.ood_score is None else float(result.ood_score[i]),
         None if result.in_distribution is None else bool(result.in_distribution[i]),
@@ -152,10 +164,13 @@ def served(result: Classified, blobs: Sequence[bytes], request_id: str) -> list[
 
 class DataPlane:
     def __init__(self, repo: ModelRepository, settings: Settings,
-                 capture: CaptureWriter | None = None) -> None:
+                 capture: CaptureWriter | None = None,
+                 bodies: BodyMemory | None = None) -> None:
         self.repo = repo
         self.settings = settings
         self.capture = capture
+        # the bytes of request bodies and gRPC messages this worker holds (one budget)
+        self.bodies = bodies or BodyMemory(settings.max_body_memory_bytes)
         timeout = settings.request_timeout_s
         self.compute = WorkPool("compute", settings.compute_threads, settings.compute_queue,
                                 timeout)
@@ -236,6 +251,13 @@ class DataPlane:
             if unknown:
                 raise InvalidInput(f"unknown output {unknown[0]!r}; signature "
                                    f"{request.signature!r} gives {sorted(produced)}")
+            if request.json_answer and request.inputs:  # known before anything is decoded
+                returned = request.outputs or self._default_outputs(sv, request.signature,
+                                                                    produced)
+                budgets.json_answer({k: produced[k] for k in returned},
+                                    budgets.request_images(request.inputs, sv.info.input,
+                                                           self.settings),
+                                    self.settings, "ask for fewer images or outputs")
             images = await self.model_input(sv, request.inputs)
             if request.signature == PREDICT_SIGNATURE:
                 outputs = await self.predict(sv, images)
@@ -298,8 +320,7 @@ class DataPlane:
                            out["probabilities"][np.arange(len(chosen)), chosen],
                            out[f"gradcam/{layer}"], out["saliency"], attributions)
 
-    async def classify(self, ref: ModelRef, pictures: Pictures,
-                       request_id: str | None = None) -> Classified:
+    async def classify(self, ref: ModelRef, pictures: Pictures) -> Classified:
         """Uploaded pictures -> probabilities, keeping how each was prepared; then, when
         capture samples the request, handed to the capture writer (never waited for)."""
         async with self.lease(ref) as sv:
@@ -308,13 +329,13 @@ class DataPlane:
         result = Classified(sv.name, sv.version, sv.info.class_names, prepared,
                             out[sv.info.output.name], out.get(OOD_SCORE),
                             out.get(IN_DISTRIBUTION))
-        if self.capture is not None and request_id and self.capture.sampled():
-            self.capture.offer(served(result, pictures.blobs, request_id))
+        if self.capture is not None and self.capture.sampled():
+            self.capture.offer(served(result, pictures.blobs))
         return result
 
     @staticmethod
     def _default_outputs(sv: ServedVersion, signature: str,
-                         outputs: Mapping[str, np.ndarray]) -> Sequence[str]:
+                         outputs: Mapping[str, object]) -> Sequence[str]:
         """What a client that names no outputs gets: every output of a signature, except
         that ``serving_default`` answers with its probabilities, as it always has; its OOD
         outputs come when asked for by name."""
@@ -333,37 +354,47 @@ class DataPlane:
         return outputs
 
     async def model_input(self, sv: ServedVersion, inputs: Sequence[Input]) -> np.ndarray:
-        """The parts of a batch -> ``sv``'s input ``[N,H,W,C]``, each within its budgets."""
+        """The parts of a batch -> ``sv``'s input ``[N,H,W,C]``: the whole request's budgets
+        first (every part together), then each part decoded in turn, within the request's
+        one deadline."""
         if not inputs:
             raise InvalidInput("the batch is empty: the request has no inputs")
-        parts = [await self.prepared_pixels(sv, p) if isinstance(p, Pictures)
-                 else await self._tensor(sv, p) for p in inputs]
-        batch = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        budgets.batch_size(len(batch), self.settings, "the request")
-        return batch
+        pixels = budgets.request_inputs(inputs, sv.info.input, self.settings)
+        parts = []
+        for part, part_pixels in zip(inputs, pixels, strict=True):
+            deadline.check()
+            parts.append(stack(await self._decode(sv, part, part_pixels))
+                         if isinstance(part, Pictures) else await self._tensor(sv, part))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     async def _tensor(self, sv: ServedVersion, tensor: Tensor) -> np.ndarray:
-        """A declared tensor -> ``sv``'s input: the declaration checked first (cheap), the
-        values read inline when few, else on the compute pool."""
+        """A declared tensor (its declaration already checked) -> ``sv``'s input: the values
+        read inline when few, else on the compute pool."""
         want = sv.info.input
-        if tensor.shape is not None:
-            tensors.declared_shape(tensor.shape, want.shape, f"input {tensor.name!r}",
-                                   self.settings)
-            count = math.prod(tensor.shape)
-        else:  # JSON rows: as many images as rows
-            count = len(tensor.data) * math.prod(want.shape[1:])
+        count = (math.prod(tensor.shape) if tensor.shape is not None
+                 else len(tensor.data) * math.prod(want.shape[1:]))  # JSON rows
         return await run_small_inline(self.compute, count, INLINE_PIXELS, tensors.model_input,
                                       tensor, want, self.settings)
+
+    def check_inputs(self, sv: ServedVersion, inputs: Sequence[Input]) -> None:
+        """The budgets of everything a request will decode for ``sv``, together (one
+        upload prepared for two versions counts twice)."""
+        budgets.request_inputs(inputs, sv.info.input, self.settings)
 
     async def prepared_pixels(self, sv: ServedVersion, pictures: Pictures) -> np.ndarray:
         return stack(await self.prepare(sv, pictures))
 
     async def prepare(self, sv: ServedVersion, pictures: Pictures) -> list[Prepared]:
-        """Encoded pictures -> ``sv``'s input: the pixel budget from their headers first,
-        then decode and preprocess (inline when small, else on the compute pool)."""
+        """Encoded pictures -> ``sv``'s input: the budgets from their headers first, then
+        decode and preprocess."""
+        [pixels] = budgets.request_inputs([pictures], sv.info.input, self.settings)
+        return await self._decode(sv, pictures, pixels)
+
+    async def _decode(self, sv: ServedVersion, pictures: Pictures,
+                      pixels: int) -> list[Prepared]:
+        """Pictures of ``pixels`` decoded pixels, within the budgets -> prepared inputs
+        (inline when few, else on the compute pool)."""
         spec = self._preprocess_spec(sv, pictures)
-        sizes = budgets.picture_sizes(pictures.blobs, self.settings)
-        pixels = sum(w * h for w, h in sizes)
         return await run_small_inline(self.compute, pixels, INLINE_PIXELS, preprocess,
                                       pictures.blobs, spec)
 
@@ -381,7 +412,10 @@ class DataPlane:
     async def predict(self, sv: ServedVersion, images: np.ndarray) -> Outputs:
         """``serving_default``'s outputs for ``images`` through the version's batcher."""
         assert sv.batcher is not None, "a served version always has a batcher"
-        timeout = self.settings.request_timeout_s
+        timeout = deadline.remaining(self.settings.request_timeout_s)
+        if timeout <= 0:
+            raise TimedOut(f"the request did not finish within "
+                           f"{self.settings.request_timeout_s} s")
         try:
             return await sv.batcher.submit(images, timeout)
         except QueueFull as exc:
@@ -391,7 +425,7 @@ class DataPlane:
             raise Overloaded(f"model {sv.name!r} version {sv.version} is unloading; "
                              "retry") from None
         except TimeoutError:
-            raise TimedOut(f"inference did not finish within {timeout} s") from None
+            raise TimedOut(f"inference did not finish within {timeout:.3g} s") from None
 
     async def call_signature(self, sv: ServedVersion, signature: str,
                              **inputs: np.ndarray) -> dict[str, np.ndarray]:

@@ -34,11 +34,13 @@ class Tensor:
 
 @dataclass(frozen=True)
 class Pictures:
-    """Encoded pictures (PNG, JPEG, ...) to classify as uploads are."""
+    """Encoded pictures (PNG, JPEG, ...) to classify as uploads are; ``name``: the model
+    input a face sent them as (None for uploads, which name none)."""
 
     blobs: Sequence[bytes]
     invert: Invert = "auto"
     center: bool | None = None           # None: on for digit models
+    name: str | None = None
 
 
 Input = Tensor | Pictures
@@ -49,10 +51,12 @@ class InferRequest:
     """One batch through one signature. ``inputs`` are consecutive parts of the batch (a
     TF Serving client may mix pixel rows and pictures); ``outputs`` picks the outputs to
     return (all when empty); ``class_counts`` turns an output into its best classes
-    (Triton's classification extension: output name -> how many)."""
+    (Triton's classification extension: output name -> how many); ``json_answer``: the face
+    writes the outputs as JSON numbers, so they must fit that budget."""
 
     model: ModelRef
     inputs: Sequence[Input]
     signature: str = PREDICT_SIGNATURE
     outputs: Sequence[str] = field(default_factory=tuple)
     class_counts: Mapping[str, int] = field(default_factory=dict)
+    json_answer: bool = False

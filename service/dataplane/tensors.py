@@ -34,7 +34,7 @@ def model_input(tensor: Tensor, want: TensorInfo, settings: Settings) -> np.ndar
         raise InvalidInput(f"{what}: unsupported datatype {tensor.dtype!r} (pixels are numbers)")
     if tensor.shape is None:  # nested JSON rows: already parsed, bounded by the body size
         return as_pixels(_nested(tensor.data, what), want.shape, what, settings)
-    shape = declared_shape(tensor.shape, want.shape, what, settings)
+    shape = budgets.declared_shape(tensor.shape, want.shape, what, settings)
     count = math.prod(shape)
     if isinstance(tensor.data, bytes | bytearray | memoryview):
         dtype = np.dtype(tensor.dtype).newbyteorder("<")
@@ -53,20 +53,6 @@ def model_input(tensor: Tensor, want: TensorInfo, settings: Settings) -> np.ndar
             raise InvalidInput(f"{what}: {values.size} values for shape {list(tensor.shape)} "
                                f"({count} expected)")
     return as_pixels(values.reshape(shape), want.shape, what, settings)
-
-
-def declared_shape(shape: tuple[int, ...], model: list[int], what: str,
-                   settings: Settings) -> tuple[int, ...]:
-    """A declared shape that fits the model's ``[N,H,W,C]`` (``[N,H,W]`` for one channel),
-    with 1..``max_instances`` images."""
-    h, w, c = model[1:]
-    fits = (len(shape) == 4 and tuple(shape[1:]) == (h, w, c)) or (
-        len(shape) == 3 and c == 1 and tuple(shape[1:]) == (h, w))
-    if not fits:
-        raise InvalidInput(f"{what}: shape {list(shape)} does not match the model input "
-                           f"[N,{h},{w},{c}]")
-    budgets.batch_size(shape[0], settings, what)
-    return shape
 
 
 def _pixel_bytes(data: object, count: int) -> np.ndarray | None:

@@ -4,9 +4,11 @@ image operations, inspection signatures, encoding big answers.
 A ``WorkPool`` runs a function on one of its threads, never on the event loop. It admits
 at most ``threads`` tasks at once and ``queue`` more waiting; one more is refused at once
 (``Overloaded``: 503 + Retry-After, as the batcher refuses predictions). A task's wait and
-run together get the request timeout (``TimedOut``); a task that times out keeps its thread
-until it ends (a thread cannot be stopped), so its slot is freed only then and the pool
-never runs more than ``threads`` tasks.
+run together get what is left of its request's deadline (``service.dataplane.deadline``;
+the request timeout when none was started): ``TimedOut``. A thread cannot be stopped, so a
+task that times out keeps its thread until it ends (its slot is freed only then and the
+pool never runs more than ``threads`` tasks); work that loops over pictures checks the
+deadline between them, so it ends soon after.
 
 The pool's threads run at a lower CPU priority (``nice``) than the event loop and the
 model's threads: when heavy requests and predictions compete for the cores, the kernel
@@ -23,6 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from service.errors import Overloaded, TimedOut
+from service.runtime import deadline
 from service.runtime.tuning import lower_priority
 
 T = TypeVar("T")
@@ -55,8 +58,9 @@ class WorkPool:
         loop = asyncio.get_running_loop()
         self._admitted += 1
         started = False
+        timeout = deadline.remaining(self.timeout_s)
         try:
-            async with asyncio.timeout(self.timeout_s):
+            async with asyncio.timeout(timeout):
                 await slots.acquire()
                 started = True
                 # (in the request's context: its trace continues on the pool thread)
@@ -66,7 +70,7 @@ class WorkPool:
                 task.add_done_callback(lambda _: loop.call_soon_threadsafe(self._done, slots))
                 return await asyncio.wrap_future(task)
         except TimeoutError:
-            raise TimedOut(f"{self.name} did not finish within {self.timeout_s} s") from None
+            raise TimedOut(f"{self.name} did not finish within {timeout:.3g} s") from None
         finally:
             if not started:
                 self._admitted -= 1

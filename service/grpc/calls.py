@@ -14,7 +14,7 @@ import grpc
 from service import errors
 from service.dataplane import access
 from service.dataplane.plane import DataPlane
-from service.runtime import tracing
+from service.runtime import deadline, tracing
 from service.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ STATUS: dict[type[errors.ServiceError], grpc.StatusCode] = {
     errors.TooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.NotReady: grpc.StatusCode.UNAVAILABLE,
     errors.Overloaded: grpc.StatusCode.UNAVAILABLE,
+    errors.MemoryFull: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.TimedOut: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 
@@ -52,6 +53,14 @@ class Servicer:
         metrics.latency.labels(method, "gRPC").observe(seconds)
 
 
+PREDICTION_ID = "x-prediction-id"  # trailing metadata: the prediction's own id
+
+
+def tell_prediction_id(context: grpc.aio.ServicerContext, prediction_id: str) -> None:
+    """The prediction's id in the call's trailing metadata (as X-Prediction-ID over HTTP)."""
+    context.set_trailing_metadata(((PREDICTION_ID, prediction_id),))
+
+
 def check_key(context: grpc.aio.ServicerContext, settings: Settings, *,
               admin: bool = False) -> None:
     """The API key from the call's metadata, as over HTTP."""
@@ -69,14 +78,21 @@ def rpc(*, admin: bool = False) -> Callable[[Method[S]], Method[S]]:
         @functools.wraps(method)
         async def call(self: S, request: Any, context: grpc.aio.ServicerContext) -> Any:
             started, code = time.perf_counter(), grpc.StatusCode.OK
+            timeout = self.settings.request_timeout_s
+            client = context.time_remaining()  # the caller's own deadline, when it set one
+            size, held = request.ByteSize(), 0  # the message, in the body budget
             try:
                 check_key(context, self.settings, admin=admin)
-                if tracing.enabled():  # a child of the caller's traceparent metadata
-                    carrier = {k: v for k, v in context.invocation_metadata() or ()
-                               if k in ("traceparent", "tracestate") and isinstance(v, str)}
-                    with tracing.server_span(method.__name__, carrier):
-                        return await method(self, request, context)
-                return await method(self, request, context)
+                self.plane.bodies.take(size)
+                held = size
+                with deadline.started(min(timeout, client) if client else timeout):
+                    if tracing.enabled():  # a child of the caller's traceparent metadata
+                        carrier = {k: v for k, v in context.invocation_metadata() or ()
+                                   if k in ("traceparent", "tracestate")
+                                   and isinstance(v, str)}
+                        with tracing.server_span(method.__name__, carrier):
+                            return await method(self, request, context)
+                    return await method(self, request, context)
             except errors.ServiceError as exc:
                 code = STATUS[type(exc)]
                 await context.abort(code, exc.message)
@@ -85,6 +101,7 @@ def rpc(*, admin: bool = False) -> Callable[[Method[S]], Method[S]]:
                 log.exception("gRPC %s failed", method.__name__)
                 await context.abort(code, "internal error (see the log)")
             finally:
+                self.plane.bodies.give(held)
                 self.count(method.__name__, code.name, time.perf_counter() - started)
         return call
 

@@ -39,7 +39,7 @@ from service.dataplane.requests import (
     Tensor,
 )
 from service.errors import InvalidInput
-from service.grpc.calls import Servicer, rpc
+from service.grpc.calls import Servicer, rpc, tell_prediction_id
 from service.serving.version import ServedVersion, signature_io
 
 _STATE = {"LOADING": 20, "AVAILABLE": 30, "UNLOADING": 40, "END": 50}
@@ -70,7 +70,7 @@ def _input(name: str, proto: Any) -> Input:
         if len(proto.string_val) != math.prod(max(d, 0) for d in shape):
             raise InvalidInput(f"input {name!r}: {len(proto.string_val)} strings for shape "
                                f"{list(shape)}")
-        return Pictures(proto.string_val)
+        return Pictures(proto.string_val, name=name)
     if proto.dtype not in _VALUES:
         raise InvalidInput(f"input {name!r}: unsupported dtype "
                            f"{types_pb2.DataType.Name(proto.dtype)}")
@@ -121,6 +121,7 @@ class PredictionService(Servicer, prediction_service_pb2_grpc.PredictionServiceS
         inputs = [_input(name, proto) for name, proto in request.inputs.items()]
         result = await self.plane.infer(InferRequest(
             _ref(request.model_spec), inputs, signature, tuple(request.output_filter)))
+        tell_prediction_id(context, result.prediction_id)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = result.model
         response.model_spec.version.value = result.version
@@ -139,6 +140,7 @@ class PredictionService(Servicer, prediction_service_pb2_grpc.PredictionServiceS
         shared = (_example(listed.context, "context")
                   if kind == "example_list_with_context" else {})
         scored = await self.plane.scores(ref, examples, shared)
+        tell_prediction_id(context, scored.prediction_id)
         response = classification_pb2.ClassificationResponse()
         response.model_spec.name = scored.model
         response.model_spec.version.value = scored.version

@@ -12,7 +12,8 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from service.dataplane.plane import DataPlane
 from service.dataplane.requests import InferRequest, Input, ModelRef, Tensor
 from service.errors import InvalidInput
-from service.grpc.calls import Servicer, rpc
+from service.grpc.calls import Servicer, rpc, tell_prediction_id
+from service.runtime import drain
 from service.serving import oip
 
 # typed contents field of each datatype
@@ -32,7 +33,13 @@ def _inputs(request: Any) -> list[Input]:
         what = f"input {tensor.name!r}"
         shape = oip.tensor_shape(list(tensor.shape), what)
         dtype = oip.numpy_name(tensor.datatype, what)
-        data = raw[i] if raw else getattr(tensor.contents, _CONTENTS[tensor.datatype])
+        if raw:
+            data = raw[i]
+        elif tensor.datatype in _CONTENTS:
+            data = getattr(tensor.contents, _CONTENTS[tensor.datatype])
+        else:  # FP16, BF16: the protocol has no typed contents for them
+            raise InvalidInput(f"{what}: {tensor.datatype} values come only in "
+                               "raw_input_contents")
         inputs.append(Tensor(tensor.name, dtype, shape, data))
     return inputs
 
@@ -45,7 +52,7 @@ class InferenceService(Servicer, service_pb2_grpc.GRPCInferenceServiceServicer):
 
     @rpc()
     async def ServerReady(self, request: Any, context: Any) -> Any:  # noqa: N802
-        return service_pb2.ServerReadyResponse(ready=self.plane.repo.ready)
+        return service_pb2.ServerReadyResponse(ready=self.plane.repo.ready and not drain.active())
 
     @rpc()
     async def ModelReady(self, request: Any, context: Any) -> Any:  # noqa: N802
@@ -89,8 +96,10 @@ class InferenceService(Servicer, service_pb2_grpc.GRPCInferenceServiceServicer):
         result = await self.plane.infer(InferRequest(
             ModelRef(request.model_name, request.model_version or None), _inputs(request),
             outputs=tuple(o.name for o in request.outputs), class_counts=counts))
-        response = service_pb2.ModelInferResponse(
-            model_name=result.model, model_version=str(result.version), id=request.id)
+        tell_prediction_id(context, result.prediction_id)
+        response = service_pb2.ModelInferResponse(  # the client's id, else the prediction's
+            model_name=result.model, model_version=str(result.version),
+            id=request.id or result.prediction_id)
         for key, value in result.outputs.items():
             response.outputs.add(name=key, datatype=oip.datatype(value.dtype.name),
                                  shape=list(value.shape))

@@ -62,6 +62,16 @@ def check_header(data: bytes, max_pixels: int) -> tuple[str, int, int]:
     return fmt, width, height
 
 
+def scans(data: bytes, fmt: str) -> int:
+    """How many passes over its pixels decoding ``data`` takes: a progressive JPEG's scans
+    (each refines every pixel again), counted from its start-of-scan markers before any
+    decoding, as libjpeg-turbo's scan limit counts them; 1 for every other picture. (In a
+    JPEG's coded data a 0xFF byte is always followed by 0x00, so 0xFFDA is only ever a
+    marker; one inside an embedded thumbnail counts too, which only errs on the safe
+    side.)"""
+    return max(1, data.count(b"\xff\xda")) if fmt == "jpeg" else 1
+
+
 def _png_size(data: bytes) -> tuple[int, int] | None:
     """Width and height from a PNG's IHDR chunk (it must come first), else None."""
     if len(data) < 24 or data[12:16] != b"IHDR":

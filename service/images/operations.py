@@ -33,8 +33,8 @@ class FilterOp(BaseModel):
 class PoolSpec(BaseModel):
     op: Literal["pool"] = "pool"
     kind: kernels.PoolOp = "max"
-    size: int = 2
-    stride: int | None = None
+    size: int = Field(default=2, ge=1, le=64, description="the window's side")
+    stride: int | None = Field(default=None, ge=1, le=64, description="default: size")
 
 
 class GrayscaleOp(BaseModel):

@@ -18,7 +18,7 @@ import numpy as np
 
 from cnnlab.centering import center_like_mnist, fit_longest_side
 from service.images.decode import decode
-from service.runtime import tracing
+from service.runtime import deadline, tracing
 
 Invert = Literal["auto", "on", "off"]
 # a decoded picture is kept at most this long on its longer side: the model sees 28x28
@@ -52,6 +52,7 @@ def preprocess(blobs: Sequence[bytes], spec: PreprocessSpec) -> list[Prepared]:
     grays, sizes = [], []
     with tracing.stage("decode"):
         for blob in blobs:
+            deadline.check()  # a request past its deadline stops here, not at the end
             gray = decode(blob, spec.max_pixels)
             sizes.append((gray.shape[1], gray.shape[0]))
             grays.append(gray if max(gray.shape) <= KEEP_SIDE

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cnnlab.layout import ADMIN_STATE_FILE
+
 # `auto` stops here: a worker per core keeps few cores busy (one Python event loop cannot
 # feed TensorFlow on its own), but each worker holds its own TensorFlow heap and models.
 MAX_AUTO_WORKERS = 4
@@ -59,7 +61,7 @@ class Settings(BaseSettings):
         default=15.0, gt=0, description="longest wait for the next part of a request body "
         "(408)")
     min_body_rate_bytes_s: int = Field(
-        default=1000, ge=1, description="a body must arrive within body_timeout_s plus one "
+        default=100_000, ge=1, description="a body must arrive within body_timeout_s plus one "
         "second per this many bytes, however it trickles (408)")
     max_header_bytes: int = Field(
         default=16384, ge=1024, description="request line and headers of one request, "
@@ -71,7 +73,7 @@ class Settings(BaseSettings):
         "one more HTTP connection is answered 503 + Retry-After and closed, one more gRPC "
         "connection is refused")
     grpc_max_concurrent_rpcs: int = Field(
-        default=256, ge=1, description="gRPC calls a worker runs at once; one more is "
+        default=64, ge=1, description="gRPC calls a worker runs at once; one more is "
         "answered RESOURCE_EXHAUSTED")
     grpc_max_streams_per_connection: int = Field(
         default=64, ge=1, description="concurrent calls on one gRPC connection (HTTP/2 "
@@ -92,6 +94,11 @@ class Settings(BaseSettings):
     version_labels: dict[str, dict[str, int]] = Field(
         default_factory=dict, description='e.g. {"mnist": {"stable": 1, "canary": 2}}')
     poll_interval_s: float = Field(default=2.0, ge=0, description="0 disables polling")
+    admin_state_file: Path | None = Field(
+        default=None, description="what the admin routes set (unloaded models, version "
+        "labels), applied by every worker and replica that reads it and kept over restarts;"
+        f" default: {ADMIN_STATE_FILE} in models_dir (which must then be writable for admin "
+        "changes)")
     warmup: bool = True
 
     # --- dynamic batching
@@ -119,13 +126,19 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1,
                                   description="bytes of one request body")
     max_body_memory_bytes: int = Field(
-        default=256 * 1024 * 1024, ge=1, description="request bodies one worker holds at "
-        "once; a request beyond it is answered 503 + Retry-After before its body is read")
+        default=256 * 1024 * 1024, ge=1, description="bytes of request bodies and gRPC "
+        "messages one worker holds at once (bodies counted as they arrive); a request "
+        "beyond it is answered 503 + Retry-After (gRPC: RESOURCE_EXHAUSTED)")
     max_image_pixels: int = Field(default=16_777_216, ge=1,
                                   description="width x height of one picture (from its header)")
     max_request_pixels: int = Field(
         default=16_777_216, ge=1, description="decoded pixels of all a request's pictures "
         "together (from their headers)")
+    max_jpeg_scans: int = Field(
+        default=10, ge=1, description="passes over its pixels a picture of the whole "
+        "request pixel budget may take to decode: a request's pictures' pixels x scans (a "
+        "progressive JPEG's scans, counted from its markers; 1 for other pictures), summed, "
+        "must fit max_request_pixels x this. Progressive encoders write 6-10 scans")
     max_files: int = Field(default=64, ge=1, description="images per multipart request")
     max_instances: int = Field(default=1024, ge=1, description="images per request (tensors, "
                                "JSON instances, encoded pictures)")
@@ -176,9 +189,13 @@ class Settings(BaseSettings):
         default=100_000, ge=1, description="pictures kept; the oldest go first")
     capture_max_days: float | None = Field(
         default=30.0, gt=0, description="pictures older than this are deleted")
-    capture_queue: int = Field(
-        default=1024, ge=1, description="pictures waiting to be written, per worker; beyond "
-        "it they are dropped (cnnlab_captures_dropped_total), never the prediction")
+    capture_queue_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1, description="bytes of pictures (as uploaded, and as "
+        "the model saw them) waiting to be written, per worker; beyond it pictures are "
+        "dropped (cnnlab_captures_dropped_total), never the prediction")
+
+    def admin_state_path(self) -> Path:
+        return self.admin_state_file or self.models_dir / ADMIN_STATE_FILE
 
     def capture_store_url(self) -> str:
         return self.capture_url or f"sqlite:///{self.capture_dir / 'captures.db'}"

@@ -8,13 +8,15 @@ waits on a worker that is starting.
 
 With more than one worker, ``run`` is a small supervisor: it starts the workers, starts a
 new one when one dies, and stops them all on SIGTERM/SIGINT (each drains its in-flight
-requests first). What must be the same in every worker lives in a run directory handed
-to them in the environment: the admin state file (``service.serving.admin_state``) and
-prometheus-client's multiprocess files (``/metrics`` adds every worker up).
+requests first). The workers share prometheus-client's multiprocess files (``/metrics``
+adds every worker up) in a run directory handed to them in the environment; what the
+admin sets lives in the model repository, shared with every replica
+(``service.serving.admin_state``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import faulthandler
 import logging
 import multiprocessing
@@ -49,10 +51,6 @@ def metrics_dir(run_dir: Path) -> Path:
     return run_dir / "metrics"
 
 
-def state_file(run_dir: Path) -> Path:
-    return run_dir / "admin-state.json"
-
-
 def pool_dir(settings: Settings) -> Path | None:
     """The run directory when this process is one of several workers, else None."""
     return settings.run_dir if settings.workers > 1 and settings.run_dir else None
@@ -62,12 +60,6 @@ def pool_metrics_dir(settings: Settings) -> Path | None:
     """Where every worker's metrics are (None: a single process)."""
     run_dir = pool_dir(settings)
     return metrics_dir(run_dir) if run_dir else None
-
-
-def pool_state_file(settings: Settings) -> Path | None:
-    """The admin state file every worker applies (None: a single process)."""
-    run_dir = pool_dir(settings)
-    return state_file(run_dir) if run_dir else None
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -94,6 +86,12 @@ class BoundedShutdownServer(uvicorn.Server):
         super().__init__(config)
         self.delay_s = delay_s
         self.grace_s = grace_s
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's graceful shutdown, and the gRPC server's beside it: both stop taking
+        calls and finish those in flight within the same period."""
+        drain_s = float(self.config.timeout_graceful_shutdown or self.grace_s)
+        await asyncio.gather(drain.shut_down(drain_s), super().shutdown(sockets))
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if drain.active() or self.delay_s <= 0:

@@ -1,17 +1,19 @@
 """What the admin routes change (a model unloaded or loaded again, version labels), kept
-in one small JSON file that every worker applies.
+in one small JSON file in the model repository that every worker of every replica applies.
 
-With several worker processes an admin request lands on one of them. That worker applies
-the change to its own repository first (so a change that cannot be made is refused before
-anything is written), then writes the whole state to the file, atomically (a temporary
-file renamed over it, like TensorFlow Serving's model config file), with a new
-generation number. Every worker watches the file and applies a new generation within
-``WATCH_INTERVAL_S``; a worker that starts later (one restarted after a crash) applies it
-before it takes traffic. Each worker reports the generation it has applied as a gauge in
-prometheus-client's multiprocess mode (``livemin``: the lowest over live workers), which
-is how the admin request knows when every worker has it.
+An admin request lands on one worker of one replica. That worker applies the change to
+its own repository first (so a change that cannot be made is refused before anything is
+written), then writes the whole state to the file, atomically (a temporary file renamed
+over it, like TensorFlow Serving's model config file), with a new generation number.
+Every worker of every replica that reads the repository watches the file and applies a
+new generation within ``WATCH_INTERVAL_S``; a worker or replica that starts later (a
+restart, a pod the autoscaler adds) applies it before it takes traffic. Each worker
+reports the generation it has applied as a gauge in prometheus-client's multiprocess
+mode (``livemin``: the lowest over live workers), which is how the admin request knows
+when every worker of its own replica has it; other replicas report theirs in
+``/api/models``.
 
-A single process (no run directory) keeps the state in memory.
+Without a path (unit tests) the state is kept in memory.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from service.errors import Conflict
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,7 @@ class ModelState:
 class AdminState:
     generation: int = 0
     models: dict[str, ModelState] = field(default_factory=dict)
+    reloads: int = 0  # how many times an admin asked to rescan (failed versions retried)
 
     def model_labels(self, name: str) -> dict[str, int]:
         """The labels the admin set on ``name`` (without creating its state)."""
@@ -64,7 +69,8 @@ class AdminState:
         self.model(name).labels.pop(label, None)
 
     def rescan(self) -> None:
-        """No change but a new generation: every worker rescans the repository."""
+        """Every worker rescans the repository and tries failed versions again."""
+        self.reloads += 1
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -73,7 +79,8 @@ class AdminState:
     def from_json(cls, text: str) -> AdminState:
         raw = json.loads(text)
         return cls(raw["generation"], {name: ModelState(m["enabled"], dict(m["labels"]))
-                                       for name, m in raw["models"].items()})
+                                       for name, m in raw["models"].items()},
+                   raw.get("reloads", 0))
 
 
 class StateFile:
@@ -115,12 +122,17 @@ class StateFile:
             yield state
             self._memory = state
             return
-        lock = await asyncio.to_thread(self._lock)
+        try:
+            lock = await asyncio.to_thread(self._lock)
+        except OSError as exc:
+            raise Conflict(f"the admin state cannot be stored in {self.path.parent} "
+                           f"({exc.strerror}): make it writable, or set "
+                           "CNNLAB_ADMIN_STATE_FILE") from None
         try:
             state = self.read()
             state.generation += 1
             yield state
-            staged = self.path.with_suffix(".tmp")
+            staged = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
             staged.write_text(state.to_json())
             staged.replace(self.path)
         finally:
@@ -128,6 +140,7 @@ class StateFile:
 
     def _lock(self) -> int:
         assert self.path is not None
-        fd = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(self.path.with_name(f".{self.path.name}.lock"), os.O_RDWR | os.O_CREAT,
+                     0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
         return fd

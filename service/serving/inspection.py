@@ -47,7 +47,7 @@ def select_layers(sv: ServedVersion, spec: str | None, limit: int) -> list[str]:
     else:
         chosen = []
         for part in (p.strip() for p in spec.split(",") if p.strip()):
-            if part.lstrip("-").isdigit():
+            if part.lstrip("-").isascii() and part.lstrip("-").isdigit():
                 i = int(part)
                 if not -len(names) <= i < len(names):
                     raise Unprocessable(f"layer index {i} out of range (0..{len(names) - 1})")

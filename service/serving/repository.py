@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cnnlab.layout import SAVED_MODEL_FILE, is_complete_version, list_models, list_versions
+from cnnlab.layout import is_complete_version, list_models, list_versions
 from service.errors import Conflict, NotFound, NotReady
 from service.runtime.heap import give_back
 from service.runtime.metrics import Metrics, applied_generation
@@ -47,8 +47,8 @@ class ModelEntry:
     policy: VersionPolicy
     served: dict[int, ServedVersion] = field(default_factory=dict)
     loading: set[int] = field(default_factory=set)
-    # version -> (mtime of saved_model.pb when it failed, error); retried when it changes
-    failed: dict[int, tuple[float, str]] = field(default_factory=dict)
+    # version -> (its files when it failed, error); retried when any of them changes
+    failed: dict[int, tuple[Fingerprint, str]] = field(default_factory=dict)
     ended: dict[int, str] = field(default_factory=dict)   # unloaded versions -> reason
     unloading: set[int] = field(default_factory=set)
 
@@ -56,11 +56,19 @@ class ModelEntry:
         return self.served[max(self.served)] if self.served else None
 
 
-def _mtime(path: Path) -> float:
-    try:
-        return (path / SAVED_MODEL_FILE).stat().st_mtime
-    except OSError:
-        return -1.0
+Fingerprint = frozenset[tuple[str, int, int]]
+
+
+def fingerprint(path: Path) -> Fingerprint:
+    """Every file of a version directory: (path inside it, size, mtime). A version that
+    failed to load is tried again once this changes: a copy that wrote saved_model.pb
+    before variables/ (``cp -r``, ``kubectl cp``, rsync) loads when the rest arrives."""
+    files = set()
+    for file in path.rglob("*"):
+        with contextlib.suppress(OSError):  # (a file removed meanwhile)
+            stat = file.stat()
+            files.add((str(file.relative_to(path)), stat.st_size, stat.st_mtime_ns))
+    return frozenset(files)
 
 
 class ModelRepository:
@@ -249,7 +257,11 @@ class ModelRepository:
         """Serve what ``state`` says: models unloaded or loaded again, version labels.
         Nothing in a state is refused here: an admin route checks what its change
         changes before it is made, and a label whose version has gone is kept and
-        reported (``unavailable_labels``), so no state blocks the next action."""
+        reported (``unavailable_labels``), so no state blocks the next action. A reload
+        (``AdminState.rescan``) tries versions that failed to load again."""
+        if state.reloads != self.admin.reloads:
+            for entry in self.models.values():
+                entry.failed.clear()
         self.admin = state
         await self.refresh()
         self.metrics.admin_generation.set(state.generation)
@@ -280,8 +292,8 @@ class ModelRepository:
     async def _reconcile(self, entry: ModelEntry, present: bool) -> None:
         model_dir = self.root / entry.name
         on_disk = [v for v in list_versions(model_dir) if is_complete_version(model_dir / str(v))]
-        loadable = [v for v in on_disk
-                    if v not in entry.failed or entry.failed[v][0] != _mtime(model_dir / str(v))]
+        loadable = [v for v in on_disk if v not in entry.failed
+                    or entry.failed[v][0] != fingerprint(model_dir / str(v))]
         enabled = self.enabled(entry.name)
         desired = set(entry.policy.select(loadable)) if (present and enabled) else set()
         for v in sorted(desired - set(entry.served), reverse=True):
@@ -326,7 +338,7 @@ class ModelRepository:
                 del sv
                 await asyncio.to_thread(give_back)  # as after an unload: off the event loop
             msg = str(exc) if isinstance(exc, LoadError) else f"{type(exc).__name__}: {exc}"
-            entry.failed[version] = (_mtime(path), msg)
+            entry.failed[version] = (fingerprint(path), msg)
             self.metrics.load_failures.labels(entry.name).inc()
             log.error("model %s version %d failed to load: %s", entry.name, version, msg)
             return None

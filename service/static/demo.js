@@ -120,7 +120,7 @@ async function predict() {
     const body = await answer.json();
     if (!current("predict", t)) return;
     const p = body.predictions[0];
-    askFeedback(name, picture, answer.headers.get("X-Request-ID"), p.top_k[0].label);
+    askFeedback(name, picture, body.prediction_id, p.top_k[0].label);
     $("prediction").textContent = `${p.top_k[0].label}  (${(100 * p.top_k[0].probability).toFixed(1)} %)  · v${body.version}`;
     showTrust(name, p);
     $("seen").src = "data:image/png;base64," + p.input_png;
@@ -137,12 +137,12 @@ async function predict() {
 // "Right?" after a prediction: the answer goes to the feedback route (when the server
 // captures uploads; otherwise the question is not asked). A newer answer about the same
 // picture and model (a version switch, the predict button, a model reload) keeps what the
-// user already picked and only points the question at the newest request.
-let asked = null;  // {name, picture, rid, label} of the prediction the question is about
-async function askFeedback(name, picture, rid, label) {
+// user already picked and only points the question at the newest prediction.
+let asked = null;  // {name, picture, id, label} of the prediction the question is about
+async function askFeedback(name, picture, id, label) {
   const box = $("feedback");
   const same = asked && asked.name === name && asked.picture === picture;
-  asked = { name, picture, rid, label };
+  asked = { name, picture, id, label };
   if (!same) {
     $("feedback-note").textContent = "";
     const m = models.find((x) => x.name === name);
@@ -159,7 +159,7 @@ async function sendFeedback(label) {
   try {
     await call(`/api/models/${encodeURIComponent(asked.name)}/feedback`, {
       method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ request_id: asked.rid, label }) });
+      body: JSON.stringify({ prediction_id: asked.id, label }) });
     $("feedback-note").textContent = `thanks: recorded as ${label}`;
   } catch (e) { $("feedback-note").textContent = e.message; }
 }

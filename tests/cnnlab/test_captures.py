@@ -7,7 +7,10 @@ from __future__ import annotations
 import multiprocessing
 import time
 
+import pytest
+
 from cnnlab.captures import Capture, CaptureStore
+from tests.conftest import empty_store
 
 
 def capture(rid: str, created: float, predicted: int = 1, version: int = 1) -> Capture:
@@ -19,9 +22,9 @@ def test_retention_keeps_the_newest_rows_and_drops_old_ones(store_url: str) -> N
     now = time.time()
     store.add([capture(f"r{i}", now - 1000 + i) for i in range(10)])
     assert store.prune(max_rows=4, max_age_s=None) == 6
-    assert [r.request_id for r in _all(store)] == ["r6", "r7", "r8", "r9"]
+    assert [r.prediction_id for r in _all(store)] == ["r6", "r7", "r8", "r9"]
     assert store.prune(max_rows=100, max_age_s=992.5) == 2  # r6 and r7 are older
-    assert [r.request_id for r in _all(store)] == ["r8", "r9"]
+    assert [r.prediction_id for r in _all(store)] == ["r8", "r9"]
 
 
 def _all(store: CaptureStore) -> list[Capture]:
@@ -62,10 +65,6 @@ def test_workers_starting_together_all_open_a_new_store(store_url: str) -> None:
     """Service workers start at once on an empty database: each creates the tables
     unless another has and (SQLite) switches the file to write-ahead logging. Every
     one of them opens it, in each of several rounds on a fresh database."""
-    import sqlalchemy as sa
-
-    from cnnlab.captures import metadata
-
     forked = multiprocessing.get_context("fork")
     for round_ in range(4):
         # SQLite: a new file each round; PostgreSQL: its tables dropped after each
@@ -78,6 +77,57 @@ def test_workers_starting_together_all_open_a_new_store(store_url: str) -> None:
         for w in workers:
             w.join(60)
         assert [results.get(timeout=5) for _ in workers] == ["ok"] * 6
-        engine = sa.create_engine(url)
-        metadata.drop_all(engine)
-        engine.dispose()
+        empty_store(url)
+
+
+def test_retention_is_per_model_and_keeps_labelled_pictures_longest(store_url: str) -> None:
+    store = CaptureStore(store_url)
+    now = time.time()
+    store.add([capture(f"r{i}", now - 100 + i) for i in range(6)])
+    store.add([Capture("other", 0, now, "n", 1, 1, 0.9, None, None, b"raw", b"png")])
+    assert store.label("m", "r0", 0, 1) == 1 and store.label("m", "r1", 0, 1) == 1
+    assert store.prune(max_rows=3, max_age_s=None) == 3  # model m's r2..r4; n's one stays
+    assert [r.prediction_id for r in _all(store)] == ["r0", "r1", "r5", "other"]
+    assert store.prune(max_rows=1, max_age_s=None) == 2  # r5 first, then the older label
+    assert [r.prediction_id for r in _all(store)] == ["r1", "other"]
+
+
+def test_a_picture_is_stored_once_under_its_prediction(store_url: str) -> None:
+    import sqlalchemy as sa
+
+    store = CaptureStore(store_url)
+    store.add([capture("p", time.time())])
+    with pytest.raises(sa.exc.IntegrityError):
+        store.add([capture("p", time.time())])
+
+
+def test_a_first_revision_store_is_upgraded_with_its_rows(store_url: str) -> None:
+    """A store made before migrations (the first schema, by create_all, no revision)
+    with rows, two of them under one request id: opened, it is at the newest revision,
+    every row and label kept, the duplicate made unique."""
+    import sqlalchemy as sa
+
+    from cnnlab import captures
+
+    engine = sa.create_engine(store_url)
+    first = sa.MetaData()
+    table = sa.Table("captures", first, *(
+        sa.Column("request_id" if c.name == "prediction_id" else c.name, c.type,
+                  primary_key=c.primary_key, nullable=c.nullable)
+        for c in captures.captures.columns),
+        sa.Index("ix_captures_request", "request_id", "position"))
+    first.create_all(engine)
+    row = {"position": 0, "created": time.time(), "model": "m", "version": 1, "predicted": 1,
+           "confidence": 0.9, "ood_score": None, "in_distribution": None, "original": b"raw",
+           "seen_png": b"png", "label": None, "labelled": None}
+    with engine.begin() as db:
+        db.execute(table.insert(), [{**row, "request_id": "a", "label": 3},
+                                    {**row, "request_id": "a"}, {**row, "request_id": "b"}])
+    engine.dispose()
+
+    store = CaptureStore(store_url)
+    assert captures.revision(store.engine) == "0002"
+    assert [r.prediction_id for r in _all(store)] == ["a", "a-2", "b"]
+    assert [label for _, label, _ in store.labelled("m")] == [3]
+    assert store.label("m", "a-2", 0, 5) == 1  # each row has its own key now
+    assert sorted(label for _, label, _ in store.labelled("m")) == [3, 5]

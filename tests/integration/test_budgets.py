@@ -10,20 +10,31 @@ from __future__ import annotations
 
 import base64
 import json
-import os
+import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import grpc
 import httpx
 import numpy as np
 import pytest
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from tests.helpers import Server, export_tiny, free_port, png, run_server
+from tests.helpers import (
+    Server,
+    cpu_seconds,
+    export_tiny,
+    free_port,
+    png,
+    progressive_jpeg,
+    refused_quickly,
+    run_server,
+)
 
 MiB = 1024 * 1024
 MAX_OUTPUT_VALUES = 10_000
@@ -39,39 +50,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, i
         yield server, port
 
 
-def peak_rss(server: Server) -> int:
-    """The worker's peak resident memory (VmHWM), in bytes."""
-    status = Path(f"/proc/{server.proc.pid}/status").read_text()
-    line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
-    return int(line.split()[1]) * 1024
-
-
-TICKS_PER_S = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(server: Server, loop_thread_only: bool = False) -> float:
-    """CPU time (user + system) the worker has used: all its threads, or only the main
-    thread's, which runs the event loop."""
-    pid = server.proc.pid
-    stat = Path(f"/proc/{pid}/task/{pid}/stat" if loop_thread_only else f"/proc/{pid}/stat")
-    fields = stat.read_text().rsplit(")", 1)[1].split()  # after the command's name
-    return (int(fields[11]) + int(fields[12])) / TICKS_PER_S  # utime + stime
-
-
-# what refusing may cost at most; serving the smallest over-budget request costs far more
-REFUSAL_CPU_S = 0.05
-
-
-def refused_quickly(server: Server, send: Callable[[], tuple[int | str, str]],
-                    status: int | str, needle: str) -> None:
-    before, cpu_before = peak_rss(server), cpu_seconds(server)
-    got, message = send()
-    spent = cpu_seconds(server) - cpu_before
-    assert (got, needle in message) == (status, True), message
-    assert spent < REFUSAL_CPU_S, f"refusing cost {spent:.2f} CPU seconds"
-    assert peak_rss(server) - before < 100 * MiB
-
-
 def http(server: Server, path: str, **kwargs: object) -> tuple[int, str]:
     r = httpx.post(f"{server.url}{path}", timeout=30, **kwargs)  # type: ignore[arg-type]
     return r.status_code, r.json().get("error", "") if r.status_code != 200 else ""
@@ -85,6 +63,33 @@ def test_decoded_pixels_per_request(served: tuple[Server, int]) -> None:
     files = [("file", (f"{i}.png", BLACK_4096, "image/png")) for i in range(2)]
     refused_quickly(server, lambda: http(server, "/api/models/tiny/predict", files=files),
                     413, "the limit is 16777216 per request")
+
+
+def raw_upload_cpu(server: Server, blob: bytes) -> float:
+    """The worker's CPU seconds for one raw upload of ``blob`` (the cheaper of two)."""
+    costs = []
+    for _ in range(2):
+        before = cpu_seconds(server)
+        r = httpx.post(f"{server.url}/api/models/tiny/predict", content=blob, timeout=60,
+                       headers={"content-type": "application/octet-stream"})
+        costs.append(cpu_seconds(server) - before)
+        assert r.status_code == 200, r.text
+    return min(costs)
+
+
+def test_the_costliest_accepted_jpeg_costs_a_few_full_budget_pngs(
+        served: tuple[Server, int]) -> None:
+    """A progressive JPEG decodes its pixels once per scan: at the full pixel budget the
+    default allows 10 scans, and such a picture costs a few times a PNG of the same size;
+    one scan more is refused before any is decoded."""
+    server, _ = served
+    circle = cv2.circle(np.zeros((4096, 4096), np.uint8), (2048, 2048), 900, 255, 40)
+    png_cpu = raw_upload_cpu(server, png(circle))
+    jpeg_cpu = raw_upload_cpu(server, progressive_jpeg(circle, 10))
+    assert jpeg_cpu < 4 * png_cpu, (jpeg_cpu, png_cpu)
+    refused_quickly(server, lambda: http(
+        server, "/api/models/tiny/predict", content=progressive_jpeg(circle, 11),
+        headers={"content-type": "image/jpeg"}), 413, "pixels x JPEG scans")
 
 
 def test_a_tensor_declared_huge_over_grpc(served: tuple[Server, int]) -> None:
@@ -203,15 +208,61 @@ def test_the_event_loop_stays_free_while_the_heaviest_accepted_request_runs(
     assert on_loop < LOOP_SHARE * spent, f"{on_loop:.2f} of {spent:.2f} CPU s on the loop"
 
 
-def test_request_bodies_held_at_once(tmp_path: Path) -> None:
+def v2_grpc_infer(port: int, images: int) -> tuple[str, str]:
+    request = service_pb2.ModelInferRequest(model_name="tiny")
+    request.inputs.add(name="image", datatype="UINT8", shape=[images, 28, 28, 1])
+    request.raw_input_contents.append(bytes(images * 784))
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        try:
+            service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
+        except grpc.RpcError as exc:
+            return exc.code().name, exc.details() or ""
+    return "OK", ""
+
+
+@pytest.fixture
+def thin(tmp_path: Path) -> Iterator[tuple[Server, int]]:
+    """A service whose workers hold at most 1,000 bytes of bodies and messages at once."""
     models = tmp_path / "models"
     export_tiny(models / "tiny")
-    with run_server(models, tmp_path, max_body_memory_bytes="1000") as server:
-        r = httpx.post(f"{server.url}/api/models/tiny/predict", content=b"x" * 1500,
-                       headers={"content-type": "image/png"})
-        assert r.status_code == 503 and r.headers["retry-after"] == "1"
-        assert "too many request bodies" in r.json()["error"]
-        small = png(np.zeros((28, 28), np.uint8))  # 1000 bytes fit: served
+    port = free_port()
+    with run_server(models, tmp_path, max_body_memory_bytes="1000",
+                    grpc_port=str(port)) as server:
+        yield server, port
+
+
+def test_request_bodies_held_at_once(thin: tuple[Server, int]) -> None:
+    server, port = thin
+    r = httpx.post(f"{server.url}/api/models/tiny/predict", content=b"x" * 1500,
+                   headers={"content-type": "image/png"})
+    assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    assert "too many request bodies" in r.json()["error"]
+    small = png(np.zeros((28, 28), np.uint8))  # 1000 bytes fit: served
+    r = httpx.post(f"{server.url}/api/models/tiny/predict", content=small,
+                   headers={"content-type": "image/png"})
+    assert r.status_code == 200, r.text
+    # gRPC messages share the budget: one image's message fits, two images' does not
+    assert v2_grpc_infer(port, 1) == ("OK", "")
+    refused_quickly(server, lambda: v2_grpc_infer(port, 2), "RESOURCE_EXHAUSTED",
+                    "too many request bodies")
+
+
+def test_a_body_that_trickles_holds_only_what_it_sent(thin: tuple[Server, int]) -> None:
+    """Connections that declare big bodies and send a few bytes hold those few bytes of
+    the budget, not what they declared: other requests are served meanwhile."""
+    server, _ = thin
+    port = int(server.url.rsplit(":", 1)[1])
+    slow = []
+    for _ in range(2):  # 2 x 490 bytes declared: the next body would not fit beside them
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"POST /api/models/tiny/predict HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: image/png\r\nContent-Length: 490\r\n\r\n\x89PNG")
+        slow.append(s)
+    try:
+        small = png(np.zeros((28, 28), np.uint8))
         r = httpx.post(f"{server.url}/api/models/tiny/predict", content=small,
                        headers={"content-type": "image/png"})
         assert r.status_code == 200, r.text
+    finally:
+        for s in slow:
+            s.close()

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from cnnlab.captures import captures, metadata
+from cnnlab.captures import captures
+from tests.conftest import empty_store
 from tests.helpers import Server, dim_pictures, export_tiny, png, run_server
 
 
@@ -29,9 +30,7 @@ def capturing(request: pytest.FixtureRequest,
     url = (f"sqlite:///{store / 'captures.db'}" if request.param == "sqlite"
            else request.getfixturevalue("postgres_url"))
     if request.param == "postgresql":  # empty, as the SQLite file starts
-        engine = sa.create_engine(url)
-        metadata.drop_all(engine)
-        engine.dispose()
+        empty_store(url)
     with run_server(repo, tmp_path_factory.mktemp("capture-run"), workers="2",
                     capture_rate="1", capture_url=url) as server:
         yield server, url
@@ -45,7 +44,7 @@ def rows(url: str) -> list[tuple[str, int, int, bytes]]:
                 return []
             c = captures.c
             return [tuple(r) for r in db.execute(  # type: ignore[misc]
-                sa.select(c.request_id, c.position, c.predicted, c.seen_png).order_by(c.id))]
+                sa.select(c.prediction_id, c.position, c.predicted, c.seen_png).order_by(c.id))]
     finally:
         engine.dispose()
 
@@ -72,7 +71,7 @@ def test_uploads_are_captured_and_labelled(capturing: tuple[Server, str]) -> Non
     with ThreadPoolExecutor(8) as pool:  # under load, on both workers
         answers = list(pool.map(lambda b: upload(server, b), batches))
     assert [a.status_code for a in answers] == [200] * len(batches)
-    sent = {(a.headers["x-request-id"], i): int(np.argmax(p["probabilities"]))
+    sent = {(a.json()["prediction_id"], i): int(np.argmax(p["probabilities"]))
             for a in answers for i, p in enumerate(a.json()["predictions"])}
     stored = wait_for(url, len(sent))
     assert {(r[0], r[1]): r[2] for r in stored} == sent  # every picture, as predicted
@@ -83,7 +82,7 @@ def test_uploads_are_captured_and_labelled(capturing: tuple[Server, str]) -> Non
     truths = {rid0: sent[(rid0, 0)], rid1: sent[(rid1, 0)], rid2: (sent[(rid2, 0)] + 1) % 10}
     for rid, truth in truths.items():
         taken = httpx.post(f"{server.url}/api/models/tiny/feedback",
-                           json={"request_id": rid, "label": str(truth)})
+                           json={"prediction_id": rid, "label": str(truth)})
         assert taken.status_code == 200, taken.text
         assert taken.json()["class_index"] == truth and taken.json()["version"] == 1
     summary = httpx.get(f"{server.url}/api/models/tiny/feedback").json()
@@ -106,7 +105,8 @@ def test_feedback_the_moment_the_answer_arrives_finds_its_picture(
     for _ in range(12):
         answer = upload(server, picture)  # every call a new connection
         taken = httpx.post(f"{server.url}/api/models/tiny/feedback", timeout=30,
-                           json={"request_id": answer.headers["x-request-id"], "label": 0})
+                           json={"prediction_id": answer.headers["x-prediction-id"],
+                                 "label": 0})
         assert taken.status_code == 200, taken.text
 
 
@@ -114,8 +114,8 @@ def test_feedback_the_moment_the_answer_arrives_finds_its_picture(
     ({"request_id": "0" * 32, "label": "3"}, 404, "no captured picture"),
     ({"request_id": "x", "label": "eleven"}, 422, "not a class of this model"),
     ({"request_id": "x", "label": 10}, 422, "not a class of this model"),
-    ({"request_id": "", "label": 1}, 422, "request_id"),
-    ({"label": 1}, 422, "request_id"),
+    ({"prediction_id": "", "label": 1}, 422, "prediction_id"),
+    ({"label": 1}, 422, "prediction_id"),
 ])
 def test_bad_feedback_is_refused(capturing: tuple[Server, str], body: dict[str, object],
                                  status: int, words: str) -> None:
@@ -143,3 +143,27 @@ def test_without_capture_feedback_says_it_is_off(tiny_repo: Path, tmp_path: Path
                        json={"request_id": "x", "label": 1})
         assert r.status_code == 409 and "capture is off" in r.json()["error"]
     assert not store.exists()  # off by default: nothing is written anywhere
+
+
+def test_two_uploads_in_one_trace_are_two_predictions(capturing: tuple[Server, str]) -> None:
+    """One caller's trace (a traceparent) or one X-Request-ID on two uploads: two
+    prediction ids, and feedback on each labels its own picture only."""
+    server, url = capturing
+    same = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "x-request-id": "client-chosen"}
+    answers = [httpx.post(f"{server.url}/api/models/tiny/predict", headers=same, timeout=30,
+                          files=[("file", ("d.png", png(dim_pictures(1, seed=s)[0, ..., 0]),
+                                           "image/png"))]) for s in (5, 6)]
+    ids = [a.json()["prediction_id"] for a in answers]
+    assert ids[0] != ids[1] and [a.headers["x-prediction-id"] for a in answers] == ids
+    assert {a.headers["x-request-id"] for a in answers} == {"client-chosen"}
+    for pid, label in zip(ids, (3, 4), strict=True):
+        r = httpx.post(f"{server.url}/api/models/tiny/feedback", timeout=30,
+                       json={"prediction_id": pid, "label": label})
+        assert r.status_code == 200, r.text
+    engine = sa.create_engine(url)
+    with engine.connect() as db:
+        labelled = dict(db.execute(sa.select(captures.c.prediction_id, captures.c.label)
+                                   .where(captures.c.prediction_id.in_(ids))).tuples().all())
+    engine.dispose()
+    assert labelled == {ids[0]: 3, ids[1]: 4}

@@ -253,3 +253,31 @@ def test_a_streamed_body_over_the_cap_is_413(tiny_repo: Path, tmp_path: Path,
         alive = c.get("/health/live")
     assert r.status_code == 413 and "4096-byte limit" in r.json()["error"]
     assert alive.status_code == 200
+
+
+# each of these once answered 500
+ONCE_500: list[tuple[str, str, dict[str, object], int, str]] = [
+    ("pool of size 0", '/api/pipeline?ops=[{"op":"pool","size":0}]',
+     {"content": DIGIT, "headers": PNG}, 422, "greater than or equal to 1"),
+    ("feedback position past int64", "/api/models/mnist/feedback",
+     {"json": {"request_id": "x", "label": 1, "position": 2**63}}, 422, "position"),
+    ("a superscript header length", "/v2/models/mnist/infer",  # b"\xb2": "²" in latin-1
+     {"content": b'{"inputs": []}', "headers": {"Inference-Header-Content-Length": b"\xb2"}},
+     400, "does not fit"),
+    ("a superscript layer index", "/api/models/mnist/activations?layers=%C2%B2",
+     {"content": DIGIT, "headers": PNG}, 404, "unknown layer"),
+    ("activations of many images as TF Serving JSON", "/v1/models/mnist:predict",
+     {"json": {"signature_name": "activations", "instances": [[[[0]] * 28] * 28] * 15}},
+     413, "too many for JSON"),
+]
+
+
+@pytest.mark.parametrize(("what", "path", "kwargs", "status", "needle"), ONCE_500,
+                         ids=[c[0] for c in ONCE_500])
+def test_what_once_answered_500(bundled_server: Server, what: str, path: str,
+                                kwargs: dict[str, object], status: int, needle: str) -> None:
+    with bundled_server.client() as c:
+        r = c.post(path, **kwargs)  # type: ignore[arg-type]
+        assert r.status_code == status, (what, r.text)
+        assert needle in r.json()["error"], r.text
+        still_healthy(c)

@@ -60,7 +60,7 @@ def test_captured_and_labelled_uploads_fine_tune_a_new_version(tmp_path: Path) -
                        files=[("file", (f"{i}.png", blob, "image/png"))
                               for i, (_, blob) in enumerate(part)])
             assert r.status_code == 200
-            rid = r.headers["x-request-id"]
+            rid = r.headers["x-prediction-id"]  # (sent below under its older name)
             for position, (label, _) in enumerate(part):
                 given = c.post("/api/models/mnist/feedback", json={
                     "request_id": rid, "position": position, "label": str(label)})

@@ -71,15 +71,18 @@ def test_new_broken_and_removed_versions_under_traffic(repo: Path, tmp_path: Pat
         export_tiny(repo / "tiny", version=2, seed=1)          # a new version appears
         wait_for(lambda: bool(t.versions) and t.versions[-1] == 2)
 
-        broken = repo / "tiny" / "3"                            # a corrupt one
-        shutil.copytree(repo / "tiny" / "2", broken)
+        broken = tmp_path / "broken"                            # a corrupt one, published
+        shutil.copytree(repo / "tiny" / "2", broken)            # whole (as the trainer does)
         (broken / "saved_model.pb").write_bytes(b"definitely not a protobuf")
+        broken.rename(repo / "tiny" / "3")
         with server.client() as c:
-            wait_for(lambda: any(s["version"] == "3" for s in
-                                 c.get("/v1/models/tiny").json()["model_version_status"]))
+            def version_3_ended() -> bool:  # its load has failed, not merely started
+                rows = c.get("/v1/models/tiny").json()["model_version_status"]
+                return any(s["version"] == "3" and s["state"] == "END" for s in rows)
+
+            wait_for(version_3_ended)
             status = {s["version"]: s for s in
                       c.get("/v1/models/tiny").json()["model_version_status"]}
-            assert status["3"]["state"] == "END"
             assert "cannot load SavedModel" in status["3"]["status"]["error_message"]
             assert status["2"]["state"] == "AVAILABLE"
             assert c.get("/health/ready").status_code == 200

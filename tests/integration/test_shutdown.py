@@ -10,9 +10,11 @@ import threading
 import time
 from pathlib import Path
 
+import grpc
 import httpx
+from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from tests.helpers import fixture_images, run_server
+from tests.helpers import fixture_images, free_port, run_server
 
 
 def export_slow_model(version_dir: Path) -> None:
@@ -71,20 +73,34 @@ def test_sigterm_ends_a_worker_stuck_in_a_long_call(tmp_path: Path) -> None:
 
 
 def test_a_draining_worker_serves_but_says_not_ready(tiny_repo: Path, tmp_path: Path) -> None:
-    """With a shutdown delay, SIGTERM first drains: requests are still answered, each
-    closing its connection, while readiness answers 503; then the worker ends."""
+    """With a shutdown delay, SIGTERM first drains: requests are still answered (HTTP
+    ones closing their connection), while readiness answers 503 on HTTP and false on
+    gRPC; then the worker ends."""
     _, digit = fixture_images("digits")[0]
-    with run_server(tiny_repo, tmp_path, shutdown_delay_s="3") as server:
+    port = free_port()
+    with run_server(tiny_repo, tmp_path, shutdown_delay_s="5", grpc_port=str(port)) as server, \
+            grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        oip = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        assert oip.ServerReady(service_pb2.ServerReadyRequest(), timeout=10).ready
         with httpx.Client(base_url=server.url, timeout=10) as c:
             before = c.get("/health/ready")
             server.proc.send_signal(signal.SIGTERM)
-            time.sleep(0.5)
-            ready, v2_ready = c.get("/health/ready"), c.get("/v2/health/ready")
+            deadline = time.monotonic() + 30
+            while (ready := c.get("/health/ready")).status_code == 200:  # until it drains
+                assert time.monotonic() < deadline, "never started draining"
+                time.sleep(0.05)
+            v2_ready = c.get("/v2/health/ready")
+            grpc_ready = oip.ServerReady(service_pb2.ServerReadyRequest(), timeout=10).ready
             answer = c.post("/api/models/tiny/predict", content=digit,
                             headers={"content-type": "image/png"})
+            request = service_pb2.ModelInferRequest(model_name="tiny")
+            request.inputs.add(name="image", datatype="UINT8", shape=[1, 28, 28, 1])
+            request.raw_input_contents.append(bytes(784))
+            inferred = oip.ModelInfer(request, timeout=10)
         server.proc.wait(30)
     assert before.status_code == 200 and "connection" not in before.headers
     assert (ready.status_code, ready.json()["status"]) == (503, "draining")
-    assert v2_ready.status_code == 503
+    assert v2_ready.status_code == 503 and grpc_ready is False
     assert answer.status_code == 200 and answer.headers["connection"] == "close"
+    assert inferred.model_name == "tiny"
     assert server.proc.returncode == -signal.SIGTERM  # ended by it, as uvicorn re-raises

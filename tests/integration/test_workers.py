@@ -41,14 +41,20 @@ def served_predictions(url: str) -> float:
                and 'route="/api/models/{name}/predict"' in line and 'status="200"' in line)
 
 
+def listening_sockets(port: int) -> int:
+    """How many sockets listen on ``port`` (each worker has its own: SO_REUSEPORT)."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for row in rows
+               if row.split()[1].endswith(f":{port:04X}") and row.split()[3] == "0A")
+
+
 def wait_for_both(server: Server) -> None:
     """Until both workers listen (ready answers as soon as the first one does)."""
     deadline = time.monotonic() + 120
-    while len(set(re.findall(r"\[(\d+)\]: Application startup complete",
-                             server.logs()))) < 2:
-        assert time.monotonic() < deadline, "a worker did not start"
-        time.sleep(0.2)
-    time.sleep(0.5)  # (from startup complete to listening)
+    port = int(server.url.rsplit(":", 1)[1])
+    while listening_sockets(port) < 2:
+        assert time.monotonic() < deadline, "a worker did not start listening"
+        time.sleep(0.1)
 
 
 def test_two_workers_share_the_port_and_the_metrics(tiny_repo: Path, tmp_path: Path) -> None:
@@ -90,7 +96,7 @@ def test_a_restarted_worker_serves_what_its_peers_serve(tiny_repo: Path, tmp_pat
         while not (new := set(re.findall(r"\(worker (\d+) of 2\)", server.logs())) - started):
             assert time.monotonic() < deadline, "the supervisor did not start a new worker"
             time.sleep(0.2)
-        time.sleep(1)  # until it accepts connections
+        wait_for_both(server)  # until the newcomer listens
         unloaded = [predict(server.url).status_code for _ in range(24)]
         logs = server.logs()
     assert unloaded == [503] * 24  # the newcomer replayed the unload
@@ -166,12 +172,14 @@ def test_a_worker_killed_under_load_costs_only_its_requests_in_flight(
         while not (new := set(re.findall(r"\(worker (\d+) of 2\)", server.logs())) - started):
             assert time.monotonic() < deadline, "the supervisor did not start a new worker"
             time.sleep(0.2)
-        time.sleep(3)  # the new worker takes connections
+        [pid] = new
+        while f"[{pid}]: POST /api/models/tiny/predict 200" not in server.logs():
+            assert time.monotonic() < deadline, "the new worker served nothing"
+            time.sleep(0.1)  # until the new worker serves the label
         stop.set()
         for t in threads:
             t.join()
         logs = server.logs()
     failed = [s for s in outcomes if s != 200]
     assert len(outcomes) > 100 and len(failed) <= clients, Counter(outcomes)
-    [pid] = new
     assert f"[{pid}]: POST /api/models/tiny/predict 200" in logs  # serving the label

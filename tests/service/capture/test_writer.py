@@ -30,16 +30,18 @@ def test_the_writer_stores_in_its_own_thread_and_drops_what_does_not_fit(
 
     store.add = slow_add  # type: ignore[method-assign]
     written, dropped = [], []
-    writer = CaptureWriter(store, 1.0, max_queue=3, max_rows=100, max_age_s=None,
-                           on_written=written.append, on_dropped=dropped.append)
-    item = Served(capture("r", time.time()), np.zeros((28, 28), np.uint8))
-    for _ in range(10):
+    items = [Served(capture(f"r{i}", time.time()), np.zeros((28, 28), np.uint8))
+             for i in range(10)]
+    writer = CaptureWriter(store, 1.0, max_bytes=3 * items[0].size, max_rows=100,
+                           max_age_s=None, on_written=written.append,
+                           on_dropped=dropped.append)
+    for item in items:
         writer.offer([item])  # never waits for the store: what does not fit is dropped
-    assert not gate.is_set() and sum(dropped) >= 6  # the queue holds 3, the writer 1
+    assert not gate.is_set() and sum(dropped) == 7  # the queue holds three pictures' bytes
     gate.set()
     writer.close()
     assert sum(written) + sum(dropped) == 10
-    assert len(list(CaptureStore(store_url).feedback("m", 10))) == 1
+    assert CaptureStore(store_url).feedback("m", 10)[0].captured == 3
 
 
 def test_flush_writes_what_is_queued_without_waiting_for_a_batch(
@@ -48,7 +50,7 @@ def test_flush_writes_what_is_queued_without_waiting_for_a_batch(
     otherwise lets a batch gather (here for a minute), writes at once when asked."""
     monkeypatch.setattr(writer_module, "GATHER_S", 60.0)
     store = CaptureStore(store_url)
-    writer = CaptureWriter(store, 1.0, max_queue=10, max_rows=100, max_age_s=None)
+    writer = CaptureWriter(store, 1.0, max_bytes=2**20, max_rows=100, max_age_s=None)
     writer.offer([Served(capture("now", time.time()), np.zeros((28, 28), np.uint8))])
     assert writer.flush(timeout_s=5)
     assert store.label("m", "now", 0, 1) == 1
