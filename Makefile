@@ -13,7 +13,7 @@ APT_PACKAGES := chromium nginx docker-compose postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PIP_INSTALL := pip install --quiet --disable-pip-version-check
 
-.PHONY: run test lint typecheck pytest install system-deps clean bench screenshot train-mnist train-fashion
+.PHONY: run test test-fast lint typecheck pytest unit docs install system-deps clean bench screenshot train-mnist train-fashion
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,10 +39,23 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy service training cnnlab bench
 
+# The whole suite on every core: one test module per worker (a module's server is shared
+# by its tests), the slowest tests listed at the end.
 pytest: $(STAMP) system-deps
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n auto --dist loadfile --durations=15 $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+# The tests that start no server and train nothing: a contributor's quick loop.
+UNIT_TESTS := tests/service tests/cnnlab tests/bench tests/docs/test_site.py::test_every_setting_is_in_the_reference
+unit: $(STAMP)
+	$(PY) -m pytest -q -n auto $(UNIT_TESTS)
+
+# The documentation site, from docs/ into site/ (--strict: a broken link fails).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
+test: lint typecheck docs pytest
+
+test-fast: lint typecheck unit
 
 bench: $(STAMP)
 	@command -v wrk >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk)
@@ -69,4 +82,4 @@ train-fashion: $(STAMP)
 	  $(DATA_FLAG) --models-dir models
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info site

@@ -41,6 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 from bench.common import ROOT, WrkResult, first_digit, free_port, p50_ms, server, wrk
+from bench.plot import serving_figure
 from cnnlab.layout import list_versions
 from service.runtime.settings import auto_workers
 from service.serving.runner import SessionRunner
@@ -167,6 +168,9 @@ def mean_limit(limits: Limits, key: str) -> float:
     return (limits[0][key] + limits[1][key]) / 2
 
 
+FIGURE = ROOT / "docs" / "img" / "performance.png"  # the site's performance page shows it
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--models-dir", type=Path, default=ROOT / "models")
@@ -290,6 +294,8 @@ def main() -> None:
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "serving.json").write_text(json.dumps(results, indent=2))
+    serving_figure(results, default, FIGURE)
+    print(f"figure: {FIGURE.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

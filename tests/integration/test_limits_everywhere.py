@@ -5,7 +5,7 @@ name the model does not take), for almost no CPU and no memory, because the data
 adds a request's parts up before it decodes any.
 
 The service runs with small budgets, so a request over them is small: 40,000 pixels a
-request, 10 JPEG scans at that size (400,000 pixel-passes), 64 images."""
+request, 10 JPEG scans at that size (400,000 pixel-passes), 8 images."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from tests.helpers import (
     run_server,
 )
 
-PIXELS, SCANS, INSTANCES = 40_000, 10, 64
+PIXELS, SCANS, INSTANCES = 40_000, 10, 8
 
 
 def picture(width: int, height: int) -> np.ndarray:
@@ -215,20 +215,20 @@ CASES: dict[str, tuple[Callable[[Server, int], tuple[int | str, str]], int | str
                        SCAN_BUDGET),
     # images in the request, after splitting and context expansion
     "instances/tfserving predict rows": (http("/v1/models/tiny:predict", json={
-        "instances": [ROW] * 65}), 413, INSTANCE_BUDGET),
+        "instances": [ROW] * 9}), 413, INSTANCE_BUDGET),
     "instances/tfserving predict split": (http("/v1/models/tiny:predict", json={
-        "instances": [ROW] * 32 + [b64(png(picture(28, 28)))] + [ROW] * 32}), 413,
+        "instances": [ROW] * 4 + [b64(png(picture(28, 28)))] + [ROW] * 4}), 413,
         INSTANCE_BUDGET),
-    "instances/tfserving classify context": (rest_classify([{}] * 65, context=FLAT), 413,
+    "instances/tfserving classify context": (rest_classify([{}] * 9, context=FLAT), 413,
                                              INSTANCE_BUDGET),
-    "instances/v2 rest whole": (v2_rest(65), 413, INSTANCE_BUDGET),
-    "instances/v2 rest split": (v2_rest(33, 32), 413, INSTANCE_BUDGET),
-    "instances/grpc predict": (tf_predict(image=pixels(65)), "RESOURCE_EXHAUSTED",
+    "instances/v2 rest whole": (v2_rest(9), 413, INSTANCE_BUDGET),
+    "instances/v2 rest split": (v2_rest(5, 4), 413, INSTANCE_BUDGET),
+    "instances/grpc predict": (tf_predict(image=pixels(9)), "RESOURCE_EXHAUSTED",
                                INSTANCE_BUDGET),
-    "instances/grpc classify context": (tf_classify([None] * 65, context=FLAT),
+    "instances/grpc classify context": (tf_classify([None] * 9, context=FLAT),
                                         "RESOURCE_EXHAUSTED", INSTANCE_BUDGET),
-    "instances/v2 grpc whole": (v2_grpc(65), "RESOURCE_EXHAUSTED", INSTANCE_BUDGET),
-    "instances/v2 grpc split": (v2_grpc(33, 32), "RESOURCE_EXHAUSTED", INSTANCE_BUDGET),
+    "instances/v2 grpc whole": (v2_grpc(9), "RESOURCE_EXHAUSTED", INSTANCE_BUDGET),
+    "instances/v2 grpc split": (v2_grpc(5, 4), "RESOURCE_EXHAUSTED", INSTANCE_BUDGET),
     # inputs the model does not take
     "names/grpc predict": (tf_predict(image0=strings(HALF_OVER), image1=strings(HALF_OVER)),
                            "INVALID_ARGUMENT", "unknown input 'image"),
@@ -252,7 +252,7 @@ def test_the_same_pictures_within_the_budget_are_served(served: tuple[Server, in
     for send in (upload(HALF_OVER), raw(SPLIT_SCANS),
                  http("/v1/models/tiny:predict", json={"instances": [b64(SPLIT_SCANS), ROW]}),
                  rest_classify([{}, {"image": FLAT}], context=b64(HALF_OVER)),
-                 tf_classify([HALF_OVER, FLAT]), v2_grpc(32, 32), v2_rest(64)):
+                 tf_classify([HALF_OVER, FLAT]), v2_grpc(4, 4), v2_rest(8)):
         status, message = send(server, port)
         assert status in (200, "OK"), message
 

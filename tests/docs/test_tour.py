@@ -1,8 +1,9 @@
-"""The README's tour, run as written: its curl block in bash and its gRPC snippets in
-Python, against the service started as ``make run`` starts it (``python -m service``,
-workers ``auto``) with the settings the tour names at its top. A README line that stops
-working fails this test: every curl fails on an HTTP error (``--fail-with-body``), the
-script stops at the first failure, and the answers the tour promises are checked."""
+"""The documentation's tour (docs/getting-started.md), run as written in bash against the
+service started as ``make run`` starts it (``python -m service``, workers ``auto``) with
+the settings the tour names at its top. A line that stops working fails this test: every
+curl fails on an HTTP error (``--fail-with-body``), the script stops at the first
+failure, and the answers the tour promises are checked. (Every other command block of
+the documentation runs in tests/docs/test_commands.py.)"""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import os
 import re
 import shlex
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,17 +19,16 @@ import pytest
 
 from tests.helpers import BUNDLED_MODELS, ROOT, Server, free_port, run_server
 
-README = (ROOT / "README.md").read_text()
+PAGE = (ROOT / "docs" / "getting-started.md").read_text()
 
 
 def section(title: str) -> str:
-    start = README.index(f"## {title}\n")
-    end = README.index("\n## ", start + 1)
-    return README[start:end]
+    start = PAGE.index(f"## {title}\n")
+    end = PAGE.find("\n## ", start + 1)
+    return PAGE[start:] if end < 0 else PAGE[start:end]
 
 
 TOUR = re.search(r"```bash\n(.*?)```", section("A tour with curl"), re.S).group(1)  # type: ignore[union-attr]
-SNIPPETS = re.findall(r"```python\n(.*?)```", section("gRPC"), re.S)
 
 
 def tour_settings() -> dict[str, str]:
@@ -103,13 +102,3 @@ def test_the_curl_tour_runs_as_written(tour: tuple[Server, int, Path]) -> None:
     for written in ("explain.png", "acts.npz", "filters.png", "learned.png", "gradcam.png",
                     "edges.png", "lap.png", "out.png"):
         assert (work / written).stat().st_size > 100, written
-
-
-@pytest.mark.parametrize("snippet", SNIPPETS, ids=["tf-serving", "tritonclient"])
-def test_the_grpc_snippets_run_as_written(tour: tuple[Server, int, Path],
-                                          snippet: str) -> None:
-    server, grpc_port, work = tour
-    done = subprocess.run([sys.executable, "-c", on_port(snippet, server, grpc_port)],
-                          cwd=work, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip().splitlines()[-1] == "[7]"
