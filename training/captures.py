@@ -2,7 +2,9 @@
 
 ``export`` takes a model's labelled captures — the 28x28 pictures the model saw and the
 true classes feedback gave them — and writes them as the four IDX files of a dataset:
-a random ``HELD_OUT`` of them as its test split, to measure a fine-tuned version on
+about ``HELD_OUT`` of them, chosen at random by picture (the same picture uploaded
+twice lands on one side only, so the test split holds no picture the training saw), as
+its test split, to measure a fine-tuned version on
 traffic it did not learn from, the rest as its training split, which
 ``python -m training train ... --extra-data DIR`` mixes into the original training set.
 ``captures.json`` beside them says what they are.
@@ -42,9 +44,7 @@ def export(store_url: str, model: str, to: Path, seed: int = 0) -> dict[str, Any
                         "at least 2 are needed (one to learn from, one to test on)")
     pictures = np.stack([_picture(png) for png, _, _ in rows])
     labels = np.array([label for _, label, _ in rows], np.uint8)
-    order = np.random.default_rng(seed).permutation(len(rows))
-    cut = max(1, round(len(rows) * HELD_OUT))
-    test, train = order[:cut], order[cut:]
+    test, train = split_by_picture(pictures, HELD_OUT, seed)
     write_idx_dir(to, pictures[train], labels[train], pictures[test], labels[test])
     times = [t for _, _, t in rows]
     summary = {"model": model, "captures": len(rows), "train": len(train),
@@ -52,6 +52,27 @@ def export(store_url: str, model: str, to: Path, seed: int = 0) -> dict[str, Any
                "store": store.engine.url.render_as_string(hide_password=True)}
     (to / SUMMARY).write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def split_by_picture(pictures: np.ndarray, share: float,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (held out, kept) with about ``share`` of the rows held out, whole
+    groups of identical pictures at a time, the groups in a seeded random order."""
+    _, group = np.unique(pictures.reshape(len(pictures), -1), axis=0, return_inverse=True)
+    group = group.ravel()
+    if group.max() < 1:
+        raise DataError("every labelled capture is the same picture: nothing to hold out "
+                        "that the training would not also see")
+    wanted = max(1, round(len(pictures) * share))
+    held: list[int] = []
+    for g in np.random.default_rng(seed).permutation(group.max() + 1):
+        if len(held) >= wanted:
+            break
+        members = np.flatnonzero(group == g)
+        if len(held) + len(members) < len(pictures):  # (the training keeps one at least)
+            held.extend(members.tolist())
+    out = np.isin(np.arange(len(pictures)), held)
+    return np.flatnonzero(out), np.flatnonzero(~out)
 
 
 def _picture(png: bytes) -> np.ndarray:

@@ -105,6 +105,10 @@ class Calibration(BaseModel):
     ece_before: float = Field(description="expected calibration error before, 15 bins")
     ece_after: float = Field(description="expected calibration error of the served "
                              "probabilities")
+    ece_after_cross_fitted: float | None = Field(
+        default=None, description="the same out of sample, when the temperature was fitted "
+        "on the pictures it is measured on: fitted on one half, measured on the other, "
+        "both ways round")
     fitted_on: str
     measured_on: str
 
@@ -118,6 +122,10 @@ class OodScore(BaseModel):
                            "threshold was set to accept")
     accepted_on_check: float = Field(description="share accepted of other held-out "
                                      "pictures")
+    accepted_cross_fitted: float | None = Field(
+        default=None, description="the share accepted out of sample, when the threshold "
+        "was set on the pictures it is checked on: set on one half, checked on the other, "
+        "both ways round")
     threshold_fitted_on: str
     measured_on: str
 

@@ -8,6 +8,7 @@ distribution and refuses noise and clothing."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import tritonclient.http as triton_http
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from tests.helpers import (
+    BUNDLED_MODELS,
     FIXTURES,
     Server,
     dim_pictures,
@@ -169,3 +171,16 @@ def test_the_digit_model_keeps_scanned_digits_and_refuses_the_rest(
             assert by_name[prefix + name]["top_k"][0]["label"] == name[0]
     assert not by_name["noise.png"]["in_distribution"]
     assert not by_name["boot.png"]["in_distribution"]
+
+
+def test_the_summary_gives_the_out_of_sample_figures(bundled_server: Server) -> None:
+    """A version fitted and measured on the same pictures also says its cross-fitted
+    (out-of-sample) calibration error and acceptance rate."""
+    with bundled_server.client() as c:
+        summary = c.get("/api/models/mnist").json()
+    metadata = json.loads((BUNDLED_MODELS / "mnist" / str(summary["versions"][0]["version"])
+                           / "metadata.json").read_text())
+    assert summary["calibration"]["ece_after_cross_fitted"] == pytest.approx(
+        metadata["calibration"]["ece_after_cross_fitted"])
+    assert summary["ood"]["accepted_cross_fitted"] == pytest.approx(
+        metadata["ood"]["accepted_cross_fitted"])

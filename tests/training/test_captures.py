@@ -37,6 +37,27 @@ def test_labelled_captures_are_exported_as_idx_files(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "out" / "captures.json").read_text())["captures"] == 8
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_the_same_picture_never_straddles_the_split(tmp_path: Path, seed: int) -> None:
+    """Pictures uploaded several times (here each of six pictures 1 to 4 times) are held
+    out or kept whole: the held-out captures hold no picture the training split has."""
+    url = sqlite_url(tmp_path / "c.db")
+    store = CaptureStore(url)
+    pictures = np.random.default_rng(seed).integers(0, 256, (6, 28, 28), dtype=np.uint8)
+    copies = [(i, c) for i in range(6) for c in range(1 + i % 4)]
+    store.add([Capture(f"p{i}-{c}", 0, time.time(), "mnist", 1, 3, 0.9, None, None, b"raw",
+                       cv2.imencode(".png", pictures[i])[1].tobytes()) for i, c in copies])
+    for i, c in copies:
+        store.label("mnist", f"p{i}-{c}", 0, i)
+
+    summary = captures.export(url, "mnist", tmp_path / "out", seed=seed)
+    ds = data.load_idx_dir("mnist", tmp_path / "out")
+    train = {x.tobytes() for x in ds.x_train}
+    test = {x.tobytes() for x in ds.x_test}
+    assert train and test and not train & test
+    assert summary["train"] + summary["held_out"] == len(copies)
+
+
 def test_too_few_labelled_captures_are_refused(tmp_path: Path) -> None:
     url = sqlite_url(tmp_path / "c.db")
     CaptureStore(url)
