@@ -8,6 +8,12 @@ per set, the AUROC of ``ood_score`` and the false-positive rate at 95 % true-pos
 (the threshold that keeps 95 % of this run's in-distribution uploads), the share the
 version's own threshold accepts (``in_distribution``), and the accuracy of the uploads.
 
+Then pictures from elsewhere (``bench/data/elsewhere``, written by ``bench/elsewhere.py``
+and never fitted on): each model's own kind of picture as users send them (dark ink on
+paper, other resolutions, blur, marker and pen, rotation, off-centre, JPEG, textured
+paper, rendered fonts), where the share the verdict flags as not in distribution should
+be small, per kind of change; and rendered letters and symbols, which should be flagged.
+
 ``--compare`` also scores the test pictures in-process, prepared as uploads are, with
 the feature ensemble with and without the picture layer (``training.trust.reads_picture``
 picks per dataset) and two simpler scores the ensemble was chosen over: the Mahalanobis
@@ -34,6 +40,7 @@ from service.images.preprocess import PreprocessSpec, prepare, stack
 from training import data, trust
 
 PAIRS = {"mnist": "fashion_mnist", "fashion_mnist": "mnist"}
+ELSEWHERE = Path(__file__).resolve().parent / "data" / "elsewhere"
 PER_REQUEST = 64
 
 
@@ -94,6 +101,45 @@ def served(url: str, datasets: dict[str, data.Dataset], count: int) -> None:
                       f"{trust.fpr_at(inside, outside):>9.2%}{taken.mean():>10.2%}")
 
 
+def from_elsewhere(folder: Path) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
+    """The pictures of one folder of the set, their classes and how each was made."""
+    files = sorted(folder.glob("*.png"))
+    if not files:
+        raise SystemExit(f"no pictures in {folder}: run bench/elsewhere.py first")
+    pictures = []
+    for file in files:
+        picture = cv2.imread(str(file), cv2.IMREAD_GRAYSCALE)
+        if picture is None:
+            raise SystemExit(f"cannot read {file}")
+        pictures.append(picture)
+    labels = np.array([int(f.name.split("_")[0]) for f in files])
+    return pictures, labels, [f.name.split("_")[1] for f in files]
+
+
+def elsewhere(url: str, datasets: dict[str, data.Dataset], count: int) -> None:
+    """Each model's own kind of picture from elsewhere (flagged: should be few), and
+    rendered letters and symbols (AUROC against the model's own test uploads)."""
+    symbols, _, _ = from_elsewhere(ELSEWHERE / "symbols")
+    with httpx.Client(timeout=120) as client:
+        for model in PAIRS:
+            pictures, labels, how = from_elsewhere(ELSEWHERE / model)
+            _, accepted, predicted = upload(client, url, model, pictures)
+            print(f"\n{model}: {len(pictures)} pictures from elsewhere, accuracy "
+                  f"{np.mean(predicted == labels):.4f}, flagged not in distribution "
+                  f"{1 - accepted.mean():.1%}")
+            kinds = np.array(how)
+            for kind in sorted(set(how)):
+                mine = kinds == kind
+                print(f"  {kind:<12} {mine.sum():>4} pictures: accuracy "
+                      f"{np.mean(predicted[mine] == labels[mine]):.3f}, flagged "
+                      f"{1 - accepted[mine].mean():6.1%}")
+            inside, _, _ = upload(client, url, model, list(datasets[model].x_test[:count]))
+            outside, taken, _ = upload(client, url, model, symbols)
+            print(f"  letters and symbols ({len(symbols)}) against {count} test uploads: "
+                  f"AUROC {trust.auroc(inside, outside):.4f}, FPR@95 "
+                  f"{trust.fpr_at(inside, outside):.2%}, accepted {taken.mean():.2%}")
+
+
 def as_uploads(pictures: np.ndarray, model: str) -> np.ndarray:
     """``pictures`` ``[N,28,28,1]`` as the service prepares uploads for ``model``."""
     spec = PreprocessSpec(28, 28, "auto", center=centres_uploads(model))
@@ -149,6 +195,7 @@ def main() -> int:
     with server([sys.executable, "-m", "service"], port, "/health/ready",
                 env=service_env(port)) as (url, _):
         served(url, datasets, args.count)
+        elsewhere(url, datasets, args.count)
     if args.compare:
         compare(Path(service_env(port)["CNNLAB_MODELS_DIR"]), datasets)
     return 0

@@ -82,6 +82,7 @@ def prepare(grays: list[np.ndarray], spec: PreprocessSpec,
                  else np.full(len(members), spec.invert == "on"))
         if flips.any():  # (a new array: the caller's pictures stay as they are)
             pictures = np.where(flips[:, None, None], 255 - pictures, pictures)
+            pictures[flips] = on_black(pictures[flips])  # (paper need not be white)
         pixels = (center_like_mnist(pictures, spec.height) if centered
                   else [pad_to(g, spec.height, spec.width) for g in pictures])
         for i, px, flip in zip(members, pixels, flips.tolist(), strict=True):
@@ -90,14 +91,35 @@ def prepare(grays: list[np.ndarray], spec: PreprocessSpec,
     return out  # type: ignore[return-value]  # every index was filled above
 
 
+def on_black(pictures: np.ndarray) -> np.ndarray:
+    """Inverted pictures of ink on paper ``[N, H, W]`` on a black background, as MNIST's
+    are: where a picture's background (the median of its border) is grey — paper that was
+    not white, photographed in poor light or with a scanner's offset — that level is
+    taken away and the rest stretched back to 0..255, so the paper does not read as ink.
+    Pictures already on black are returned as they are."""
+    background = np.median(_border(pictures), axis=1)  # [N]
+    grey = np.flatnonzero(background > 0)
+    if not len(grey):
+        return pictures
+    out = pictures.copy()
+    for i in grey:
+        lifted = pictures[i].astype(np.float32) - float(background[i])
+        out[i] = np.clip(lifted * (255.0 / max(float(lifted.max()), 1.0)), 0, 255)
+    return out
+
+
+def _border(pictures: np.ndarray) -> np.ndarray:
+    """Each picture's border pixels, ``[N, 2W + 2H]`` (the corners twice)."""
+    return np.concatenate([pictures[:, 0], pictures[:, -1], pictures[:, :, 0],
+                           pictures[:, :, -1]], axis=1)
+
+
 def light_backgrounds(pictures: np.ndarray) -> np.ndarray:
     """Per picture of ``[N, H, W]``: is most of its border light? MNIST wants light ink on
     black, so such a picture (dark ink on paper) is inverted. (Corners count twice: each
     lies on two sides.)"""
     _, h, w = pictures.shape
-    border = np.concatenate([pictures[:, 0], pictures[:, -1], pictures[:, :, 0],
-                             pictures[:, :, -1]], axis=1)  # [N, 2w + 2h]
-    return np.count_nonzero(border > 127, axis=1) > h + w
+    return np.count_nonzero(_border(pictures) > 127, axis=1) > h + w
 
 
 def pad_to(gray: np.ndarray, height: int, width: int) -> np.ndarray:

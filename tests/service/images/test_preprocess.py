@@ -19,8 +19,13 @@ def reference(gray: np.ndarray, invert: Invert, center: bool) -> np.ndarray:
     border = np.concatenate((gray[0], gray[-1], gray[:, 0], gray[:, -1]))
     flip = invert == "on" or (invert == "auto" and
                                np.count_nonzero(border > 127) > sum(gray.shape))
-    if flip:
+    if flip:  # dark ink on paper: inverted, and the paper's level taken away
         gray = 255 - gray
+        paper = float(np.median(np.concatenate((gray[0], gray[-1], gray[:, 0], gray[:, -1]))))
+        if paper > 0:
+            lifted = gray.astype(np.float32) - paper
+            gray = np.clip(lifted * (255.0 / max(float(lifted.max()), 1.0)), 0,
+                           255).astype(np.uint8)
     if not center:
         return preprocess.pad_to(gray, 28, 28)
     _, ink = cv2.threshold(gray, 0.1 * max(int(gray.max()), 1), 255, cv2.THRESH_BINARY)
@@ -106,3 +111,22 @@ def test_preparing_leaves_the_callers_pictures_alone(n: int) -> None:
     papers = [np.full((28, 28), 255, np.uint8) for _ in range(n)]
     preprocess.prepare(papers, PreprocessSpec(28, 28, "on", center=True))
     assert all(int(paper.min()) == 255 for paper in papers)
+
+
+def test_grey_paper_is_no_ink() -> None:
+    """A digit photographed on grey paper (ink 60, paper 190) is prepared as the same
+    digit on white paper (ink 0, paper 255) is."""
+    white = np.full((84, 84), 255, np.uint8)
+    cv2.line(white, (42, 15), (42, 70), 0, 7)
+    cv2.line(white, (30, 25), (42, 15), 0, 7)
+    grey = (60 + white.astype(np.float32) * (130 / 255)).astype(np.uint8)
+    on_white, on_grey = preprocess.prepare([white, grey], DIGIT)
+    assert on_grey.inverted
+    assert np.abs(on_grey.pixels.astype(int) - on_white.pixels.astype(int)).max() <= 2
+
+
+def test_pictures_not_inverted_keep_their_background() -> None:
+    dark_grey = np.full((28, 28), 40, np.uint8)
+    dark_grey[10:18, 12:16] = 220
+    [prep] = preprocess.prepare([dark_grey], PreprocessSpec(28, 28, "auto"))
+    assert not prep.inverted and int(prep.pixels.min()) == 40
