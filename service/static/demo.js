@@ -168,14 +168,21 @@ $("wrong").addEventListener("click", () => sendFeedback($("truth").value));
 
 // What a model's training pictures are, for the out-of-distribution warning.
 const LOOKS_LIKE = { mnist: "a digit", fashion_mnist: "a piece of clothing" };
+// What else it flags, as measured on pictures from elsewhere (docs/trust.md)
+const WHY_FLAGGED = {
+  mnist: "a digit printed in a font, blown up from a few pixels, or on textured paper",
+  fashion_mnist: "a garment small on a big sheet, blurred or turned",
+};
 function showTrust(name, p) {
   const box = $("ood");
   box.hidden = p.in_distribution !== false;  // null: the version has no OOD score
   if (box.hidden) return;
   const m = models.find((x) => x.name === name);
   const kind = (m && LOOKS_LIKE[m.dataset]) || "anything this model was trained on";
+  const why = (m && WHY_FLAGGED[m.dataset]) || "a picture unlike the ones it was trained on";
   box.textContent = `This does not look like ${kind} (OOD score ${p.ood_score.toFixed(0)}): ` +
-    "the answer above is a guess.";
+    `the answer above is the model's best guess. It says so for another kind of picture, ` +
+    `and sometimes for ${why}.`;
 }
 async function showMaps() {
   if (!$("layer").value) return;

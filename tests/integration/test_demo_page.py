@@ -94,6 +94,9 @@ def test_a_scribble_is_shown_as_not_a_digit(page: Page) -> None:
     page.mouse.up()
     expect(page.get_by_test_id("ood")).to_contain_text("does not look like a digit",
                                                        timeout=20_000)
+    # why a user may see it, and the prediction still shown
+    expect(page.get_by_test_id("ood")).to_contain_text("printed in a font")
+    expect(page.locator("#prediction")).not_to_be_empty()
 
 
 def test_the_first_screen_shows_a_prediction_and_no_broken_image(page: Page) -> None:
