@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from service.errors import Conflict
 from service.serving.admin_state import AdminState, ModelState, StateFile
 
 pytestmark = pytest.mark.anyio
@@ -35,3 +36,13 @@ async def test_without_a_file_the_state_stays_in_memory() -> None:
         state.model("tiny").labels["canary"] = 1
     assert store.read().models["tiny"].labels == {"canary": 1}
     assert not store.changed()
+
+
+async def test_a_state_that_cannot_be_stored_is_a_conflict(tmp_path: Path) -> None:
+    """A models directory that cannot take the file (read-only, gone): the admin action
+    is refused with what to do, nothing is applied."""
+    state = StateFile(tmp_path / "gone" / "admin-state.json")
+    with pytest.raises(Conflict, match="CNNLAB_ADMIN_STATE_FILE"):
+        async with state.update() as changed:
+            changed.unload("mnist")
+    assert state.read().models == {}
