@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import dim_pictures, export_tiny, tiny_keras_model, tiny_trust
-from training import trust
+from training import data, trust
 
 
 def test_the_fitted_temperature_undoes_a_known_one() -> None:
@@ -75,3 +75,27 @@ def test_the_picture_layer_is_its_block_means() -> None:
 
 def test_only_clothing_models_read_the_picture() -> None:
     assert trust.reads_picture("fashion_mnist") and not trust.reads_picture("mnist")
+
+
+def test_a_run_with_a_validation_split_fits_nothing_on_the_test_set(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The OOD Gaussians, the layers' scales, the temperature and the threshold of a run
+    that held out part of its training set are fitted on training pictures only; the test
+    set is only measured on."""
+    rng = np.random.default_rng(0)
+    pictures = rng.integers(0, 256, (60, 28, 28, 1), dtype=np.uint8)
+    labels = np.arange(60) % 10
+    ds = data.Dataset("mnist", pictures[:40], labels[:40], pictures[40:], labels[40:])
+    seen: dict[str, np.ndarray] = {}
+
+    def record(model: object, train: tuple[np.ndarray, np.ndarray],
+               held: tuple[np.ndarray, np.ndarray], check: tuple[np.ndarray, np.ndarray],
+               **kwargs: object) -> None:
+        seen.update(train=train[0], held=held[0], check=check[0])
+
+    monkeypatch.setattr(trust, "fit", record)
+    trust.fit_for(tiny_keras_model(), ds, "0.25")
+    test_rows = {x.tobytes() for x in trust.as_uploaded(ds).x_test}
+    assert not test_rows & {x.tobytes() for x in seen["train"]}
+    assert not test_rows & {x.tobytes() for x in seen["held"]}
+    assert {x.tobytes() for x in seen["check"]} == test_rows  # measured there, only
