@@ -65,16 +65,38 @@ def test_decoded_pixels_per_request(served: tuple[Server, int]) -> None:
                     413, "the limit is 16777216 per request")
 
 
-def raw_upload_cpu(server: Server, blob: bytes) -> float:
-    """The worker's CPU seconds for one raw upload of ``blob`` (the cheaper of two)."""
+def accepted_cpu(server: Server, path: str, **kwargs: object) -> float:
+    """The worker's CPU seconds for one accepted request (the cheaper of two)."""
     costs = []
     for _ in range(2):
         before = cpu_seconds(server)
-        r = httpx.post(f"{server.url}/api/models/tiny/predict", content=blob, timeout=60,
-                       headers={"content-type": "application/octet-stream"})
+        r = httpx.post(f"{server.url}{path}", timeout=60, **kwargs)  # type: ignore[arg-type]
         costs.append(cpu_seconds(server) - before)
         assert r.status_code == 200, r.text
     return min(costs)
+
+
+def raw_upload_cpu(server: Server, blob: bytes) -> float:
+    """The worker's CPU seconds for one raw upload of ``blob`` (the cheaper of two)."""
+    return accepted_cpu(server, "/api/models/tiny/predict", content=blob,
+                        headers={"content-type": "application/octet-stream"})
+
+
+def test_split_requests_at_the_budget_cost_what_one_picture_at_it_does(
+        served: tuple[Server, int]) -> None:
+    """Two half-budget pictures between rows of pixels, or a half-budget context picture
+    applied to two examples, cost a few times one full-budget PNG at most: the budget is
+    of the request, whatever its parts."""
+    server, _ = served
+    circle = cv2.circle(np.zeros((4096, 4096), np.uint8), (2048, 2048), 900, 255, 40)
+    png_cpu = raw_upload_cpu(server, png(circle))
+    half = {"b64": base64.b64encode(png(circle[:2048])).decode()}
+    row = np.zeros((28, 28, 1), np.uint8).tolist()
+    split = accepted_cpu(server, "/v1/models/tiny:predict",
+                         json={"instances": [half, row, half]})
+    context = accepted_cpu(server, "/v1/models/tiny:classify", json={
+        "context": {"image": half}, "examples": [{}, {"image": [0] * 784}, {}]})
+    assert max(split, context) < 4 * png_cpu, (split, context, png_cpu)
 
 
 def test_the_costliest_accepted_jpeg_costs_a_few_full_budget_pngs(
