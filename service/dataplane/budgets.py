@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from service.dataplane.requests import Input, Pictures
 from service.errors import InvalidInput, TooLarge
@@ -27,17 +28,25 @@ def batch_size(n: int, settings: Settings, what: str) -> None:
         raise TooLarge(f"{what}: batch of {n} images; the limit is {settings.max_instances}")
 
 
+@dataclass(frozen=True)
+class RequestCost:
+    """What a request's parts hold, known before any is decoded."""
+
+    images: int
+    part_pixels: list[int]  # each part's decoded pixels (0 for a tensor)
+
+
 def request_inputs(parts: Sequence[Input], want: TensorInfo,
-                   settings: Settings) -> list[int]:
+                   settings: Settings) -> RequestCost:
     """All the parts of one request's batch together, before any is decoded: each tensor
     names the model's input and declares a shape that fits it, the images of every part
     fit ``max_instances``, and the pictures of every part fit the pixel and decode
-    budgets (``picture_sizes``). Each part's decoded pixels (0 for a tensor)."""
-    request_images(parts, want, settings)
+    budgets (``picture_sizes``)."""
+    images = request_images(parts, want, settings)
     blobs = [blob for part in parts if isinstance(part, Pictures) for blob in part.blobs]
     sizes = iter(picture_sizes(blobs, settings) if blobs else ())
-    return [sum(w * h for w, h in itertools.islice(sizes, len(part.blobs)))
-            if isinstance(part, Pictures) else 0 for part in parts]
+    return RequestCost(images, [sum(w * h for w, h in itertools.islice(sizes, len(part.blobs)))
+                                if isinstance(part, Pictures) else 0 for part in parts])
 
 
 def request_images(parts: Sequence[Input], want: TensorInfo, settings: Settings) -> int:

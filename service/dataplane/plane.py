@@ -251,14 +251,13 @@ class DataPlane:
             if unknown:
                 raise InvalidInput(f"unknown output {unknown[0]!r}; signature "
                                    f"{request.signature!r} gives {sorted(produced)}")
-            if request.json_answer and request.inputs:  # known before anything is decoded
+            cost = self.check_inputs(sv, request.inputs)
+            if request.json_answer:  # (the answer's size is known before anything is decoded)
                 returned = request.outputs or self._default_outputs(sv, request.signature,
                                                                     produced)
-                budgets.json_answer({k: produced[k] for k in returned},
-                                    budgets.request_images(request.inputs, sv.info.input,
-                                                           self.settings),
+                budgets.json_answer({k: produced[k] for k in returned}, cost.images,
                                     self.settings, "ask for fewer images or outputs")
-            images = await self.model_input(sv, request.inputs)
+            images = await self._materialise(sv, request.inputs, cost)
             if request.signature == PREDICT_SIGNATURE:
                 outputs = await self.predict(sv, images)
             else:
@@ -357,11 +356,13 @@ class DataPlane:
         """The parts of a batch -> ``sv``'s input ``[N,H,W,C]``: the whole request's budgets
         first (every part together), then each part decoded in turn, within the request's
         one deadline."""
-        if not inputs:
-            raise InvalidInput("the batch is empty: the request has no inputs")
-        pixels = budgets.request_inputs(inputs, sv.info.input, self.settings)
+        return await self._materialise(sv, inputs, self.check_inputs(sv, inputs))
+
+    async def _materialise(self, sv: ServedVersion, inputs: Sequence[Input],
+                           cost: budgets.RequestCost) -> np.ndarray:
+        """Parts whose budgets were checked (``cost``) -> ``sv``'s input, one at a time."""
         parts = []
-        for part, part_pixels in zip(inputs, pixels, strict=True):
+        for part, part_pixels in zip(inputs, cost.part_pixels, strict=True):
             deadline.check()
             parts.append(stack(await self._decode(sv, part, part_pixels))
                          if isinstance(part, Pictures) else await self._tensor(sv, part))
@@ -376,10 +377,12 @@ class DataPlane:
         return await run_small_inline(self.compute, count, INLINE_PIXELS, tensors.model_input,
                                       tensor, want, self.settings)
 
-    def check_inputs(self, sv: ServedVersion, inputs: Sequence[Input]) -> None:
+    def check_inputs(self, sv: ServedVersion, inputs: Sequence[Input]) -> budgets.RequestCost:
         """The budgets of everything a request will decode for ``sv``, together (one
         upload prepared for two versions counts twice)."""
-        budgets.request_inputs(inputs, sv.info.input, self.settings)
+        if not inputs:
+            raise InvalidInput("the batch is empty: the request has no inputs")
+        return budgets.request_inputs(inputs, sv.info.input, self.settings)
 
     async def prepared_pixels(self, sv: ServedVersion, pictures: Pictures) -> np.ndarray:
         return stack(await self.prepare(sv, pictures))
@@ -387,7 +390,7 @@ class DataPlane:
     async def prepare(self, sv: ServedVersion, pictures: Pictures) -> list[Prepared]:
         """Encoded pictures -> ``sv``'s input: the budgets from their headers first, then
         decode and preprocess."""
-        [pixels] = budgets.request_inputs([pictures], sv.info.input, self.settings)
+        [pixels] = self.check_inputs(sv, [pictures]).part_pixels
         return await self._decode(sv, pictures, pixels)
 
     async def _decode(self, sv: ServedVersion, pictures: Pictures,
