@@ -77,8 +77,7 @@ train-mnist: $(STAMP)
 	$(PY) -m training train mnist --arch strided $(DATA_FLAG) --models-dir models
 
 train-fashion: $(STAMP)
-	$(PY) -m training train fashion_mnist --arch best --epochs 15 --no-augment --label-smoothing 0 \
-	  --validation-split 0.1 \
+	$(PY) -m training train fashion_mnist --arch strided --label-smoothing 0.1 --as-sent 0 \
 	  $(DATA_FLAG) --models-dir models
 
 clean:

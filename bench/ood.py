@@ -14,10 +14,8 @@ paper, other resolutions, blur, marker and pen, rotation, off-centre, JPEG, text
 paper, rendered fonts), where the share the verdict flags as not in distribution should
 be small, per kind of change; and rendered letters and symbols, which should be flagged.
 
-``--compare`` also scores the test pictures in-process, prepared as uploads are, with
-the feature ensemble with and without the picture layer (``training.trust.reads_picture``
-picks per dataset) and two simpler scores the ensemble was chosen over: the Mahalanobis
-distance at the penultimate layer alone, and the energy score (``training.trust``).
+``--compare`` also measures, in-process on pictures prepared as uploads are, the designs
+the served score was chosen over (``compare``).
 
     python bench/ood.py --data-dir DIR [--count 2000] [--compare]
 """
@@ -147,37 +145,67 @@ def as_uploads(pictures: np.ndarray, model: str) -> np.ndarray:
 
 
 def compare(models_dir: Path, datasets: dict[str, data.Dataset]) -> None:
-    """In-process, on test pictures prepared as uploads: the served feature ensemble with
-    and without the picture layer, the Mahalanobis distance at the penultimate layer
-    alone, and the energy score."""
+    """In-process, for each bundled model: the served design against the others measured
+    for it, each with a threshold fitted as the served one is (accepting 95 % of the
+    validation split's pictures): the feature ensemble fitted on the pictures as stored and
+    uploaded only, the Mahalanobis distance at the penultimate layer alone, the energy
+    score and the maximum softmax probability. Columns: the share of pictures from
+    elsewhere flagged, and the AUROC against the other dataset's uploads and against
+    rendered letters and symbols (inside: the model's own test uploads)."""
     from cnnlab.layout import METADATA_FILE, list_versions
+    from training.config import validation_cut
     from training.reexport import rebuild
 
-    print("\nin-process, test pictures prepared as uploads:")
-    print(f"  {'model':<30}{'score':<32}{'AUROC':>8}{'FPR@95':>9}")
+    symbols, _, _ = from_elsewhere(ELSEWHERE / "symbols")
+    print("\nin-process, designs of the score (thresholds fitted on the validation split):")
+    print(f"  {'model':<16}{'score':<44}{'flagged':>9}{'AUROC other':>13}"
+          f"{'AUROC symbols':>15}")
     for model, other in PAIRS.items():
         version = list_versions(models_dir / model)[-1]
         version_dir = models_dir / model / str(version)
-        validation = json.loads((version_dir / METADATA_FILE).read_text()).get(
-            "hyperparameters", {}).get("validation", "test")
+        validation = str(json.loads((version_dir / METADATA_FILE).read_text()).get(
+            "hyperparameters", {}).get("validation", "test"))
         keras_model = rebuild(version_dir)
-        own, far = datasets[model], datasets[other]
-        own_up, far_up = as_uploads(own.x_test, model), as_uploads(far.x_test, model)
-        scores = {}
-        for picture in (False, True):
-            fitted = trust.fit_for(keras_model, own, str(validation), picture=picture)
-            name = "feature ensemble" + (" + picture" if picture else "")
-            scores[name] = tuple(trust.combined(fitted.layers, trust.layer_features(
-                keras_model, x, picture)) for x in (own_up, far_up))
-        feats = trust.features(keras_model, own.x_train)
-        gaussians = trust.fit_gaussians(feats, own.y_train, len(own.class_names))
-        f_in, f_out = (trust.features(keras_model, x) for x in (own_up, far_up))
-        scores["penultimate layer alone"] = (gaussians.score(f_in), gaussians.score(f_out))
-        scores["energy"] = (trust.energy(trust.logits_of(keras_model, f_in)),
-                            trust.energy(trust.logits_of(keras_model, f_out)))
-        for name, (a, b) in scores.items():
-            print(f"  {f'{model}/{version} vs {other}':<30}{name:<32}"
-                  f"{trust.auroc(a, b):>8.4f}{trust.fpr_at(a, b):>9.2%}", flush=True)
+        own = datasets[model]
+        cut = validation_cut(len(own.x_train), validation)
+        held = trust.as_users_see(own.x_train[cut:], own.y_train[cut:], model,
+                                  np.random.default_rng(1)).x
+        pictures, _, _ = from_elsewhere(ELSEWHERE / model)
+        sets = {"inside": as_uploads(own.x_test[:2000], model),
+                "elsewhere": as_uploads_of(pictures, model),
+                "other": as_uploads(datasets[other].x_test[:2000], model),
+                "symbols": as_uploads_of(symbols, model), "held": held}
+        picture = trust.reads_picture(model)
+        designs: dict[str, dict[str, np.ndarray]] = {}
+        for sent_copies in (True, False):
+            fitted = trust.fit_for(keras_model, own, validation, sent_copies=sent_copies)
+            name = ("feature ensemble, fitted with pictures as sent (served)" if sent_copies
+                    else "feature ensemble, fitted on pictures as stored")
+            designs[name] = {k: trust.combined(fitted.layers, trust.layer_features(
+                keras_model, x, picture)) for k, x in sets.items()}
+            if sent_copies:
+                last = fitted.layers[-1]
+                feats = {k: trust.features(keras_model, x) for k, x in sets.items()}
+                designs["Mahalanobis, penultimate layer alone"] = {
+                    k: last.score(f) for k, f in feats.items()}
+                logits = {k: trust.logits_of(keras_model, f) for k, f in feats.items()}
+                designs["energy"] = {k: trust.energy(z, fitted.temperature)
+                                     for k, z in logits.items()}
+                designs["maximum softmax probability"] = {
+                    k: -trust.softmax(z, fitted.temperature).max(axis=1)
+                    for k, z in logits.items()}
+        for name, scores in designs.items():
+            threshold = np.quantile(scores["held"], trust.ACCEPT)
+            print(f"  {f'{model}/{version}':<16}{name:<44}"
+                  f"{np.mean(scores['elsewhere'] > threshold):>9.1%}"
+                  f"{trust.auroc(scores['inside'], scores['other']):>13.4f}"
+                  f"{trust.auroc(scores['inside'], scores['symbols']):>15.4f}", flush=True)
+
+
+def as_uploads_of(pictures: list[np.ndarray], model: str) -> np.ndarray:
+    """Grayscale pictures of any size as the service prepares uploads for ``model``."""
+    spec = PreprocessSpec(28, 28, "auto", center=centres_uploads(model))
+    return stack(prepare(pictures, spec))
 
 
 def main() -> int:
@@ -188,7 +216,7 @@ def main() -> int:
     p.add_argument("--count", type=int, default=2000,
                    help="test pictures of each dataset to upload (noise and crops: a quarter)")
     p.add_argument("--compare", action="store_true",
-                   help="also measure the simpler scores in-process")
+                   help="also measure the other designs of the score in-process")
     args = p.parse_args()
     datasets = {name: data.load(name, args.data_dir) for name in PAIRS}
     port = free_port()

@@ -52,8 +52,9 @@ def tiny_trust(model: Any, picture: bool = False) -> Any:
 
     rng = np.random.default_rng(1)
 
-    def split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        return dim_pictures(n, seed), rng.integers(0, 10, n)
+    def split(n: int, seed: int) -> Any:
+        return trust.Pictures.of({"as stored": (dim_pictures(n, seed),
+                                                rng.integers(0, 10, n))})
 
     return trust.fit(model, split(600, 1), split(200, 2), split(200, 3),
                      held_name="held", check_name="check", picture=picture)

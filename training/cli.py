@@ -29,11 +29,15 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--learning-rate", type=float)
     t.add_argument("--lr-schedule", choices=("constant", "cosine"))
     t.add_argument("--validation-split", dest="validation",
-                   help="fraction of the training set held out (e.g. 0.33), 'test' to "
-                        "validate on the test set, or 'none'")
+                   help="the last rows of the training set held out: a fraction (e.g. 0.33) "
+                        "or a number of images (e.g. 5000); 'test' to validate on the "
+                        "test set, or 'none'")
     t.add_argument("--label-smoothing", type=float)
     t.add_argument("--seed", type=int)
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
+    t.add_argument("--as-sent", type=float, metavar="SHARE",
+                   help="share of training pictures swapped each epoch for a copy as a "
+                        "user would send it (blurred, blown up, on grey paper...; 0: none)")
     t.add_argument("--stop-at-accuracy", type=float,
                    help="stop once an epoch's training accuracy exceeds this (e.g. 0.998)")
     t.add_argument("--data-dir", type=Path, help="folder with the four IDX .gz files")
@@ -97,8 +101,8 @@ def _train(args: argparse.Namespace) -> int:
 
     overrides = {k: getattr(args, k) for k in (
         "epochs", "batch_size", "optimizer", "learning_rate", "lr_schedule", "validation",
-        "label_smoothing", "seed", "augment", "stop_at_accuracy", "data_dir", "models_dir",
-        "name", "strategy", "resume", "checkpoint_dir", "init_from", "extra_data")}
+        "label_smoothing", "seed", "augment", "as_sent", "stop_at_accuracy", "data_dir",
+        "models_dir", "name", "strategy", "resume", "checkpoint_dir", "init_from", "extra_data")}
     arch = args.arch or "best"
     if args.init_from:
         meta = json.loads((_version_dir(args.models_dir, args.init_from) / METADATA_FILE)
@@ -110,16 +114,13 @@ def _train(args: argparse.Namespace) -> int:
         overrides["init_from"] = str(_version_dir(args.models_dir, args.init_from)
                                      .relative_to(args.models_dir))
     cfg = config.resolve(args.dataset, arch, overrides)
-    if cfg.validation not in ("test", "none"):
-        try:
-            frac = float(cfg.validation)
-        except ValueError:
-            frac = -1.0
-        if not 0.0 < frac < 1.0:
-            raise data.DataError(
-                f"--validation-split must be a fraction in (0, 1), 'test' or 'none', "
-                f"not {cfg.validation!r}")
     ds = data.load(cfg.dataset, cfg.data_dir)
+    try:
+        config.validation_cut(len(ds.x_train), cfg.validation)
+    except ValueError as exc:
+        raise data.DataError(f"--validation-split: {exc}") from None
+    if not 0.0 <= cfg.as_sent <= 1.0:
+        raise data.DataError(f"--as-sent must be a share in [0, 1], not {cfg.as_sent}")
     (x_fit, _), held = split(cfg, ds)
     held_out = ("the test set" if cfg.validation == "test" else
                 f"{len(held[0])}" if held is not None else "none")

@@ -23,9 +23,9 @@ import tensorflow as tf
 
 from cnnlab.devices import configure_devices
 from cnnlab.layout import METADATA_FILE
-from training import architectures, captures, distribute, export, reports, trust
+from training import architectures, captures, distribute, export, reports, sent, trust
 from training.checkpoints import Backup
-from training.config import TrainConfig
+from training.config import TrainConfig, validation_cut
 from training.data import Dataset, load_idx_dir
 from training.evaluate import evaluate_saved_model
 from training.reexport import rebuild
@@ -102,28 +102,35 @@ def split(cfg: TrainConfig, ds: Dataset) -> tuple[tuple[np.ndarray, np.ndarray],
         return (ds.x_train, ds.y_train), None
     if cfg.validation == "test":
         return (ds.x_train, ds.y_train), (ds.x_test, ds.y_test)
-    frac = float(cfg.validation)
-    if not 0.0 < frac < 1.0:
-        raise ValueError(f"validation split must be in (0, 1), got {frac}")
-    cut = int(len(ds.x_train) * (1 - frac))  # Keras's validation_split: the last rows
+    cut = validation_cut(len(ds.x_train), cfg.validation)
     return (ds.x_train[:cut], ds.y_train[:cut]), (ds.x_train[cut:], ds.y_train[cut:])
 
 
 def pipeline(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, k: int, *, training: bool,
-             batch_size: int | None = None) -> tf.data.Dataset:
-    """The input pipeline: shuffled indices -> batches of images gathered from memory ->
-    float -> augment (training, on the fly, in parallel with the model's step) ->
+             batch_size: int | None = None, sent_x: np.ndarray | None = None
+             ) -> tf.data.Dataset:
+    """The input pipeline: shuffled indices -> batches of images gathered from memory
+    (with ``sent_x``, each swapped for its copy as sent with probability ``cfg.as_sent``)
+    -> float -> augment (training, on the fly, in parallel with the model's step) ->
     prefetch. Shuffling indices and gathering whole batches costs one op per batch where
     shuffling the images themselves costs several per image. ``batch_size``: the global
     batch (default ``cfg.batch_size``). Every worker builds the same pipeline (same seed)
     and keeps its share of the batches."""
     images, labels = tf.constant(x), tf.one_hot(y, k)
+    copies = tf.constant(sent_x) if training and sent_x is not None else None
+
+    def gather(i: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        batch = tf.gather(images, i)
+        if copies is not None:
+            swap = tf.random.uniform(tf.shape(i), seed=cfg.seed) < cfg.as_sent
+            batch = tf.where(swap[:, None, None, None], tf.gather(copies, i), batch)
+        return tf.cast(batch, tf.float32), tf.gather(labels, i)
+
     ds = tf.data.Dataset.range(len(x))
     if training:
         ds = ds.shuffle(len(x), seed=cfg.seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size or cfg.batch_size).map(
-        lambda i: (tf.cast(tf.gather(images, i), tf.float32), tf.gather(labels, i)),
-        num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size or cfg.batch_size).map(gather,
+                                                    num_parallel_calls=tf.data.AUTOTUNE)
     if training and cfg.augment:
         aug = augmenter(cfg.dataset, cfg.seed)
         ds = ds.map(lambda a, b: (aug(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
@@ -238,8 +245,10 @@ def fit(cfg: TrainConfig, ds: Dataset, task: distribute.Task, backup: Backup,
     if stopper:
         callbacks.insert(0, stopper)
     started = time.monotonic()
+    sent_x = (sent.as_sent(x_tr, cfg.dataset, np.random.default_rng(cfg.seed))
+              if cfg.as_sent > 0 else None)
     model.fit(
-        pipeline(x_tr, y_tr, cfg, k, training=True, batch_size=global_batch),
+        pipeline(x_tr, y_tr, cfg, k, training=True, batch_size=global_batch, sent_x=sent_x),
         validation_data=(pipeline(*val, cfg, k, training=False, batch_size=global_batch)
                          if val else None),
         epochs=cfg.epochs,
@@ -323,13 +332,15 @@ def describe_run(cfg: TrainConfig, run: Run) -> dict[str, Any]:
 
 
 def augmentation(cfg: TrainConfig) -> list[dict[str, Any]]:
-    """The augmentation layers and their settings (none when off)."""
-    if not cfg.augment:
-        return []
+    """The augmentation layers and their settings (none when off), and the share of
+    pictures swapped for their copies as sent."""
     keep = ("height_factor", "width_factor", "factor", "mode")
-    return [{"layer": type(layer).__name__,
-             **{k: v for k, v in layer.get_config().items() if k in keep}}
-            for layer in augmenter(cfg.dataset, cfg.seed).layers]
+    layers = [{"layer": type(layer).__name__,
+               **{k: v for k, v in layer.get_config().items() if k in keep}}
+              for layer in augmenter(cfg.dataset, cfg.seed).layers] if cfg.augment else []
+    sent_copies = ([{"layer": "as sent (training.sent, one copy per picture)",
+                     "share": cfg.as_sent}] if cfg.as_sent > 0 else [])
+    return [*sent_copies, *layers]
 
 
 def environment(device: str) -> dict[str, Any]:

@@ -16,7 +16,8 @@ unlike the training data a picture is.
   distance is a ``[D, d]`` matrix product and a distance to ``K`` points. The penultimate
   layer alone and the energy score (``-T log sum exp(logits / T)``, Liu et al., 2020)
   separate worse, and so does the picture layer for digits (``bench/ood.py --compare``).
-- **Threshold**: the score that accepts ``ACCEPT`` of held-out in-distribution pictures.
+- **Threshold**: the lowest score that accepts ``ACCEPT`` of each kind of held-out
+  in-distribution picture (as stored, as uploaded, as sent, printed: ``as_users_see``).
 
 Everything is fitted by ``fit`` and exported into the served graph by ``training.export``.
 """
@@ -31,11 +32,12 @@ import keras
 import numpy as np
 
 from cnnlab.centering import center_like_mnist, centres_uploads
-from training import architectures
+from training import architectures, sent
+from training.config import validation_cut
 from training.data import Dataset
 from training.evaluate import expected_calibration_error
 
-ACCEPT = 0.95        # share of held-out in-distribution pictures the threshold accepts
+ACCEPT = 0.95        # share of each kind of held-out picture the threshold accepts
 MAX_DIMS = 256       # whitened dimensions kept (the covariance's largest directions)
 SHRINK = 1e-3        # covariance shrinkage toward its mean eigenvalue (numerical safety)
 LOG_FLOOR = 1e-6     # added to a scaled distance before its logarithm (a distance of 0)
@@ -286,79 +288,187 @@ def fpr_at(inside: np.ndarray, outside: np.ndarray, tpr: float = ACCEPT) -> floa
     return float(np.mean(outside <= np.quantile(inside, tpr)))
 
 
-def _cross_fitted(held: np.ndarray, held_y: np.ndarray, check: np.ndarray,
-                  check_y: np.ndarray, measure: Any) -> float:
-    """``measure(fit_on, fit_labels, test_on, test_labels)`` both ways round, averaged: an
-    out-of-sample figure for something fitted on both halves together."""
-    return (measure(held, held_y, check, check_y) + measure(check, check_y, held, held_y)) / 2
+STORED, UPLOADED, SENT, PRINTED = "as stored", "as uploaded", "as sent", "printed"
+# The temperature is fitted on the pictures as stored and uploaded: the published ECE is
+# the test set's, and the copies as sent, harder to read, would make the probabilities of
+# clean pictures underconfident. (Their ECE is reported, part by part.)
+CALIBRATED = (STORED, UPLOADED)
 
 
-def _ece_after(fit_logits: np.ndarray, fit_y: np.ndarray, logits: np.ndarray,
-               y: np.ndarray) -> float:
-    return expected_calibration_error(softmax(logits, fit_temperature(fit_logits, fit_y)), y)
+@dataclass(frozen=True)
+class Pictures:
+    """Labelled pictures made of named parts, in order: the same pictures as stored, as
+    the service prepares their uploads, as users send them (``training.sent``)..."""
+
+    x: np.ndarray                 # [N, H, W, C] uint8
+    y: np.ndarray                 # [N]
+    parts: dict[str, int]         # part name -> its row count, in order
+
+    @staticmethod
+    def of(parts: dict[str, tuple[np.ndarray, np.ndarray]]) -> Pictures:
+        kept = {name: xy for name, xy in parts.items() if len(xy[0])}
+        if not kept:
+            raise ValueError("no pictures")
+        return Pictures(np.concatenate([x for x, _ in kept.values()]),
+                        np.concatenate([y for _, y in kept.values()]),
+                        {name: len(x) for name, (x, _) in kept.items()})
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def slices(self) -> dict[str, slice]:
+        out, start = {}, 0
+        for name, rows in self.parts.items():
+            out[name] = slice(start, start + rows)
+            start += rows
+        return out
+
+    def describe(self) -> str:
+        """``"5000 as stored, 5000 as uploaded, ..."``."""
+        return ", ".join(f"{rows} {name}" for name, rows in self.parts.items())
 
 
-def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
-        held: tuple[np.ndarray, np.ndarray], check: tuple[np.ndarray, np.ndarray],
+def as_users_see(x: np.ndarray, y: np.ndarray, dataset: str, rng: np.random.Generator,
+                 sent_copies: bool = True) -> Pictures:
+    """Pictures ``x`` (of ``dataset``) as the model may meet them: as stored; as the service
+    prepares an upload of them (digits are centred like MNIST's, ``cnnlab.centering``,
+    which moves strokes by a pixel or two); as users send them (``training.sent``, one copy
+    each, when ``sent_copies``); and, for digits, a tenth as many typeset digits."""
+    parts = {STORED: (x, y)}
+    if centres_uploads(dataset) and len(x):
+        parts[UPLOADED] = (np.stack(center_like_mnist(x[..., 0]))[..., None], y)
+    if sent_copies and len(x):
+        parts[SENT] = (sent.as_sent(x, dataset, rng), y)
+        if centres_uploads(dataset):
+            parts[PRINTED] = sent.printed_digits(max(len(x) // 10, 1), rng,
+                                                 x.shape[1], x.shape[2])
+    return Pictures.of(parts)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Pictures with their logits and OOD scores."""
+
+    pictures: Pictures
+    logits: np.ndarray
+    scores: np.ndarray
+
+    def __add__(self, other: Scored) -> Scored:
+        """Both (their parts' names prefixed ``1:`` and ``2:``)."""
+        def named(s: Scored, tag: str) -> dict[str, int]:
+            return {f"{tag}{n}": rows for n, rows in s.pictures.parts.items()}
+
+        pictures = Pictures(np.concatenate([self.pictures.x, other.pictures.x]),
+                            np.concatenate([self.pictures.y, other.pictures.y]),
+                            {**named(self, "1:"), **named(other, "2:")})
+        return Scored(pictures, np.concatenate([self.logits, other.logits]),
+                      np.concatenate([self.scores, other.scores]))
+
+    def ece(self, temperature: float, rows: Any = None) -> float:
+        """ECE of the pictures (default: the ``CALIBRATED`` parts) or of ``rows``."""
+        if rows is None:
+            rows = np.concatenate([r for n, r in self.rows().items() if n in CALIBRATED])
+        return expected_calibration_error(softmax(self.logits[rows], temperature),
+                                          self.pictures.y[rows])
+
+    def accepted(self, threshold: float, rows: Any = slice(None)) -> float:
+        return float(np.mean(self.scores[rows] <= threshold))
+
+    def rows(self) -> dict[str, np.ndarray]:
+        """Each part's rows, the parts of pooled halves taken together."""
+        rows: dict[str, list[int]] = {}
+        for name, part in self.pictures.slices().items():
+            rows.setdefault(name.split(":")[-1], []).extend(range(part.start, part.stop))
+        return {name: np.array(r) for name, r in rows.items()}
+
+    def by_part(self, measure: Any) -> dict[str, float]:
+        """``measure(rows)`` of each part."""
+        return {name: measure(rows) for name, rows in self.rows().items()}
+
+    def threshold(self) -> float:
+        """The lowest score that accepts ``ACCEPT`` of every part: a raw tensor, an upload
+        and a user's photograph of a digit are each kept 95 % of the time."""
+        return max(float(np.quantile(self.scores[rows], ACCEPT))
+                   for rows in self.rows().values())
+
+    def temperature(self) -> float:
+        """The temperature fitted on the ``CALIBRATED`` parts."""
+        rows = np.concatenate([r for name, r in self.rows().items() if name in CALIBRATED])
+        return fit_temperature(self.logits[rows], self.pictures.y[rows])
+
+    def describe(self) -> str:
+        counts: dict[str, int] = {}
+        for name, n in self.pictures.parts.items():
+            counts[name.split(":")[-1]] = counts.get(name.split(":")[-1], 0) + n
+        return ", ".join(f"{n} {name}" for name, n in counts.items())
+
+
+def cross_fitted(a: Scored, b: Scored) -> dict[str, float]:
+    """Out-of-sample figures for what is fitted on ``a`` and ``b`` together: fitted on one,
+    measured on the other, both ways round, averaged."""
+    def ece_after(fit_on: Scored, on: Scored) -> float:
+        return on.ece(fit_on.temperature())
+
+    def accepted(fit_on: Scored, on: Scored) -> float:
+        return on.accepted(fit_on.threshold())
+
+    return {"ece_after_cross_fitted": (ece_after(a, b) + ece_after(b, a)) / 2,
+            "accepted_cross_fitted": (accepted(a, b) + accepted(b, a)) / 2}
+
+
+def fit(model: keras.Model, train: Pictures, held: Pictures, check: Pictures,
         *, held_name: str, check_name: str, pooled: bool = False,
         picture: bool = False) -> Trust:
-    """Fit the OOD Gaussians on ``train``; the temperature and the threshold on ``held``
-    (pictures the model never trained on), measured on ``check``. ``pooled``: ``held``
-    and ``check`` are two halves of one held-out set; both are fitted on it all (the
-    figures then are in-sample) and the out-of-sample figures are cross-fitted (fit on
-    one half, measure on the other, both ways, averaged). ``picture``: the score also reads
-    the picture itself (``reads_picture``)."""
+    """Fit the OOD Gaussians on ``train``; the layers' scales, the temperature and the
+    threshold on ``held`` (pictures the model never trained on), measured on ``check``,
+    overall and part by part. ``pooled``: ``held`` and ``check`` are two halves of one
+    held-out set; both are fitted on it all (the figures then are in-sample) and the
+    out-of-sample figures are cross-fitted (fit on one half, measure on the other, both
+    ways, averaged). ``picture``: the score also reads the picture itself
+    (``reads_picture``)."""
     k = model.layers[-1].units
-    train_feats = layer_features(model, train[0], picture)
-    held_feats = layer_features(model, held[0], picture)
-    check_feats = layer_features(model, check[0], picture)
-    gaussians = [fit_gaussians(f, train[1], k) for f in train_feats]
+    train_feats = layer_features(model, train.x, picture)
+    gaussians = [fit_gaussians(f, train.y, k) for f in train_feats]
     del train_feats
+    held_feats = layer_features(model, held.x, picture)
+    check_feats = layer_features(model, check.x, picture)
+    scale_feats = ([np.concatenate(pair) for pair in zip(held_feats, check_feats, strict=True)]
+                   if pooled else held_feats)
     layers = [LayerScore(name, g, float(np.median(g.score(f))) or 1.0)
-              for name, g, f in zip(layer_names(model, picture), gaussians, held_feats,
+              for name, g, f in zip(layer_names(model, picture), gaussians, scale_feats,
                                     strict=True)]
-    held_logits = logits_of(model, held_feats[-1])
-    check_logits = logits_of(model, check_feats[-1])
-    held_scores, check_scores = combined(layers, held_feats), combined(layers, check_feats)
-    if pooled:
-        fit_logits = np.concatenate([held_logits, check_logits])
-        fit_y = np.concatenate([held[1], check[1]])
-        fit_scores = np.concatenate([held_scores, check_scores])
-        fitted_on = measured_on = f"{held_name} and {check_name}"
-        measure_logits, measure_y, measure_scores = fit_logits, fit_y, fit_scores
-        cross = {
-            "ece_after_cross_fitted": _cross_fitted(held_logits, held[1], check_logits,
-                                                    check[1], _ece_after),
-            "accepted_cross_fitted": _cross_fitted(
-                held_scores, held[1], check_scores, check[1],
-                lambda a, _ay, b, _by: float(np.mean(b <= np.quantile(a, ACCEPT)))),
-        }
-    else:
-        fit_logits, fit_y, fit_scores = held_logits, held[1], held_scores
-        measure_logits, measure_y, measure_scores = check_logits, check[1], check_scores
-        fitted_on, measured_on, cross = held_name, check_name, {}
-    temperature = fit_temperature(fit_logits, fit_y)
-    threshold = float(np.quantile(fit_scores, ACCEPT))
+    held_out = Scored(held, logits_of(model, held_feats[-1]), combined(layers, held_feats))
+    checked = Scored(check, logits_of(model, check_feats[-1]), combined(layers, check_feats))
+    fitted = held_out + checked if pooled else held_out
+    measured = fitted if pooled else checked
+    temperature = fitted.temperature()
+    threshold = fitted.threshold()
+    fitted_on = (f"{held_name} and {check_name}" if pooled else held_name) + \
+        f": {fitted.describe()}"
+    measured_on = (fitted_on if pooled else f"{check_name}: {measured.describe()}")
+    cross = cross_fitted(held_out, checked) if pooled else {}
     report = {
         "calibration": {
             "method": "temperature scaling",
             "temperature": temperature,
-            "fitted_on": fitted_on,
-            "measured_on": measured_on,
-            "ece_before": expected_calibration_error(softmax(measure_logits), measure_y),
-            "ece_after": expected_calibration_error(softmax(measure_logits, temperature),
-                                                    measure_y),
+            "fitted_on": f"{fitted_on} (the pictures {' and '.join(CALIBRATED)})",
+            "measured_on": f"{measured_on} (ece_before and ece_after: the pictures "
+                           f"{' and '.join(CALIBRATED)})",
+            "ece_before": measured.ece(1.0),
+            "ece_after": measured.ece(temperature),
+            "ece_after_by_part": measured.by_part(lambda r: measured.ece(temperature, r)),
             **{k: v for k, v in cross.items() if k.startswith("ece")},
         },
         "ood": {
             "method": "mahalanobis feature ensemble (log-sum)",
             "layers": {layer.layer: {"dims": int(layer.gaussians.whiten.shape[1]),
                                      "scale": layer.scale} for layer in layers},
-            "fitted_on": f"{len(train[0])} training images",
+            "fitted_on": f"{len(train)} training pictures: {train.describe()}",
             "threshold": threshold,
             "threshold_fitted_on": fitted_on,
             "accepts": ACCEPT,
-            "accepted_on_check": float(np.mean(measure_scores <= threshold)),
+            "accepted_on_check": measured.accepted(threshold),
+            "accepted_by_part": measured.by_part(lambda r: measured.accepted(threshold, r)),
             "measured_on": measured_on,
             **{k: v for k, v in cross.items() if k.startswith("accepted")},
         },
@@ -366,53 +476,31 @@ def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
     return Trust(temperature=temperature, layers=layers, threshold=threshold, report=report)
 
 
-def as_uploaded(ds: Dataset) -> Dataset:
-    """``ds`` with each split doubled by its pictures as the service prepares an upload for
-    a model of this dataset: digits are centred like MNIST's (``cnnlab.centering``), which
-    moves strokes by a pixel or two and resamples them. Raw tensors and uploads then both
-    count as in distribution. Clothing fills its frame and is not centred: ``ds`` as is."""
-    if not centres_uploads(ds.name):
-        return ds
-
-    def doubled(x: np.ndarray) -> np.ndarray:
-        if not len(x):
-            return x
-        return np.concatenate([x, np.stack(center_like_mnist(x[..., 0]))[..., None]])
-
-    return Dataset(ds.name, doubled(ds.x_train), np.concatenate([ds.y_train, ds.y_train]),
-                   doubled(ds.x_test), np.concatenate([ds.y_test, ds.y_test]))
-
-
 def fit_for(model: keras.Model, ds: Dataset, validation: str,
-            picture: bool | None = None) -> Trust:
-    """``fit`` on the splits a run left unseen: its validation fraction (the last rows of
-    the training set, as Keras takes them) for the temperature and threshold and the test
-    set to check them; or, when it validated on the test set or not at all, the test set
-    (its two halves pooled, the out-of-sample figures cross-fitted). Every split holds its
-    pictures as they are and as uploads of them are prepared (``as_uploaded``). ``picture``:
-    whether the score reads the picture itself (default: ``reads_picture``)."""
+            picture: bool | None = None, sent_copies: bool = True, seed: int = 0) -> Trust:
+    """``fit`` on the splits a run left unseen: its validation split (the last rows of
+    the training set, as Keras takes them) for the scales, temperature and threshold and
+    the test set to check them; or, when it validated on the test set or not at all, the
+    test set (its two halves pooled, the out-of-sample figures cross-fitted). Every split
+    holds its pictures as users' pictures reach the model (``as_users_see``; the copies
+    as sent only when ``sent_copies``). ``picture``: whether the score reads the picture
+    itself (default: ``reads_picture``)."""
     picture = reads_picture(ds.name) if picture is None else picture
-    try:
-        frac = float(validation)
-    except ValueError:
-        frac = 0.0
-    cut = int(len(ds.x_train) * (1 - frac)) if 0.0 < frac < 1.0 else len(ds.x_train)
+    cut = validation_cut(len(ds.x_train), validation)
     half = len(ds.x_test) // 2
-    fit_part = Dataset(ds.name, ds.x_train[:cut], ds.y_train[:cut], ds.x_test[:half],
-                       ds.y_test[:half])
-    rest = Dataset(ds.name, ds.x_train[cut:], ds.y_train[cut:], ds.x_test[half:],
-                   ds.y_test[half:])
-    fit_part, rest = as_uploaded(fit_part), as_uploaded(rest)
-    copies = " and their upload copies" if len(fit_part.x_test) > half else ""
-    train = (fit_part.x_train, fit_part.y_train)
+    rng = np.random.default_rng(seed)
+
+    def seen(x: np.ndarray, y: np.ndarray) -> Pictures:
+        return as_users_see(x, y, ds.name, rng, sent_copies)
+
+    train = seen(ds.x_train[:cut], ds.y_train[:cut])
     if cut < len(ds.x_train):
-        return fit(model, train, (rest.x_train, rest.y_train),
-                   (np.concatenate([fit_part.x_test, rest.x_test]),
-                    np.concatenate([fit_part.y_test, rest.y_test])),
-                   held_name=f"the validation split ({len(ds.x_train) - cut} images{copies})",
-                   check_name=f"the test set ({len(ds.x_test)} images{copies})",
-                   picture=picture)
-    return fit(model, train, (fit_part.x_test, fit_part.y_test), (rest.x_test, rest.y_test),
-               held_name=f"the first half of the test set ({half} images{copies})",
-               check_name=f"the second half ({len(ds.x_test) - half} images{copies})",
+        return fit(model, train, seen(ds.x_train[cut:], ds.y_train[cut:]),
+                   seen(ds.x_test, ds.y_test),
+                   held_name=f"the validation split ({len(ds.x_train) - cut} images)",
+                   check_name=f"the test set ({len(ds.x_test)} images)", picture=picture)
+    return fit(model, train, seen(ds.x_test[:half], ds.y_test[:half]),
+               seen(ds.x_test[half:], ds.y_test[half:]),
+               held_name=f"the first half of the test set ({half} images)",
+               check_name=f"the second half ({len(ds.x_test) - half} images)",
                pooled=True, picture=picture)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.images.preprocess import Invert
+from cnnlab.uploads import Invert
 from service.serving.repository import ModelRepository
 
 VersionQ = Annotated[int | None, Query(ge=1, description="a version number (default: newest)")]
@@ -109,6 +109,10 @@ class Calibration(BaseModel):
         default=None, description="the same out of sample, when the temperature was fitted "
         "on the pictures it is measured on: fitted on one half, measured on the other, "
         "both ways round")
+    ece_after_by_part: dict[str, float] = Field(
+        default={}, description="the served probabilities' expected calibration error on "
+        "each part of the pictures measured on: as stored, as the service prepares their "
+        "uploads, as users send them (blurred, blown up, on grey paper...), printed")
     fitted_on: str
     measured_on: str
 
@@ -118,14 +122,19 @@ class OodScore(BaseModel):
 
     method: str
     threshold: float = Field(description="ood_score above it: not in distribution")
-    accepts: float = Field(description="share of held-out in-distribution pictures the "
-                           "threshold was set to accept")
+    accepts: float = Field(description="share of each kind of held-out in-distribution "
+                           "picture (as stored, uploaded, sent, printed) the threshold was "
+                           "set to accept at least")
     accepted_on_check: float = Field(description="share accepted of other held-out "
                                      "pictures")
     accepted_cross_fitted: float | None = Field(
         default=None, description="the share accepted out of sample, when the threshold "
         "was set on the pictures it is checked on: set on one half, checked on the other, "
         "both ways round")
+    accepted_by_part: dict[str, float] = Field(
+        default={}, description="the share accepted of each part of the pictures it is "
+        "checked on: as stored, as the service prepares their uploads, as users send them "
+        "(blurred, blown up, on grey paper...), printed")
     threshold_fitted_on: str
     measured_on: str
 

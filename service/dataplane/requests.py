@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.images.preprocess import Invert
+from cnnlab.uploads import Invert
 
 PREDICT_SIGNATURE = "serving_default"
 

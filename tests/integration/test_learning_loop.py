@@ -82,6 +82,7 @@ def test_captured_and_labelled_uploads_fine_tune_a_new_version(tmp_path: Path) -
     base = make_dataset_dir(tmp_path / "base", n_train=128, n_test=64)
     done = cli("train", "mnist", "--init-from", f"mnist/{served}", "--extra-data",
                str(exported), "--epochs", "1", "--batch-size", "32", "--data-dir", str(base),
+               "--validation-split", "0.25",
                "--models-dir", str(models), "--strategy", "one")
     assert done.returncode == 0, done.stderr[-3000:]
     new = served + 1

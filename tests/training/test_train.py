@@ -36,7 +36,7 @@ def test_cosine_schedule_warms_up_then_decays() -> None:
 
 
 @pytest.mark.parametrize(("validation", "train_rows", "val_rows"), [
-    ("none", 64, None), ("test", 64, 32), ("0.25", 48, 16)])
+    ("none", 64, None), ("test", 64, 32), ("0.25", 48, 16), ("16", 48, 16)])
 def test_validation_choices(tmp_path: Path, validation: str, train_rows: int,
                             val_rows: int | None) -> None:
     ds = load("mnist", make_dataset_dir(tmp_path))
@@ -44,15 +44,35 @@ def test_validation_choices(tmp_path: Path, validation: str, train_rows: int,
     (x, y), val = train.split(cfg, ds)
     assert len(x) == len(y) == train_rows
     assert (val is None) if val_rows is None else (val is not None and len(val[0]) == val_rows)
-    if validation == "0.25":  # Keras's validation_split: the last rows
+    if validation in ("0.25", "16"):  # Keras's validation_split: the last rows
         assert val is not None
         np.testing.assert_array_equal(val[0], ds.x_train[48:])
 
 
-def test_a_validation_split_outside_0_1_is_refused(tmp_path: Path) -> None:
-    ds = load("mnist", make_dataset_dir(tmp_path))
-    with pytest.raises(ValueError, match="in \\(0, 1\\)"):
-        train.split(resolve("mnist", "cnn1", {"validation": "1.5"}), ds)
+@pytest.mark.parametrize("validation", ["1.5", "64", "0", "-3", "half"])
+def test_a_validation_split_that_is_no_share_or_count_of_the_rows_is_refused(
+        tmp_path: Path, validation: str) -> None:
+    ds = load("mnist", make_dataset_dir(tmp_path))  # 64 training rows
+    with pytest.raises(ValueError, match="in \\(0, 1\\), a number of images below 64"):
+        train.split(resolve("mnist", "cnn1", {"validation": validation}), ds)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_a_share_of_training_pictures_is_swapped_for_their_copies_as_sent(
+        share: float) -> None:
+    """Each picture of a batch comes from the copies as sent with probability ``share``:
+    never, about half the time, always."""
+    x = np.zeros((512, 28, 28, 1), np.uint8)
+    copies = np.full_like(x, 255)
+    cfg = resolve("mnist", "cnn1", {"as_sent": share, "augment": False})
+    batches = list(train.pipeline(x, np.zeros(512, int), cfg, 10, training=True,
+                                  batch_size=128, sent_x=copies))
+    swapped = np.concatenate([b[0].numpy().max(axis=(1, 2, 3)) == 255 for b in batches])
+    assert len(swapped) == 512
+    if share in (0.0, 1.0):
+        assert swapped.all() == bool(share) and swapped.any() == bool(share)
+    else:
+        assert 0.4 < swapped.mean() < 0.6
 
 
 def test_training_without_validation_records_no_validation_history(tmp_path: Path) -> None:

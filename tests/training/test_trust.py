@@ -80,22 +80,24 @@ def test_only_clothing_models_read_the_picture() -> None:
 def test_a_run_with_a_validation_split_fits_nothing_on_the_test_set(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The OOD Gaussians, the layers' scales, the temperature and the threshold of a run
-    that held out part of its training set are fitted on training pictures only; the test
-    set is only measured on."""
+    that held out part of its training set are fitted on training pictures only (and
+    their copies as sent); the test set is only measured on."""
     rng = np.random.default_rng(0)
     pictures = rng.integers(0, 256, (60, 28, 28, 1), dtype=np.uint8)
     labels = np.arange(60) % 10
     ds = data.Dataset("mnist", pictures[:40], labels[:40], pictures[40:], labels[40:])
     seen: dict[str, np.ndarray] = {}
 
-    def record(model: object, train: tuple[np.ndarray, np.ndarray],
-               held: tuple[np.ndarray, np.ndarray], check: tuple[np.ndarray, np.ndarray],
-               **kwargs: object) -> None:
-        seen.update(train=train[0], held=held[0], check=check[0])
+    def record(model: object, train: trust.Pictures, held: trust.Pictures,
+               check: trust.Pictures, **kwargs: object) -> None:
+        seen.update(train=train.x, held=held.x, check=check.x)
 
     monkeypatch.setattr(trust, "fit", record)
+    # copies as sent that are their pictures unchanged, so any copy of a test picture shows
+    monkeypatch.setattr(trust.sent, "as_sent", lambda x, dataset, rng: x.copy())
     trust.fit_for(tiny_keras_model(), ds, "0.25")
-    test_rows = {x.tobytes() for x in trust.as_uploaded(ds).x_test}
-    assert not test_rows & {x.tobytes() for x in seen["train"]}
+    test_rows = {x.tobytes() for x in trust.as_users_see(
+        ds.x_test, ds.y_test, ds.name, np.random.default_rng(0), sent_copies=False).x}
+    assert test_rows <= {x.tobytes() for x in seen["check"]}  # measured there...
+    assert not test_rows & {x.tobytes() for x in seen["train"]}  # ...and fitted nowhere
     assert not test_rows & {x.tobytes() for x in seen["held"]}
-    assert {x.tobytes() for x in seen["check"]} == test_rows  # measured there, only

@@ -7,9 +7,11 @@ import cv2
 import numpy as np
 import pytest
 
+from cnnlab import uploads
 from cnnlab.centering import fit_longest_side
+from cnnlab.uploads import Invert
 from service.images import preprocess
-from service.images.preprocess import Invert, PreprocessSpec
+from service.images.preprocess import PreprocessSpec
 
 DIGIT = PreprocessSpec(28, 28, "auto", center=True)
 
@@ -27,7 +29,7 @@ def reference(gray: np.ndarray, invert: Invert, center: bool) -> np.ndarray:
             gray = np.clip(lifted * (255.0 / max(float(lifted.max()), 1.0)), 0,
                            255).astype(np.uint8)
     if not center:
-        return preprocess.pad_to(gray, 28, 28)
+        return uploads.pad_to(gray, 28, 28)
     _, ink = cv2.threshold(gray, 0.1 * max(int(gray.max()), 1), 255, cv2.THRESH_BINARY)
     x, y, w, h = cv2.boundingRect(ink)
     if w == 0 or h == 0:
@@ -103,7 +105,7 @@ def test_light_background_is_judged_by_most_of_the_border() -> None:
     img = np.zeros((10, 10), np.uint8)
     light = img.copy()
     light[0, :] = light[-1, :] = light[:, 0] = 255  # 3 of 4 sides light
-    assert preprocess.light_backgrounds(np.stack([img, light])).tolist() == [False, True]
+    assert uploads.light_backgrounds(np.stack([img, light])).tolist() == [False, True]
 
 
 @pytest.mark.parametrize("n", [1, 2])
