@@ -40,7 +40,7 @@ def test_every_setting_is_in_the_reference(site: Path) -> None:
     ("limits", "img/request-path.svg"),
     ("operations", "img/deployment.svg"),
     ("performance", "img/performance.png"),
-    ("training", "img/reports/mnist-7-training_curves.png"),
+    ("training", "img/reports/mnist-9-training_curves.png"),
 ])
 def test_the_pictures_show_in_chromium(site: Path, page: str, picture: str) -> None:
     """Each page's picture loads (its natural size is known) in the built site; the
