@@ -1,6 +1,7 @@
-"""Pictures as users send them, made from a dataset's own: what the OOD score is fitted on
-beside the dataset as its scanner made it, so that "not in distribution" means "not a digit
-(not a garment)" rather than "not from MNIST's scanner".
+"""Pictures as users send them, made from a dataset's own: what a digit model trains on
+beside the dataset as its scanner made it (``--as-sent``), and what its OOD threshold is
+set with (``training.trust``), so that "not in distribution" means "not a digit" rather
+than "not from MNIST's scanner".
 
 A user photographs or scans dark ink on paper, at whatever resolution, and the service
 inverts, cleans and centres it (``cnnlab.uploads``). ``as_sent`` turns each 28x28 picture
