@@ -179,8 +179,10 @@ def compare(models_dir: Path, datasets: dict[str, data.Dataset]) -> None:
         designs: dict[str, dict[str, np.ndarray]] = {}
         for sent_copies in (True, False):
             fitted = trust.fit_for(keras_model, own, validation, sent_copies=sent_copies)
-            name = ("feature ensemble, threshold with copies as sent (served)" if sent_copies
-                    else "feature ensemble, threshold on pictures as stored")
+            served = sent_copies == centres_uploads(model)  # (training.trust.fit_for)
+            name = ("feature ensemble, threshold with copies as sent" if sent_copies
+                    else "feature ensemble, threshold on pictures as stored") + (
+                        " (served)" if served else "")
             designs[name] = {k: trust.combined(fitted.layers, trust.layer_features(
                 keras_model, x, picture)) for k, x in sets.items()}
             if sent_copies:
