@@ -95,7 +95,7 @@ def test_tf_serving_version_metadata_and_status(served: tuple[Server, str]) -> N
 
 @pytest.mark.parametrize(("kwargs", "code"), [
     ({"name": "nope"}, grpc.StatusCode.NOT_FOUND),
-    ({"version": 9}, grpc.StatusCode.NOT_FOUND),
+    ({"version": 99}, grpc.StatusCode.NOT_FOUND),
     ({"metadata": ()}, grpc.StatusCode.UNAUTHENTICATED),
     ({"tensor": np.zeros((1, 5, 5, 1), np.uint8)}, grpc.StatusCode.INVALID_ARGUMENT),
     ({"tensor": np.full((1, 28, 28, 1), 300.0, np.float32)}, grpc.StatusCode.INVALID_ARGUMENT),
