@@ -371,7 +371,7 @@ class Scored:
     def ece(self, temperature: float, rows: Any = None) -> float:
         """ECE of the pictures (default: the ``CALIBRATED`` parts) or of ``rows``."""
         if rows is None:
-            rows = np.concatenate([r for n, r in self.rows().items() if n in CALIBRATED])
+            rows = self.calibrated()
         return expected_calibration_error(softmax(self.logits[rows], temperature),
                                           self.pictures.y[rows])
 
@@ -395,8 +395,12 @@ class Scored:
 
     def temperature(self) -> float:
         """The temperature fitted on the ``CALIBRATED`` parts."""
-        rows = np.concatenate([r for name, r in self.rows().items() if name in CALIBRATED])
+        rows = self.calibrated()
         return fit_temperature(self.logits[rows], self.pictures.y[rows])
+
+    def calibrated(self) -> np.ndarray:
+        """The rows of the ``CALIBRATED`` parts."""
+        return np.concatenate([r for name, r in self.rows().items() if name in CALIBRATED])
 
     def describe(self) -> str:
         counts: dict[str, int] = {}
