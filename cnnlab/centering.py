@@ -18,8 +18,8 @@ def centres_uploads(dataset: str | None) -> bool:
 
 
 def fit_longest_side(gray: np.ndarray, box: int) -> np.ndarray:
-    """Resize so the longer side is ``box``, keeping the aspect ratio."""
-    h, w = gray.shape
+    """Resize so the longer side is ``box``, keeping the aspect ratio (any channels)."""
+    h, w = gray.shape[:2]
     scale = box / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR

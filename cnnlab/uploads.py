@@ -17,19 +17,43 @@ Invert = Literal["auto", "on", "off"]
 
 
 def as_model_sees(pictures: np.ndarray, height: int, width: int, invert: Invert = "auto",
-                  center: bool = False) -> tuple[list[np.ndarray], np.ndarray]:
+                  center: bool = False, stretch: bool = False
+                  ) -> tuple[list[np.ndarray], np.ndarray]:
     """Grayscale pictures of one shape ``[N, h, w]`` -> ``height x width`` model inputs
     (``[H, W]`` each) and which of them were inverted ``[N]`` (bool). ``invert``: auto
     inverts pictures whose border is mostly light. ``center``: MNIST-style centering
-    (square inputs only)."""
+    (square inputs only). ``stretch``: resized to the input whatever their aspect (as a
+    folder's training pictures are), else fitted in and padded with black."""
     flips = (light_backgrounds(pictures) if invert == "auto"
              else np.full(len(pictures), invert == "on"))
     if flips.any():  # (a new array: the caller's pictures stay as they are)
         pictures = np.where(flips[:, None, None], 255 - pictures, pictures)
         pictures[flips] = on_black(pictures[flips])  # (paper need not be white)
     pixels = (center_like_mnist(pictures, height) if center and height == width
-              else [pad_to(g, height, width) for g in pictures])
+              else [resized(g, height, width) if stretch else pad_to(g, height, width)
+                    for g in pictures])
     return pixels, flips
+
+
+def in_colour(pictures: np.ndarray, height: int, width: int,
+              invert: Invert = "off") -> tuple[list[np.ndarray], np.ndarray]:
+    """Colour pictures of one shape ``[N, h, w, 3]`` -> ``height x width`` model inputs
+    (``[H, W, 3]`` each, resized whatever their aspect, as a folder's training pictures
+    are) and which were inverted (only with ``invert="on"``: light backgrounds are no
+    reason to invert a colour picture)."""
+    flip = invert == "on"
+    pixels = [resized(255 - p if flip else p, height, width) for p in pictures]
+    return pixels, np.full(len(pictures), flip)
+
+
+def resized(picture: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``picture`` (``[h, w]`` or ``[h, w, C]``) resized to ``height x width``: area
+    averaging when it shrinks, bilinear when it grows."""
+    if picture.shape[:2] == (height, width):
+        return picture
+    shrinks = height * width < picture.shape[0] * picture.shape[1]
+    return cv2.resize(picture, (width, height),  # type: ignore[no-any-return]
+                      interpolation=cv2.INTER_AREA if shrinks else cv2.INTER_LINEAR)
 
 
 def on_black(pictures: np.ndarray) -> np.ndarray:

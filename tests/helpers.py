@@ -214,3 +214,34 @@ def progressive_jpeg(img: np.ndarray, scans: int) -> bytes:
     assert scans >= have, f"the encoder already writes {have} scans"
     last, end = jpeg.rfind(b"\xff\xda"), jpeg.rfind(b"\xff\xd9")
     return jpeg[:end] + jpeg[last:end] * (scans - have) + jpeg[end:]
+
+
+SHAPES = ("circle", "square", "triangle")
+
+
+def shape_picture(kind: str, rng: np.random.Generator, size: int = 64) -> np.ndarray:
+    """A filled shape of ``kind`` in a random bright colour, place and size on a random
+    dark background, BGR ``[size, size, 3]``."""
+    img = np.full((size, size, 3), rng.integers(0, 60, 3), np.uint8)
+    colour = tuple(int(v) for v in rng.integers(120, 256, 3))
+    r = int(rng.integers(size // 6, size // 3))
+    cx, cy = (int(v) for v in rng.integers(r + 2, size - r - 2, 2))
+    if kind == "circle":
+        cv2.circle(img, (cx, cy), r, colour, -1)
+    elif kind == "square":
+        cv2.rectangle(img, (cx - r, cy - r), (cx + r, cy + r), colour, -1)
+    else:
+        points = np.array([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], np.int32)
+        cv2.fillPoly(img, [points], colour)
+    return img
+
+
+def shapes_folder(root: Path, per_class: int, seed: int = 0, size: int = 64) -> Path:
+    """A folder dataset of coloured shapes: one sub-folder per kind, PNGs and JPEGs."""
+    rng = np.random.default_rng(seed)
+    for kind in SHAPES:
+        (root / kind).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            ext = ".png" if i % 2 else ".jpg"
+            cv2.imwrite(str(root / kind / f"{i}{ext}"), shape_picture(kind, rng, size))
+    return root

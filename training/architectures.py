@@ -33,11 +33,17 @@ def names() -> list[str]:
 
 
 def build(name: str, input_shape: tuple[int, int, int] = (28, 28, 1),
-          num_classes: int = 10) -> keras.Model:
-    """Build architecture ``name``; raises ``KeyError`` naming the choices."""
+          num_classes: int = 10, dropout: float | None = None) -> keras.Model:
+    """Build architecture ``name``; raises ``KeyError`` naming the choices. ``dropout``
+    sets every Dropout layer's rate (None: the architecture's own rates)."""
     if name not in _REGISTRY:
         raise KeyError(f"unknown architecture {name!r}; choose one of {', '.join(_REGISTRY)}")
-    return _REGISTRY[name](input_shape, num_classes)
+    model = _REGISTRY[name](input_shape, num_classes)
+    if dropout is not None:
+        for layer in model.layers:
+            if isinstance(layer, layers.Dropout):
+                layer.rate = dropout
+    return model
 
 
 def _sequential(name: str, input_shape: tuple[int, int, int],

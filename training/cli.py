@@ -7,7 +7,9 @@ import json
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ chatter out of the CLI
 
@@ -20,7 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model and export a new version")
-    t.add_argument("dataset", choices=data.DATASETS)
+    t.add_argument("dataset", nargs="?",
+                   help="mnist, fashion_mnist, or folder:PATH (one sub-folder of pictures "
+                        "per class); default: the pictures in --data-dir")
     t.add_argument("--arch", choices=architectures.names(),
                    help="default: best, or with --init-from the version's own")
     t.add_argument("--epochs", type=int)
@@ -33,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
                         "or a number of images (e.g. 5000); 'test' to validate on the "
                         "test set, or 'none'")
     t.add_argument("--label-smoothing", type=float)
+    t.add_argument("--dropout", type=float, metavar="RATE",
+                   help="every Dropout layer's rate (default: the architecture's own)")
     t.add_argument("--seed", type=int)
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
     t.add_argument("--as-sent", type=float, metavar="SHARE",
@@ -40,7 +46,15 @@ def _parser() -> argparse.ArgumentParser:
                         "user would send it (blurred, blown up, on grey paper...; 0: none)")
     t.add_argument("--stop-at-accuracy", type=float,
                    help="stop once an epoch's training accuracy exceeds this (e.g. 0.998)")
-    t.add_argument("--data-dir", type=Path, help="folder with the four IDX .gz files")
+    t.add_argument("--data-dir", type=Path,
+                   help="folder with the four IDX .gz files, or a folder of pictures with "
+                        "one sub-folder per class")
+    t.add_argument("--image-size", type=_size, metavar="HxW",
+                   help="a folder's pictures are resized to this (default: their most "
+                        "common size, at most 224 a side)")
+    t.add_argument("--channels", type=int, choices=(1, 3),
+                   help="a folder's pictures as grayscale (1) or colour (3) (default: colour "
+                        "when they have colour)")
     t.add_argument("--models-dir", type=Path, default=Path("models"))
     t.add_argument("--name", help="model name in the repository (default: the dataset)")
     t.add_argument("--strategy", choices=distribute.STRATEGIES,
@@ -96,31 +110,92 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _size(text: str) -> tuple[int, int]:
+    """``"64x48"`` (height x width) or ``"64"`` -> (64, 48) / (64, 64)."""
+    h, _, w = text.lower().partition("x")
+    try:
+        size = (int(h), int(w or h))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not HxW: {text!r}") from None
+    if not all(4 <= side <= 1024 for side in size):
+        raise argparse.ArgumentTypeError(f"each side must be 4..1024, not {text!r}")
+    return size
+
+
+def _dataset(args: argparse.Namespace) -> tuple[str, Path | None]:
+    """The dataset and its folder: ``mnist``/``fashion_mnist`` (IDX files in --data-dir,
+    or Keras's download), ``folder:PATH``, or a --data-dir of class sub-folders."""
+    from training import folder
+
+    given = args.dataset
+    if given in data.DATASETS:
+        return given, args.data_dir
+    if given is not None and not given.startswith(f"{folder.FOLDER}:"):
+        raise data.DataError(f"unknown dataset {given!r}: choose {', '.join(data.DATASETS)} "
+                             "or folder:PATH")
+    root = Path(given.partition(":")[2]) if given else args.data_dir
+    if root is None:
+        raise data.DataError("name a dataset (mnist, fashion_mnist, folder:PATH) or pass "
+                             "--data-dir with one sub-folder of pictures per class")
+    if not folder.is_class_folder(root):
+        raise data.DataError(f"{root}: not a folder with one sub-folder of pictures per class")
+    return folder.FOLDER, root
+
+
+def _load(cfg: config.TrainConfig) -> tuple[config.TrainConfig, data.Dataset]:
+    """The run's dataset; a folder's validation split made a count of its pictures."""
+    from training import folder
+
+    if cfg.dataset != folder.FOLDER:
+        return cfg, data.load(cfg.dataset, cfg.data_dir)
+    assert cfg.data_dir is not None
+    loaded = folder.load(cfg.data_dir, cfg.validation, cfg.image_size, cfg.channels, cfg.seed)
+    ds = loaded.dataset
+    if cfg.extra_data is not None:
+        ds = folder.with_extra(ds, folder.extra(cfg.extra_data, ds)[0])
+    assert ds.stream is not None
+    cfg = replace(cfg, validation=loaded.validation,
+                  image_size=(ds.stream.height, ds.stream.width), channels=ds.stream.channels)
+    return cfg, ds
+
+
 def _train(args: argparse.Namespace) -> int:
     from training.train import split, train
 
     overrides = {k: getattr(args, k) for k in (
         "epochs", "batch_size", "optimizer", "learning_rate", "lr_schedule", "validation",
-        "label_smoothing", "seed", "augment", "as_sent", "stop_at_accuracy", "data_dir",
-        "models_dir", "name", "strategy", "resume", "checkpoint_dir", "init_from", "extra_data")}
+        "label_smoothing", "dropout", "seed", "augment", "as_sent", "stop_at_accuracy", "data_dir",
+        "models_dir", "name", "strategy", "resume", "checkpoint_dir", "init_from", "extra_data",
+        "image_size", "channels")}
+    dataset, overrides["data_dir"] = _dataset(args)
+    if dataset == "folder" and not args.name and overrides["data_dir"] is not None:
+        overrides["name"] = overrides["data_dir"].resolve().name
     arch = args.arch or "best"
+    meta: dict[str, Any] = {}
     if args.init_from:
         meta = json.loads((_version_dir(args.models_dir, args.init_from) / METADATA_FILE)
                           .read_text())
-        if meta.get("dataset") != args.dataset:
+        if meta.get("dataset") != dataset:
             raise data.DataError(f"--init-from {args.init_from} was trained on "
-                                 f"{meta.get('dataset')}, not {args.dataset}")
+                                 f"{meta.get('dataset')}, not {dataset}")
         arch = args.arch or meta["arch"]
+        if dataset == "folder":  # the version's input, whatever the new pictures' size
+            h, w, c = meta["input_shape"]
+            overrides["image_size"], overrides["channels"] = (h, w), c
         overrides["init_from"] = str(_version_dir(args.models_dir, args.init_from)
                                      .relative_to(args.models_dir))
-    cfg = config.resolve(args.dataset, arch, overrides)
-    ds = data.load(cfg.dataset, cfg.data_dir)
+    cfg, ds = _load(config.resolve(dataset, arch, overrides))
+    if cfg.init_from and meta["class_names"] != ds.class_names:
+        raise data.DataError(f"--init-from {args.init_from} has classes "
+                             f"{meta['class_names']}, not {ds.class_names}")
     try:
         config.validation_cut(len(ds.x_train), cfg.validation)
     except ValueError as exc:
         raise data.DataError(f"--validation-split: {exc}") from None
     if not 0.0 <= cfg.as_sent <= 1.0:
         raise data.DataError(f"--as-sent must be a share in [0, 1], not {cfg.as_sent}")
+    if cfg.dropout is not None and not 0.0 <= cfg.dropout < 1.0:
+        raise data.DataError(f"--dropout must be a rate in [0, 1), not {cfg.dropout}")
     (x_fit, _), held = split(cfg, ds)
     held_out = ("the test set" if cfg.validation == "test" else
                 f"{len(held[0])}" if held is not None else "none")

@@ -16,7 +16,7 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop", "adadelta")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    dataset: str = "mnist"            # mnist | fashion_mnist
+    dataset: str = "mnist"            # mnist | fashion_mnist | folder (data_dir's pictures)
     arch: str = "best"                # an architectures.names() entry
     epochs: int = 5
     # Per replica (per GPU or worker): the global batch is batch_size x replicas, and the
@@ -32,6 +32,7 @@ class TrainConfig:
     # once, for the published figures.
     validation: str = "test"
     label_smoothing: float = 0.0
+    dropout: float | None = None      # every Dropout layer's rate; None: the arch's own
     augment: bool = False             # random shifts/rotations/zoom (flips for clothing)
     # Share of the training pictures that, each epoch, are swapped for a copy as a user
     # would send it (training.sent: blown up, blurred, on grey paper, marker or pen...).
@@ -39,6 +40,9 @@ class TrainConfig:
     stop_at_accuracy: float | None = None  # stop once an epoch's train accuracy exceeds it
     seed: int = 42
     data_dir: Path | None = None      # folder of the four IDX .gz files; None: Keras download
+    # A folder dataset's input: height x width and channels (None: from its pictures)
+    image_size: tuple[int, int] | None = None
+    channels: int | None = None
     models_dir: Path = Path("models")
     name: str | None = None           # model name in the repository; default: the dataset
     strategy: str = "auto"            # auto | one | mirrored | multi-worker (training.distribute)

@@ -11,8 +11,12 @@ import gzip
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from training.folder import Stream
 
 DATASETS = ("mnist", "fashion_mnist")
 
@@ -43,17 +47,22 @@ class DataError(Exception):
 
 @dataclass(frozen=True)
 class Dataset:
-    """Train and test splits; images uint8 ``[N, 28, 28, 1]``, labels int64 ``[N]``."""
+    """Train and test splits; images uint8 ``[N, H, W, C]`` (28x28x1 for the built-in
+    datasets), labels int64 ``[N]``. A folder dataset (``training.folder``) names its own
+    classes and streams its training files (``stream``); its ``x_train`` holds a sample
+    of them, then its validation split."""
 
     name: str
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    classes: tuple[str, ...] | None = None
+    stream: Stream | None = None
 
     @property
     def class_names(self) -> list[str]:
-        return CLASS_NAMES[self.name]
+        return list(self.classes) if self.classes else CLASS_NAMES[self.name]
 
 
 def read_idx(path: Path, *, images: bool) -> np.ndarray:

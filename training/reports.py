@@ -55,7 +55,8 @@ def confusion_matrix(cm: list[list[int]], class_names: list[str], path: Path) ->
 
 
 def filters_grid(kernel: np.ndarray, path: Path, title: str) -> Path:
-    """First-layer kernels ``[kh,kw,in,out]``, min-max scaled to 0..1 (tutorial 000)."""
+    """First-layer kernels ``[kh,kw,in,out]``, min-max scaled to 0..1 (tutorial 000); a
+    kernel that reads a colour picture (3 inputs) drawn in colour."""
     k = (kernel - kernel.min()) / max(float(kernel.max() - kernel.min()), 1e-12)
     n = k.shape[3]
     cols = min(n, 8)
@@ -64,7 +65,10 @@ def filters_grid(kernel: np.ndarray, path: Path, title: str) -> Path:
     for i, ax in enumerate(axes.flat):
         ax.set_axis_off()
         if i < n:
-            ax.imshow(k[:, :, 0, i], cmap="gray", vmin=0, vmax=1)
+            if k.shape[2] == 3:
+                ax.imshow(k[:, :, :, i])
+            else:
+                ax.imshow(k[:, :, 0, i], cmap="gray", vmin=0, vmax=1)
     fig.suptitle(title)
     return _save(fig, path)
 
@@ -76,7 +80,10 @@ def misclassified(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray,
     rows = max(1, -(-len(wrong) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 2, rows * 2.2), squeeze=False)
     for ax, idx in zip(axes.flat, wrong, strict=False):
-        ax.imshow(images[idx, :, :, 0], cmap="binary")
+        if images.shape[-1] == 3:
+            ax.imshow(images[idx])
+        else:
+            ax.imshow(images[idx, :, :, 0], cmap="binary")
         ax.set_title(f"#{idx} true {class_names[labels[idx]]}\npred {class_names[predicted[idx]]}",
                      fontsize=8)
     for ax in axes.flat:

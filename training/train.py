@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from cnnlab.devices import configure_devices
 from cnnlab.layout import METADATA_FILE
-from training import architectures, captures, distribute, export, reports, sent, trust
+from training import architectures, captures, distribute, export, folder, reports, sent, trust
 from training.checkpoints import Backup
 from training.config import TrainConfig, validation_cut
 from training.data import Dataset, load_idx_dir
@@ -80,11 +80,17 @@ def make_optimizer(cfg: TrainConfig, steps: int,
 def augmenter(dataset: str, seed: int) -> keras.Sequential:
     """Random label-preserving distortions. Digits: shifts, zoom, small rotations.
     Clothing is centred at a fixed scale, so only mirror images and small shifts (zoom and
-    larger shifts made version 1 underfit: 91.1 %)."""
+    larger shifts made version 1 underfit: 91.1 %). A folder's pictures: shifts and zoom,
+    the border reflected (a mirror image may change the class: text, arrows)."""
     if dataset == "fashion_mnist":
         aug: list[keras.layers.Layer] = [
             keras.layers.RandomFlip("horizontal", seed=seed),
             keras.layers.RandomTranslation(0.05, 0.05, fill_mode="constant", seed=seed),
+        ]
+    elif dataset == folder.FOLDER:
+        aug = [
+            keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed),
+            keras.layers.RandomZoom(0.1, fill_mode="reflect", seed=seed),
         ]
     else:
         aug = [
@@ -131,10 +137,27 @@ def pipeline(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, k: int, *, training
         ds = ds.shuffle(len(x), seed=cfg.seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size or cfg.batch_size).map(gather,
                                                     num_parallel_calls=tf.data.AUTOTUNE)
+    return finish(ds, cfg, training)
+
+
+def finish(ds: tf.data.Dataset, cfg: TrainConfig, training: bool) -> tf.data.Dataset:
+    """A pipeline's batches -> augmented (training, on the fly, in parallel with the
+    model's step) -> prefetched -> this worker's share."""
     if training and cfg.augment:
         aug = augmenter(cfg.dataset, cfg.seed)
         ds = ds.map(lambda a, b: (aug(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
     return distribute.shard_by_data(ds.prefetch(tf.data.AUTOTUNE))
+
+
+def training_data(cfg: TrainConfig, ds: Dataset, x: np.ndarray, y: np.ndarray, k: int,
+                  batch_size: int) -> tuple[tf.data.Dataset, int]:
+    """The training batches and how many pictures an epoch sees: a folder's files streamed
+    from disk, or the arrays ``x``/``y`` (with copies as sent when ``cfg.as_sent``)."""
+    if ds.stream is not None:
+        return finish(ds.stream.dataset(batch_size, k, cfg.seed), cfg, True), len(ds.stream)
+    sent_x = (sent.as_sent(x, cfg.dataset, np.random.default_rng(cfg.seed))
+              if cfg.as_sent > 0 else None)
+    return pipeline(x, y, cfg, k, training=True, batch_size=batch_size, sent_x=sent_x), len(x)
 
 
 def layer_table(model: keras.Model) -> list[dict[str, Any]]:
@@ -207,7 +230,8 @@ def compile_model(cfg: TrainConfig, input_shape: tuple[int, ...], classes: int, 
                   strategy: tf.distribute.Strategy) -> keras.Model:
     """``cfg.arch`` built and compiled under ``strategy``'s scope."""
     with strategy.scope():
-        model = architectures.build(cfg.arch, input_shape, classes)  # type: ignore[arg-type]
+        model = architectures.build(cfg.arch, input_shape, classes,  # type: ignore[arg-type]
+                                    dropout=cfg.dropout)
         model.compile(
             optimizer=make_optimizer(cfg, steps, strategy.num_replicas_in_sync),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
@@ -224,11 +248,12 @@ def fit(cfg: TrainConfig, ds: Dataset, task: distribute.Task, backup: Backup,
     replicas = strategy.num_replicas_in_sync
     global_batch = cfg.batch_size * replicas
     (x_tr, y_tr), val = split(cfg, ds)
-    if cfg.extra_data is not None:  # exported captures, mixed in (the pipeline shuffles)
+    if cfg.extra_data is not None and ds.stream is None:  # exported captures, mixed in
         extra = load_idx_dir(cfg.dataset, cfg.extra_data)
         x_tr, y_tr = np.concatenate([x_tr, extra.x_train]), np.concatenate([y_tr,
                                                                              extra.y_train])
-    model = compile_model(cfg, input_shape, k, cfg.epochs * -(-len(x_tr) // global_batch),
+    train_data, pictures = training_data(cfg, ds, x_tr, y_tr, k, global_batch)
+    model = compile_model(cfg, input_shape, k, cfg.epochs * -(-pictures // global_batch),
                           strategy)
     if cfg.init_from is not None:
         with strategy.scope():
@@ -245,10 +270,8 @@ def fit(cfg: TrainConfig, ds: Dataset, task: distribute.Task, backup: Backup,
     if stopper:
         callbacks.insert(0, stopper)
     started = time.monotonic()
-    sent_x = (sent.as_sent(x_tr, cfg.dataset, np.random.default_rng(cfg.seed))
-              if cfg.as_sent > 0 else None)
     model.fit(
-        pipeline(x_tr, y_tr, cfg, k, training=True, batch_size=global_batch, sent_x=sent_x),
+        train_data,
         validation_data=(pipeline(*val, cfg, k, training=False, batch_size=global_batch)
                          if val else None),
         epochs=cfg.epochs,
@@ -291,11 +314,16 @@ def learned_from(cfg: TrainConfig, version_dir: Path, ds: Dataset) -> dict[str, 
         return {}
     out: dict[str, Any] = {"init_from": cfg.init_from}
     if cfg.extra_data is not None:
-        extra = load_idx_dir(cfg.dataset, cfg.extra_data)
-        held = evaluate_saved_model(version_dir, extra.x_test, extra.y_test, ds.class_names)
+        if ds.stream is not None:
+            files, x_test, y_test = folder.extra(cfg.extra_data, ds)
+            trained = len(files)
+        else:
+            extra = load_idx_dir(cfg.dataset, cfg.extra_data)
+            trained, x_test, y_test = len(extra.x_train), extra.x_test, extra.y_test
+        held = evaluate_saved_model(version_dir, x_test, y_test, ds.class_names)
         out["extra_data"] = {**captures.read_summary(cfg.extra_data),
-                             "train_images": len(extra.x_train),
-                             "held_out_images": len(extra.x_test),
+                             "train_images": trained,
+                             "held_out_images": len(x_test),
                              "held_out_accuracy": held.accuracy}
     return {"learned_from": out}
 
@@ -313,7 +341,18 @@ def describe_model(cfg: TrainConfig, ds: Dataset, model: keras.Model) -> dict[st
         "total_params": int(model.count_params()),
         "layers": layer_table(model),
         "signatures": export.signature_names(model),
+        **upload(ds),
     }
+
+
+def upload(ds: Dataset) -> dict[str, Any]:
+    """How the service prepares an upload for a folder's model: as it is (no inversion to
+    light-on-black, no digit centering), resized to the input like the training pictures;
+    and the folder's split sizes. (The built-in datasets keep the service's defaults.)"""
+    if ds.stream is None:
+        return {}
+    return {"upload": {"invert": "off", "center": False, "resize": "stretch"},
+            "data": {"train": len(ds.stream), "test": len(ds.x_test)}}
 
 
 def describe_run(cfg: TrainConfig, run: Run) -> dict[str, Any]:

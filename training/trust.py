@@ -38,7 +38,7 @@ import numpy as np
 from cnnlab.centering import center_like_mnist, centres_uploads
 from training import architectures, sent
 from training.config import validation_cut
-from training.data import Dataset
+from training.data import DATASETS, Dataset
 from training.evaluate import expected_calibration_error
 
 ACCEPT = 0.95        # share of held-out in-distribution pictures the threshold accepts
@@ -129,8 +129,9 @@ def reads_picture(dataset: str) -> bool:
     yes (a digit's strokes sit where no garment is dark). Digits: no, as uploads are
     centred like MNIST's, a centred garment's blocks look like a thick digit's, and the
     picture layer lowers how well the digit model's score separates clothes
-    (``bench/ood.py --compare``)."""
-    return not centres_uploads(dataset)
+    (``bench/ood.py --compare``). A folder's pictures: no (their blocks would be as many
+    dimensions as a large picture has pixels over 16)."""
+    return dataset == "fashion_mnist"
 
 
 def picture_blocks(images: Any) -> Any:
@@ -504,6 +505,7 @@ def fit_for(model: keras.Model, ds: Dataset, validation: str,
     and checked ones with copies as sent when ``sent_copies``). ``picture``: whether the
     score reads the picture itself (default: ``reads_picture``)."""
     picture = reads_picture(ds.name) if picture is None else picture
+    sent_copies = sent_copies and ds.name in DATASETS  # (copies of digits and clothing)
     cut = validation_cut(len(ds.x_train), validation)
     half = len(ds.x_test) // 2
     rng = np.random.default_rng(seed)

@@ -126,12 +126,15 @@ async def activations(request: Request, name: str,
 async def filters(
     plane: Plane, name: str, version: VersionQ = None, label: LabelQ = None,
     layer: Annotated[str | None, Query(max_length=64)] = None,
-    in_channel: Annotated[int, Query(ge=0, description="input channel to draw (png)")] = 0,
+    in_channel: Annotated[int | None, Query(
+        ge=0, description="input channel to draw (png; default: a colour picture's three "
+                          "together, else the first)")] = None,
     format: Annotated[str | None, Query(description="json or png")] = None,
     accept: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Learned conv kernels ``[kh,kw,in,out]``; PNG: min-max scaled to 0..1 per layer,
-    one tile per filter (the tutorial's filter plot)."""
+    one tile per filter (the tutorial's filter plot), in colour for kernels that read a
+    colour picture."""
     fmt = render.pick_format(format, accept, ("json", "png", "npy"), "json")
     sv = plane.resolve(ModelRef(name, version, label))
     ks = plane.kernels(sv)
@@ -147,11 +150,13 @@ async def filters(
     k = ks[layer or order[0]]
     if fmt == "npy":
         return Response(render.npy(k), media_type=render.MEDIA["npy"])
-    if in_channel >= k.shape[2]:
+    if in_channel is not None and in_channel >= k.shape[2]:
         raise Unprocessable(f"in_channel {in_channel} out of range (0..{k.shape[2] - 1})")
     scaled = (k - k.min()) / max(float(k.max() - k.min()), 1e-12)
-    return render.image_response(render.grid(scaled[:, :, in_channel, :], "gray", "layer",
-                                             tile_px=48), "png")
+    if in_channel is None and k.shape[2] == 3:
+        return render.image_response(render.colour_grid(scaled, tile_px=48), "png")
+    return render.image_response(render.grid(scaled[:, :, in_channel or 0, :], "gray",
+                                             "layer", tile_px=48), "png")
 
 
 @picture_route("/models/{name}/filters/apply", "image/png", "application/x-npy")
@@ -171,9 +176,9 @@ async def apply_filters(
     if name_ not in ks:
         raise NotFound(f"unknown conv layer {name_!r}; conv layers are {', '.join(ks)}")
     k = ks[name_]
-    if k.shape[2] != 1:
-        raise Unprocessable(f"layer {name_!r} reads {k.shape[2]} channels, not a picture; "
-                            "only a first (1-channel) conv layer can be applied")
+    if k.shape[2] != sv.info.channels:
+        raise Unprocessable(f"layer {name_!r} reads {k.shape[2]} channels, not a picture "
+                            f"({sv.info.channels}); only a first conv layer can be applied")
     maps = await plane.apply_kernels(await read_one(request, settings), k)
     if fmt == "npy":
         return Response(render.npy(maps), media_type=render.MEDIA["npy"])
@@ -212,7 +217,7 @@ async def gradcam(
     heat = out[f"gradcam/{target}"][0]
     chosen = int(out["class_index"][0])
     if fmt == "png":
-        return render.image_response(inspection.overlay(x[0, :, :, 0], heat, alpha), "png",
+        return render.image_response(inspection.overlay(x[0], heat, alpha), "png",
                                      {"X-Class-Index": str(chosen), "X-Layer": target})
     return JSONResponse({
         "model": sv.name, "version": sv.version, "layer": target, "class_index": chosen,

@@ -72,7 +72,8 @@ def _body(result: Classified, filenames: list[str | None],
             "ood_score": score, "in_distribution": accepted,
             "inverted": prep.inverted, "centered": prep.centered,
             "original_size": list(prep.original_size),
-            "input_png": base64.b64encode(render.encode(prep.pixels, "png")).decode()
+            "input_png": base64.b64encode(
+                render.encode(render.viewable(prep.pixels), "png")).decode()
             if params.include_input else None,
         }
         for filename, prep, row, score, accepted in zip(

@@ -317,7 +317,7 @@ def _explanation_png(ex: Explanation) -> Response:
     else:
         positive = np.maximum(ex.attributions[0], 0.0)
         heat = positive / max(float(positive.max()), 1e-12)
-    png = inspection.overlay(ex.images[0, :, :, 0], heat, 0.45)
+    png = inspection.overlay(ex.images[0], heat, 0.45)
     return render.image_response(png, "png", {"X-Class-Index": str(ex.class_index[0]),
                                               "X-Layer": ex.layer})
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from cnnlab.captures import Capture, CaptureStore
 from service.errors import first_line
+from service.images import render
 from service.runtime.tuning import lower_priority
 
 log = logging.getLogger(__name__)
@@ -150,5 +151,5 @@ class CaptureWriter:
 
 
 def _row(s: Served) -> Capture:
-    ok, png = cv2.imencode(".png", s.seen)
+    ok, png = cv2.imencode(".png", render.viewable(s.seen))
     return replace(s.row, seen_png=png.tobytes() if ok else b"")

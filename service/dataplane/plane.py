@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import cv2
 import numpy as np
 
 from cnnlab.captures import Capture
@@ -403,14 +404,21 @@ class DataPlane:
 
     def _preprocess_spec(self, sv: ServedVersion, pictures: Pictures) -> PreprocessSpec:
         """How pictures become ``sv``'s input. MNIST-style centering suits digits, not
-        clothing (it fills its frame): on by default for digit models only."""
+        clothing (it fills its frame): on by default for digit models only. A version's
+        metadata may say how its uploads are prepared (``upload``: a folder's model takes
+        pictures as they are, resized like its training pictures)."""
         info = sv.info
-        if info.channels != 1:
-            raise InvalidInput(f"pictures need a 1-channel model; this one takes "
+        if info.channels not in (1, 3):
+            raise InvalidInput(f"pictures need a 1- or 3-channel model; this one takes "
                                f"{info.channels} channels (send tensors instead)")
-        center = centres_uploads(info.dataset) if pictures.center is None else pictures.center
-        return PreprocessSpec(info.height, info.width, pictures.invert, center,
-                              self.settings.max_image_pixels)
+        upload = info.metadata.get("upload", {})
+        invert = (upload.get("invert", "auto") if pictures.invert == "auto"
+                  else pictures.invert)
+        center = (upload.get("center", centres_uploads(info.dataset))
+                  if pictures.center is None else pictures.center)
+        return PreprocessSpec(info.height, info.width, invert, center,
+                              self.settings.max_image_pixels, info.channels,
+                              upload.get("resize") == "stretch")
 
     async def predict(self, sv: ServedVersion, images: np.ndarray) -> Outputs:
         """``serving_default``'s outputs for ``images`` through the version's batcher."""
@@ -447,21 +455,26 @@ class DataPlane:
         return dict(sv.call_sync("filters"))
 
     async def apply_kernels(self, blob: bytes, kernels: np.ndarray) -> np.ndarray:
-        """A 1-channel conv layer's kernels ``[kh,kw,1,n]`` over a picture -> ``[h,w,n]``."""
+        """A first conv layer's kernels ``[kh,kw,C,n]`` over a picture (grayscale for
+        C=1, RGB for C=3) -> ``[h,w,n]``."""
         sizes = budgets.picture_sizes([blob], self.settings)
         w, h = sizes[0]
         scale = min(1.0, APPLY_SIDE / max(w, h))
-        cost = math.ceil(w * scale) * math.ceil(h * scale) * kernels[..., 0, :].size
+        cost = math.ceil(w * scale) * math.ceil(h * scale) * kernels.size
         if cost > self.settings.max_operation_cost:
             raise TooLarge(f"applying {kernels.shape[-1]} kernels costs {cost}; the "
                            f"limit is {self.settings.max_operation_cost}")
+        colour = kernels.shape[2] == 3
 
         def run() -> np.ndarray:
-            gray = decode(blob, self.settings.max_image_pixels)
-            if max(gray.shape) > APPLY_SIDE:  # keep the tile grid a sensible size
-                gray = fit_longest_side(gray, APPLY_SIDE)
-            src = gray.astype(np.float32) / 255.0  # the model's own rescaling
-            return np.stack([filter_image(src, kernels[:, :, 0, i], "reflect101")
+            img = decode(blob, self.settings.max_image_pixels, color=colour)
+            if colour:  # the model reads RGB
+                img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+            if max(img.shape[:2]) > APPLY_SIDE:  # keep the tile grid a sensible size
+                img = fit_longest_side(img, APPLY_SIDE)
+            src = img.astype(np.float32).reshape(*img.shape[:2], -1) / 255.0  # as the model
+            return np.stack([sum(filter_image(src[:, :, c], kernels[:, :, c, i], "reflect101")
+                                 for c in range(kernels.shape[2]))
                              for i in range(kernels.shape[3])], axis=-1)
 
         return await self.compute.run(run)

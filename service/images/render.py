@@ -99,6 +99,32 @@ def grid(tiles: np.ndarray, colormap: Colormap = "viridis", norm: Norm = "channe
     return canvas
 
 
+def colour_grid(kernels: np.ndarray, tile_px: int = 48, pad: int = 2) -> np.ndarray:
+    """Kernels that read a colour picture, ``[kh, kw, 3, N]`` scaled to 0..1, as one BGR
+    image of N colour tiles (each kernel's weights on red, green and blue)."""
+    kh, kw, _, n = kernels.shape
+    cols = min(n, 8)
+    rows = -(-n // cols)
+    zoom = max(1, tile_px // max(kh, kw))
+    th, tw = kh * zoom, kw * zoom
+    canvas = np.full((rows * (th + pad) + pad, cols * (tw + pad) + pad, 3), 255, np.uint8)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        rgb = (np.clip(kernels[:, :, :, i], 0, 1) * 255).astype(np.uint8)
+        tile = cv2.resize(viewable(rgb), (tw, th), interpolation=cv2.INTER_NEAREST)
+        y, x = pad + r * (th + pad), pad + c * (tw + pad)
+        canvas[y:y + th, x:x + tw] = tile
+    return canvas
+
+
+def viewable(pixels: np.ndarray) -> np.ndarray:
+    """What a model sees ``[H, W, C]`` (RGB for 3 channels) as OpenCV draws and encodes
+    it: ``[H, W]`` grayscale or ``[H, W, 3]`` BGR."""
+    if pixels.ndim == 3 and pixels.shape[2] == 3:
+        return cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+    return pixels.reshape(pixels.shape[:2])
+
+
 def encode(img: np.ndarray, fmt: ImageFormat, quality: int = 90) -> bytes:
     ext, params = {"png": (".png", []), "jpeg": (".jpg", [cv2.IMWRITE_JPEG_QUALITY, quality]),
                    "webp": (".webp", [cv2.IMWRITE_WEBP_QUALITY, quality])}[fmt]

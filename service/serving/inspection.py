@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from service.errors import NotFound, Unprocessable
+from service.images import render
 from service.serving.version import ServedVersion, signature_io
 
 
@@ -89,11 +90,15 @@ def conv_layers(sv: ServedVersion) -> list[str]:
 
 
 def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float, scale: int = 8) -> np.ndarray:
-    """Grad-CAM heatmap (0..1, any size) over the grayscale input, as a BGR picture."""
+    """Grad-CAM heatmap (0..1, any size) over the input as a model saw it (``[H, W, C]``,
+    grayscale or RGB), as a BGR picture ``scale`` times the input's size (a large input
+    is drawn at its own size)."""
     h, w = image.shape[:2]
+    scale = max(1, min(scale, 256 // max(h, w)))
     size = (w * scale, h * scale)
-    base = cv2.cvtColor(cv2.resize(image, size, interpolation=cv2.INTER_NEAREST),
-                        cv2.COLOR_GRAY2BGR)
+    base = cv2.resize(render.viewable(image), size, interpolation=cv2.INTER_NEAREST)
+    if base.ndim == 2:
+        base = cv2.cvtColor(base, cv2.COLOR_GRAY2BGR)
     heat = cv2.resize(heatmap.astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
     colored = cv2.applyColorMap(np.uint8(np.clip(heat, 0, 1) * 255), cv2.COLORMAP_JET)
     return cv2.addWeighted(colored, alpha, base, 1 - alpha, 0)
