@@ -196,9 +196,14 @@ _BLOCK_TAIL = (layers.BatchNormalization, layers.ReLU, layers.Activation, layers
 
 def block_output(model: keras.Model, conv: layers.Layer) -> layers.Layer:
     """The layer whose output is ``conv``'s activated feature map: the conv itself, or the
-    BatchNorm/ReLU right after it (Grad-CAM wants rectified maps, not pre-BN values)."""
-    stack = model.layers
-    i = stack.index(conv)
-    while i + 1 < len(stack) and isinstance(stack[i + 1], _BLOCK_TAIL):
-        i += 1
-    return stack[i]
+    BatchNorm/ReLU right after it (Grad-CAM wants rectified maps, not pre-BN values).
+    Followed through the model's graph, so a branching (functional) model's blocks are
+    found too: a layer read by more than one, or by anything else, ends the block."""
+    inside = {id(layer) for layer in model.layers}
+    layer = conv
+    while True:
+        readers = [node.operation for node in getattr(layer, "_outbound_nodes", [])
+                   if id(node.operation) in inside]
+        if len(readers) != 1 or not isinstance(readers[0], _BLOCK_TAIL):
+            return layer
+        layer = readers[0]

@@ -90,6 +90,21 @@ def _parser() -> argparse.ArgumentParser:
                         "score are fitted on the version's dataset)")
     r.add_argument("--models-dir", type=Path, default=Path("models"))
 
+    i = sub.add_parser("import", help="publish a Keras image classifier trained elsewhere, "
+                                      "fitted and measured on a folder of pictures")
+    i.add_argument("model_file", type=Path, metavar="MODEL",
+                   help="a .keras or .h5 file: pictures [N,H,W,1 or 3] in 0..255 -> conv "
+                        "layers -> a Dense softmax (or logits) head")
+    i.add_argument("--name", required=True, help="model name in the repository")
+    i.add_argument("--data-dir", type=Path, required=True,
+                   help="a folder with one sub-folder of pictures per class (its classes in "
+                        "the model's order: sorted by name)")
+    i.add_argument("--validation-split", dest="validation", default="0.1",
+                   help="share (or number) of the training pictures that fit the "
+                        "temperature and the OOD threshold (default 0.1)")
+    i.add_argument("--seed", type=int, default=42)
+    i.add_argument("--models-dir", type=Path, default=Path("models"))
+
     ls = sub.add_parser("list", help="models and versions in a models directory")
     ls.add_argument("--models-dir", type=Path, default=Path("models"))
 
@@ -283,6 +298,22 @@ def _captures(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    from training import folder
+    from training.imported import import_model
+
+    if not folder.is_class_folder(args.data_dir):
+        raise data.DataError(f"{args.data_dir}: not a folder with one sub-folder of pictures "
+                             "per class")
+    result = import_model(args.model_file, args.name, args.data_dir, args.models_dir,
+                          args.validation, args.seed)
+    m = result.metadata
+    print(f"Imported {args.model_file} as {m['name']} version {result.version} at "
+          f"{result.path}\ntest accuracy {m['test_accuracy']:.4f}  ECE {m['test_ece']:.4f} "
+          f"on {m['test_images']} pictures")
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
     print(f"{'model':<16}{'version':>8}  {'dataset':<14}{'arch':<17}{'test acc':>9}  created")
     for name in list_models(args.models_dir):
@@ -304,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
     args = _parser().parse_args(argv)
     handlers = {"train": _train, "evaluate": _evaluate, "list": _list, "reexport": _reexport,
-                "captures": _captures}
+                "captures": _captures, "import": _import}
     try:
         return handlers[args.command](args)
     except (data.DataError, distribute.StrategyError) as exc:

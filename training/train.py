@@ -398,7 +398,8 @@ def write_reports(model: keras.Model, version_dir: Path, ds: Dataset,
                   predicted: np.ndarray) -> None:
     out = version_dir / "reports"
     out.mkdir(exist_ok=True)
-    reports.training_curves(history, out / "training_curves.png")
+    if history:  # (an imported model has no training history here)
+        reports.training_curves(history, out / "training_curves.png")
     reports.confusion_matrix(cm, ds.class_names, out / "confusion_matrix.png")
     convs = architectures.conv_layers(model)
     if convs:

@@ -113,7 +113,7 @@ async def activations(request: Request, name: str,
     order = inspection.layer_names(sv)
     body = {
         "model": sv.name, "version": sv.version,
-        "input_png": base64.b64encode(render.encode(x[0], "png")).decode(),
+        "input_png": base64.b64encode(render.encode(render.viewable(x[0]), "png")).decode(),
         "layers": [{"name": n, "index": order.index(n), "shape": list(v.shape),
                     "data": v} for n, v in picked.items()],
     }
