@@ -220,12 +220,12 @@ SHAPES = ("circle", "square", "triangle")
 
 
 def shape_picture(kind: str, rng: np.random.Generator, size: int = 64) -> np.ndarray:
-    """A filled shape of ``kind`` in a random bright colour, place and size on a random
-    dark background, BGR ``[size, size, 3]``."""
+    """A filled shape of ``kind`` in a random bright colour, near the middle at a random
+    size, on a random dark background, BGR ``[size, size, 3]``."""
     img = np.full((size, size, 3), rng.integers(0, 60, 3), np.uint8)
     colour = tuple(int(v) for v in rng.integers(120, 256, 3))
-    r = int(rng.integers(size // 6, size // 3))
-    cx, cy = (int(v) for v in rng.integers(r + 2, size - r - 2, 2))
+    r = int(rng.integers(size // 4, size // 3))
+    cx, cy = (int(v) for v in size // 2 + rng.integers(-size // 8, size // 8 + 1, 2))
     if kind == "circle":
         cv2.circle(img, (cx, cy), r, colour, -1)
     elif kind == "square":

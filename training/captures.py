@@ -7,6 +7,8 @@ twice lands on one side only, so the test split holds no picture the training sa
 its test split, to measure a fine-tuned version on
 traffic it did not learn from, the rest as its training split, which
 ``python -m training train ... --extra-data DIR`` mixes into the original training set.
+A folder model's captures (colour or any size) are written as its training folder is
+laid out instead: ``train/`` and ``test/``, one sub-folder of PNGs per class.
 ``captures.json`` beside them says what they are.
 """
 
@@ -31,9 +33,11 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
 
 
-def export(store_url: str, model: str, to: Path, seed: int = 0) -> dict[str, Any]:
-    """Write ``model``'s labelled captures from the store at ``store_url`` into ``to``;
-    returns (and writes as ``captures.json``) their counts and date range."""
+def export(store_url: str, model: str, to: Path, seed: int = 0,
+           class_names: list[str] | None = None) -> dict[str, Any]:
+    """Write ``model``'s labelled captures from the store at ``store_url`` into ``to``
+    (IDX files, or with ``class_names`` class folders of PNGs); returns (and writes as
+    ``captures.json``) their counts and date range."""
     store = CaptureStore(store_url)
     try:
         rows = list(store.labelled(model))
@@ -42,10 +46,13 @@ def export(store_url: str, model: str, to: Path, seed: int = 0) -> dict[str, Any
     if len(rows) < 2:
         raise DataError(f"model {model!r} has {len(rows)} labelled captures in {store_url}; "
                         "at least 2 are needed (one to learn from, one to test on)")
-    pictures = np.stack([_picture(png) for png, _, _ in rows])
+    pictures = np.stack([_picture(png, colour=class_names is not None) for png, _, _ in rows])
     labels = np.array([label for _, label, _ in rows], np.uint8)
     test, train = split_by_picture(pictures, HELD_OUT, seed)
-    write_idx_dir(to, pictures[train], labels[train], pictures[test], labels[test])
+    if class_names is None:
+        write_idx_dir(to, pictures[train], labels[train], pictures[test], labels[test])
+    else:
+        write_class_folders(to, class_names, {"train": train, "test": test}, pictures, labels)
     times = [t for _, _, t in rows]
     summary = {"model": model, "captures": len(rows), "train": len(train),
                "held_out": len(test), "first": _iso(min(times)), "last": _iso(max(times)),
@@ -75,11 +82,28 @@ def split_by_picture(pictures: np.ndarray, share: float,
     return np.flatnonzero(out), np.flatnonzero(~out)
 
 
-def _picture(png: bytes) -> np.ndarray:
-    gray = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
-    if gray is None:
+def write_class_folders(to: Path, class_names: list[str], splits: dict[str, np.ndarray],
+                        pictures: np.ndarray, labels: np.ndarray) -> None:
+    """``to/<split>/<class>/<row>.png`` for every split's rows (every class's folder made,
+    empty or not, so the folders name the model's classes)."""
+    for split, rows in splits.items():
+        for name in class_names:
+            (to / split / name).mkdir(parents=True, exist_ok=True)
+        for row in rows:
+            if labels[row] >= len(class_names):
+                raise DataError(f"a capture is labelled {labels[row]}; the model has "
+                                f"{len(class_names)} classes")
+            cv2.imwrite(str(to / split / class_names[labels[row]] / f"{row}.png"),
+                        pictures[row])
+
+
+def _picture(png: bytes, colour: bool = False) -> np.ndarray:
+    """A capture's picture: grayscale, or as stored (grayscale or BGR) with ``colour``."""
+    flag = cv2.IMREAD_UNCHANGED if colour else cv2.IMREAD_GRAYSCALE
+    picture = cv2.imdecode(np.frombuffer(png, np.uint8), flag)
+    if picture is None:
         raise DataError("a capture's picture is not a readable PNG")
-    return gray
+    return picture
 
 
 def read_summary(folder: Path) -> dict[str, Any]:

@@ -110,8 +110,9 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("captures", help="the service's captured uploads")
     csub = c.add_subparsers(dest="action", required=True)
-    ce = csub.add_parser("export", help="write a model's labelled captures as IDX files "
-                                        "(a dataset for --extra-data)")
+    ce = csub.add_parser("export", help="write a model's labelled captures as IDX files, or "
+                                        "a folder model's as class folders (a dataset for "
+                                        "--extra-data)")
     ce.add_argument("--model", required=True)
     ce.add_argument("--labelled", action="store_true", required=True,
                     help="only pictures feedback gave a true class (required: the others "
@@ -122,6 +123,9 @@ def _parser() -> argparse.ArgumentParser:
                          "SQLite file in --capture-dir)")
     ce.add_argument("--capture-dir", type=Path, default=Path("captures"),
                     help="as CNNLAB_CAPTURE_DIR")
+    ce.add_argument("--models-dir", type=Path, default=Path("models"),
+                    help="where the model is (a folder model's captures are written as "
+                         "class folders, named by its newest version's classes)")
     return p
 
 
@@ -291,7 +295,13 @@ def _captures(args: argparse.Namespace) -> int:
     if not args.capture_url and not (args.capture_dir / "captures.db").is_file():
         raise data.DataError(f"no capture store at {args.capture_dir / 'captures.db'} "
                              "(pass --capture-dir or --capture-url)")
-    summary = export(url, args.model, args.to)
+    class_names = None
+    if list_versions(args.models_dir / args.model):
+        meta_path = _version_dir(args.models_dir, args.model) / METADATA_FILE
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        if meta.get("dataset") == "folder":
+            class_names = meta["class_names"]
+    summary = export(url, args.model, args.to, class_names=class_names)
     print(f"Exported {summary['captures']} labelled captures of {args.model} "
           f"({summary['first']} to {summary['last']}) to {args.to}: {summary['train']} to "
           f"train on, {summary['held_out']} held out")
