@@ -89,7 +89,7 @@ def classifier(model: keras.Model) -> keras.Model:
     head = keras.layers.Dense(dense.units, activation="softmax", name="probs")
     probs = head(dense.input)
     head.set_weights(dense.get_weights())
-    return keras.Model(model.inputs, probs, name=model.name)
+    return keras.Model(model.inputs[0], probs, name=model.name)  # (one picture input)
 
 
 def import_model(path: Path, name: str, data_dir: Path, models_dir: Path,

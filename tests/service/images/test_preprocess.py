@@ -132,3 +132,26 @@ def test_pictures_not_inverted_keep_their_background() -> None:
     dark_grey[10:18, 12:16] = 220
     [prep] = preprocess.prepare([dark_grey], PreprocessSpec(28, 28, "auto"))
     assert not prep.inverted and int(prep.pixels.min()) == 40
+
+
+def test_a_colour_model_sees_rgb_resized_whatever_the_aspect() -> None:
+    """A 3-channel model (a folder's): the picture decoded in colour, as RGB, resized to
+    the input (stretched, as its training pictures were), no inversion on a white
+    background, no centering."""
+    bgr = np.zeros((40, 80, 3), np.uint8)
+    bgr[:, :40] = (255, 0, 0)     # blue left half
+    bgr[:, 40:] = (255, 255, 255)  # white right half
+    spec = PreprocessSpec(16, 16, "off", center=True, channels=3, stretch=True)
+    [prep] = preprocess.preprocess([cv2.imencode(".png", bgr)[1].tobytes()], spec)
+    assert prep.pixels.shape == (16, 16, 3) and not prep.inverted and not prep.centered
+    assert prep.pixels[8, 2].tolist() == [0, 0, 255]      # RGB: blue is the last channel
+    assert prep.pixels[8, 13].tolist() == [255, 255, 255]
+    assert prep.original_size == (80, 40)
+
+
+def test_a_grayscale_folder_model_is_stretched_not_padded() -> None:
+    gray = np.full((20, 60), 200, np.uint8)
+    stretched = preprocess.prepare([gray], PreprocessSpec(10, 10, "off", stretch=True))[0]
+    padded = preprocess.prepare([gray], PreprocessSpec(10, 10, "off"))[0]
+    assert stretched.pixels.min() == 200  # fills the frame
+    assert padded.pixels.min() == 0       # fitted in, black above and below
