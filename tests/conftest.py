@@ -4,6 +4,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,15 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from tests.helpers import BUNDLED_MODELS, Server, export_tiny, free_port, run_server
+from tests.helpers import (
+    BUNDLED_MODELS,
+    ROOT,
+    Server,
+    export_tiny,
+    free_port,
+    run_server,
+    shapes_folder,
+)
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +30,24 @@ def tiny_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tiny-models")
     export_tiny(root / "tiny")
     return root
+
+
+@pytest.fixture(scope="session")
+def shapes_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(a models dir with ``shapes/1``, the folder it was trained on): 64x64 colour
+    pictures of three shapes, trained on by ``python -m training train --data-dir`` for a
+    few epochs with a tutorial CNN. Tests that publish more versions copy it first."""
+    root = tmp_path_factory.mktemp("shapes")
+    pictures = shapes_folder(root / "shapes", per_class=40)
+    models = root / "models"
+    done = subprocess.run(
+        [sys.executable, "-m", "training", "train", "--data-dir", str(pictures), "--arch",
+         "fashion_cnn", "--epochs", "8", "--batch-size", "16", "--validation-split", "0.2",
+         "--models-dir", str(models), "--strategy", "one"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Exported shapes version 1" in done.stdout
+    return models, pictures
 
 
 @pytest.fixture(scope="session")

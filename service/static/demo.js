@@ -99,6 +99,7 @@ async function modelChanged() {
   setOptions("version", [["", "latest"], ...avail.map((v) => [v, v])]);
   try {
     const s = await (await call(`/api/models/${encodeURIComponent(m.name)}/summary`)).json();
+    showExpects(s);
     const maps = s.layers.filter((l) => l.output_shape.length === 4 || l.output_shape.length === 2);
     setOptions("layer", maps.map((l) => [l.name, l.name]));
     const first = s.layers.find((l) => l.type === "Conv2D");
@@ -107,9 +108,29 @@ async function modelChanged() {
   } catch (e) { showError(e.message); }
 }
 
+// Which kind of picture the model expects, from its summary (shape, dataset, classes).
+const EXPECTS = {
+  mnist: "a handwritten digit, drawn here or photographed dark on light",
+  fashion_mnist: "a piece of clothing, alone on a plain background",
+};
+function showExpects(s) {
+  const [h, w, c] = s.input_shape;
+  const kind = EXPECTS[s.dataset] || `a picture of ${kindOf(s)}`;
+  $("expects").textContent = `This model expects ${kind}: it sees it as ` +
+    `${h}x${w} ${c === 3 ? "colour" : "grayscale"} (other sizes are resized).`;
+  $("seen").alt = `the ${h}x${w} input the model saw`;
+}
+// a folder model's classes, as words ("circle, square or triangle")
+function kindOf(m) {
+  const names = (m && m.class_names) || [];
+  if (names.length === 0) return "anything this model was trained on";
+  if (names.length > 6) return `one of its ${names.length} classes (${names.slice(0, 5).join(", ")}...)`;
+  return names.length === 1 ? names[0] : `${names.slice(0, -1).join(", ")} or ${names[names.length - 1]}`;
+}
+
 async function predict() {
   showError("");
-  if (!uploaded && !drawn) { $("prediction").textContent = "draw a digit or upload a picture"; return; }
+  if (!uploaded && !drawn) { $("prediction").textContent = "draw or upload a picture"; return; }
   const t = ticket("predict");
   const name = $("model").value;
   const picture = latest.picture || 0;  // which picture this answer is about
@@ -178,7 +199,7 @@ function showTrust(name, p) {
   box.hidden = p.in_distribution !== false;  // null: the version has no OOD score
   if (box.hidden) return;
   const m = models.find((x) => x.name === name);
-  const kind = (m && LOOKS_LIKE[m.dataset]) || "anything this model was trained on";
+  const kind = (m && LOOKS_LIKE[m.dataset]) || `a picture of ${kindOf(m)}`;
   const why = (m && WHY_FLAGGED[m.dataset]) || "a picture unlike the ones it was trained on";
   box.textContent = `This does not look like ${kind} (OOD score ${p.ood_score.toFixed(0)}): ` +
     `the answer above is the model's best guess. It says so for another kind of picture, ` +

@@ -7,11 +7,13 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import httpx
+import numpy as np
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.helpers import BUNDLED_MODELS, FIXTURES, ROOT, Server, run_server
+from tests.helpers import BUNDLED_MODELS, FIXTURES, ROOT, Server, run_server, shape_picture
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
@@ -217,3 +219,43 @@ def test_the_page_asks_right_and_sends_the_answer(tmp_path: Path) -> None:
         summary = httpx.get(f"{server.url}/api/models/mnist/feedback").json()
     [served] = [v for v in summary["versions"] if v["labelled"]]
     assert served["labelled"] == 1 and served["confusion_matrix"][8][3] == 1
+
+
+def test_a_colour_model_works_on_the_page(shapes_models: tuple[Path, Path],
+                                          tmp_path: Path) -> None:
+    """A model trained on a folder of 64x64 colour pictures: the page says what it expects,
+    an upload is predicted, what the model saw is shown in colour, and its feature maps,
+    colour filters and Grad-CAM load, with no error. The screenshot is kept in
+    test-artifacts/."""
+    models, _ = shapes_models
+    picture = tmp_path / "circle.png"
+    cv2.imwrite(str(picture), shape_picture("circle", np.random.default_rng(2)))
+    with run_server(models, tmp_path) as server, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        try:
+            page.goto(server.url + "/")
+            expect(page.get_by_test_id("expects")).to_contain_text(
+                "circle, square or triangle", timeout=20_000)
+            expect(page.get_by_test_id("expects")).to_contain_text("64x64 colour")
+            loaded(page, "#filters")
+            page.set_input_files("#file", str(picture))
+            expect(page.get_by_test_id("prediction")).to_contain_text("circle  (",
+                                                                      timeout=20_000)
+            for shown in ("#seen", "#maps", "#gradcam", "#filtered"):
+                loaded(page, shown)
+            seen = page.evaluate(
+                "() => { const i = document.getElementById('seen');"
+                " const c = document.createElement('canvas'); c.width = i.naturalWidth;"
+                " c.height = i.naturalHeight; const x = c.getContext('2d');"
+                " x.drawImage(i, 0, 0); const d = x.getImageData(0, 0, c.width, c.height).data;"
+                " let colour = 0; for (let p = 0; p < d.length; p += 4)"
+                " colour += Math.abs(d[p] - d[p + 1]) + Math.abs(d[p + 1] - d[p + 2]) > 60;"
+                " return [c.width, c.height, colour]; }")
+            assert seen[:2] == [64, 64] and seen[2] > 100  # the picture, in colour
+            expect(page.locator("#error")).to_have_text("")
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "demo-colour.png"), full_page=True)
+        finally:
+            browser.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -22,15 +23,7 @@ import tensorflow as tf
 import tritonclient.grpc as triton
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from tests.helpers import (
-    ROOT,
-    SHAPES,
-    Server,
-    free_port,
-    run_server,
-    shape_picture,
-    shapes_folder,
-)
+from tests.helpers import ROOT, SHAPES, Server, free_port, run_server, shape_picture
 
 PNG = {"content-type": "image/png"}
 
@@ -51,23 +44,9 @@ def shapes(n: int, seed: int) -> list[tuple[int, np.ndarray]]:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(the models directory with ``shapes/1``, the folder it was trained on)."""
-    root = tmp_path_factory.mktemp("own")
-    pictures = shapes_folder(root / "shapes", per_class=40)
-    models = root / "models"
-    done = cli("train", "--data-dir", str(pictures), "--arch", "fashion_cnn", "--epochs", "8",
-               "--batch-size", "16",
-               "--validation-split", "0.2", "--models-dir", str(models), "--strategy", "one")
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "Exported shapes version 1" in done.stdout
-    return models, pictures
-
-
-@pytest.fixture(scope="module")
-def served(trained: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+def served(shapes_models: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[tuple[Server, str, Path]]:
-    models, _ = trained
+    models, _ = shapes_models
     port = free_port()
     store = tmp_path_factory.mktemp("own-captures")
     with run_server(models, tmp_path_factory.mktemp("own-run"), grpc_port=str(port),
@@ -75,8 +54,8 @@ def served(trained: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
         yield server, f"127.0.0.1:{port}", store
 
 
-def test_training_on_a_folder_records_what_it_read(trained: tuple[Path, Path]) -> None:
-    models, pictures = trained
+def test_training_on_a_folder_records_what_it_read(shapes_models: tuple[Path, Path]) -> None:
+    models, pictures = shapes_models
     meta = json.loads((models / "shapes" / "1" / "metadata.json").read_text())
     assert meta["dataset"] == "folder" and meta["class_names"] == list(SHAPES)
     assert meta["input_shape"] == [64, 64, 3]  # size and colour read off the pictures
@@ -179,8 +158,11 @@ def test_the_verdict_flags_another_kind_of_picture(served: tuple[Server, str, Pa
 
 
 def test_captures_export_as_class_folders_and_fine_tune(
-        trained: tuple[Path, Path], served: tuple[Server, str, Path], tmp_path: Path) -> None:
-    models, pictures = trained
+        shapes_models: tuple[Path, Path], served: tuple[Server, str, Path],
+        tmp_path: Path) -> None:
+    served_models, pictures = shapes_models
+    models = tmp_path / "models"  # (a copy: the served directory stays as it is)
+    shutil.copytree(served_models, models)
     server, _, store = served
     fresh = shapes(15, seed=31)
     with server.client() as c:
