@@ -246,11 +246,12 @@ def _version_dir(models_dir: Path, spec: str) -> Path:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from training import folder
     from training.evaluate import evaluate_saved_model
 
     vdir = _version_dir(args.models_dir, args.model)
     meta = json.loads((vdir / METADATA_FILE).read_text())
-    ds = data.load(meta["dataset"], args.data_dir)
+    ds, _ = folder.of_version(meta, args.data_dir)
     ev = evaluate_saved_model(vdir, ds.x_test, ds.y_test, meta["class_names"])
     if args.record:  # atomically: a service loading the version reads one or the other
         staged = vdir / f".{METADATA_FILE}.tmp"

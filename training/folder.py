@@ -22,11 +22,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import tensorflow as tf
 
+from training import data
 from training.config import validation_cut
 from training.data import DataError, Dataset
 
@@ -251,3 +253,23 @@ def with_extra(ds: Dataset, files: Files) -> Dataset:
     s = ds.stream
     joined = Files(s.files.paths + files.paths, np.concatenate([s.files.labels, files.labels]))
     return replace(ds, stream=Stream(joined, s.height, s.width, s.channels))
+
+
+def of_version(meta: dict[str, Any], data_dir: Path | None) -> tuple[Dataset, str]:
+    """The dataset a version was trained on and its validation setting: a built-in one
+    (IDX files in ``data_dir``, or Keras's download), or its folder (``data_dir``, else the
+    one it recorded) read again as it was: the same seeded split, at its input's size."""
+    hyper = meta.get("hyperparameters", {})
+    validation = str(hyper.get("validation", "test"))
+    if meta.get("dataset") != FOLDER:
+        return data.load(meta["dataset"], data_dir), validation
+    root = data_dir or (Path(hyper["data_dir"]) if hyper.get("data_dir") else None)
+    if root is None or not is_class_folder(root):
+        raise DataError(f"{root}: the version's folder of pictures is not there; pass "
+                        "--data-dir")
+    h, w, c = meta["input_shape"]
+    loaded = load(root, validation, (h, w), c, int(hyper.get("seed", 42)))
+    if loaded.dataset.class_names != meta["class_names"]:
+        raise DataError(f"{root}: classes {loaded.dataset.class_names} differ from the "
+                        f"version's {meta['class_names']}")
+    return loaded.dataset, loaded.validation

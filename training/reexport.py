@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from cnnlab.layout import METADATA_FILE
-from training import architectures, data, export, trust
+from training import architectures, export, folder, trust
 from training.evaluate import evaluate_saved_model
 
 
@@ -56,10 +56,12 @@ def reexport(version_dir: Path, data_dir: Path | None = None) -> tuple[int, Path
     signatures and, fitted on its dataset, calibrated probabilities and an OOD score
     (``training.trust``); its test scores are measured again on the new SavedModel."""
     meta: dict[str, Any] = json.loads((version_dir / METADATA_FILE).read_text())
+    if meta.get("arch") not in architectures.names():
+        raise ReexportError(f"{version_dir}: its architecture {meta.get('arch')!r} is not "
+                            "one of training's (an imported model: import it again)")
     model = rebuild(version_dir)
-    ds = data.load(meta["dataset"], data_dir)
-    fitted = trust.fit_for(model, ds, str(meta.get("hyperparameters", {}).get("validation",
-                                                                                "test")))
+    ds, validation = folder.of_version(meta, data_dir)
+    fitted = trust.fit_for(model, ds, validation)
     model_dir = version_dir.parent
     staged = export.staging_dir(model_dir)
     try:
