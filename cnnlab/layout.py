@@ -14,6 +14,10 @@ METADATA_FILE = "metadata.json"
 # what the service's admin routes set, beside the models (not a model: only directories are)
 ADMIN_STATE_FILE = "admin-state.json"
 SAVED_MODEL_FILE = "saved_model.pb"
+# serving_default converted for ONNX Runtime (Triton's layout keeps both runtimes' files in
+# a version), and the pictures it was checked against TensorFlow on
+ONNX_FILE = "model.onnx"
+ONNX_CHECK_FILE = "onnx_check.npy"
 # Model names become URL path segments and directory names: keep them boring.
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 

@@ -105,6 +105,13 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--seed", type=int, default=42)
     i.add_argument("--models-dir", type=Path, default=Path("models"))
 
+    o = sub.add_parser("onnx", help="add model.onnx (serving_default for ONNX Runtime, "
+                                    "checked against TensorFlow) to a published version")
+    o.add_argument("model", help="NAME/VERSION")
+    o.add_argument("--data-dir", type=Path,
+                   help="the version's dataset (its test pictures are the check pictures)")
+    o.add_argument("--models-dir", type=Path, default=Path("models"))
+
     ls = sub.add_parser("list", help="models and versions in a models directory")
     ls.add_argument("--models-dir", type=Path, default=Path("models"))
 
@@ -325,6 +332,26 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _onnx(args: argparse.Namespace) -> int:
+    """``model.onnx`` into a published version, in place (each file renamed into place
+    whole), and the check recorded in its ``metadata.json``."""
+    from training import folder, onnx_export
+
+    vdir = _version_dir(args.models_dir, args.model)
+    meta = json.loads((vdir / METADATA_FILE).read_text())
+    ds, _ = folder.of_version(meta, args.data_dir)
+    entry = onnx_export.write(vdir, ds.x_test)
+    staged = vdir / f".{METADATA_FILE}.tmp"
+    staged.write_text(json.dumps({**meta, **entry}, indent=2))
+    staged.replace(vdir / METADATA_FILE)
+    if "error" in entry["onnx"]:
+        raise data.DataError(f"{vdir}: {entry['onnx']['error']}")
+    print(f"{vdir}: wrote {entry['onnx']['file']}; ONNX Runtime agrees with TensorFlow on "
+          f"{entry['onnx']['pictures']} test pictures (probabilities within "
+          f"{entry['onnx']['max_probability_gap']:.1g})")
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
     print(f"{'model':<16}{'version':>8}  {'dataset':<14}{'arch':<17}{'test acc':>9}  created")
     for name in list_models(args.models_dir):
@@ -346,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
     args = _parser().parse_args(argv)
     handlers = {"train": _train, "evaluate": _evaluate, "list": _list, "reexport": _reexport,
-                "captures": _captures, "import": _import}
+                "captures": _captures, "import": _import, "onnx": _onnx}
     try:
         return handlers[args.command](args)
     except (data.DataError, distribute.StrategyError) as exc:

@@ -22,7 +22,7 @@ import numpy as np
 
 from cnnlab.devices import configure_devices
 from cnnlab.layout import METADATA_FILE
-from training import architectures, export, folder, trust
+from training import architectures, export, folder, onnx_export, trust
 from training.data import DataError, Dataset
 from training.evaluate import evaluate_saved_model
 from training.train import TrainResult, environment, layer_table, upload, write_reports
@@ -112,7 +112,8 @@ def import_model(path: Path, name: str, data_dir: Path, models_dir: Path,
         export.write_saved_model(model, staged, fitted)
         ev = evaluate_saved_model(staged, ds.x_test, ds.y_test, ds.class_names)
         metadata = {**describe(name, path, data_dir, ds, model, loaded), **ev.to_json(),
-                    **fitted.to_json(), **environment(device)}
+                    **fitted.to_json(), **onnx_export.write(staged, ds.x_test),
+                    **environment(device)}
         (staged / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
         write_reports(model, staged, ds, {}, ev.confusion_matrix, ev.predictions)
         version, final = export.publish(staged, model_dir)

@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from cnnlab.layout import METADATA_FILE
-from training import architectures, export, folder, trust
+from training import architectures, export, folder, onnx_export, trust
 from training.evaluate import evaluate_saved_model
 
 
@@ -71,7 +71,8 @@ def reexport(version_dir: Path, data_dir: Path | None = None) -> tuple[int, Path
             raise ReexportError(f"{version_dir}: test accuracy changed from "
                                 f"{meta['test_accuracy']} to {scores.accuracy}")
         meta.update(signatures=export.signature_names(model), **scores.to_json(),
-                    **fitted.to_json(), reexported_from=int(version_dir.name),
+                    **fitted.to_json(), **onnx_export.write(staged, ds.x_test),
+                    reexported_from=int(version_dir.name),
                     reexported=datetime.now(UTC).isoformat(timespec="seconds"))
         (staged / METADATA_FILE).write_text(json.dumps(meta, indent=2))
         if (version_dir / "reports").is_dir():

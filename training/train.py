@@ -23,7 +23,17 @@ import tensorflow as tf
 
 from cnnlab.devices import configure_devices
 from cnnlab.layout import METADATA_FILE
-from training import architectures, captures, distribute, export, folder, reports, sent, trust
+from training import (
+    architectures,
+    captures,
+    distribute,
+    export,
+    folder,
+    onnx_export,
+    reports,
+    sent,
+    trust,
+)
 from training.checkpoints import Backup
 from training.config import TrainConfig, validation_cut
 from training.data import Dataset, load_idx_dir
@@ -297,7 +307,8 @@ def publish(cfg: TrainConfig, ds: Dataset, model: keras.Model, run: Run,
         export.write_saved_model(model, staged, fitted)
         ev = evaluate_saved_model(staged, ds.x_test, ds.y_test, ds.class_names)
         metadata = {**describe_model(cfg, ds, model), **describe_run(cfg, run), **ev.to_json(),
-                    **fitted.to_json(), **learned_from(cfg, staged, ds), **environment(device)}
+                    **fitted.to_json(), **learned_from(cfg, staged, ds),
+                    **onnx_export.write(staged, ds.x_test), **environment(device)}
         (staged / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
         write_reports(model, staged, ds, run.history, ev.confusion_matrix, ev.predictions)
         version, final = export.publish(staged, model_dir)

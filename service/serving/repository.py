@@ -328,7 +328,8 @@ class ModelRepository:
         sv: ServedVersion | None = None
         try:
             sv = await asyncio.to_thread(load_version, entry.name, version, path, self.device,
-                                         intra_op_threads=self.settings.tf_threads()[0])
+                                         intra_op_threads=self.settings.tf_threads()[0],
+                                         runtime=self.settings.runtime)
             if self.settings.warmup:
                 await asyncio.to_thread(warm_up, sv, self.settings.max_batch_size)
             return sv

@@ -17,6 +17,7 @@ import tensorflow as tf
 from cnnlab.layout import METADATA_FILE
 from service.errors import first_line
 from service.serving.batcher import DynamicBatcher
+from service.serving.onnx_runner import OnnxRunner, onnx_runner
 from service.serving.runner import SessionRunner, session_runner
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,8 @@ class ServedVersion:
     inflight: int = 0
     batcher: DynamicBatcher | None = None
     executor: Executor | None = None  # the repository's inference thread(s)
-    runner: SessionRunner | None = None  # serving_default in a Session (service.serving.runner)
+    # serving_default in a Session (service.serving.runner) or ONNX Runtime (onnx_runner)
+    runner: SessionRunner | OnnxRunner | None = None
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
@@ -147,6 +149,8 @@ class ServedVersion:
         """How predictions run, for the logs."""
         if self.runner is None:
             return "through the loaded signature"
+        if isinstance(self.runner, OnnxRunner):
+            return "with ONNX Runtime"
         return "in a Session, graph frozen" if self.runner.frozen else "in a Session"
 
     def close(self) -> None:
@@ -162,10 +166,12 @@ class ServedVersion:
 
 
 def load_version(name: str, version: int, path: Path, device: str, *,
-                 intra_op_threads: int = 0) -> ServedVersion:
+                 intra_op_threads: int = 0, runtime: str = "auto") -> ServedVersion:
     """Load a SavedModel directory (blocking; call in a worker thread). Predictions run
-    in a Session over a frozen copy of its graph (``service.serving.runner``) when one
-    can be built, else through the loaded signature."""
+    with ONNX Runtime when ``runtime`` allows it (``auto``: on the CPU) and the version
+    has a ``model.onnx`` that agrees with TensorFlow (``service.serving.onnx_runner``);
+    else in a Session over a frozen copy of its graph (``service.serving.runner``) when
+    one can be built, else through the loaded signature."""
     started = time.perf_counter()
     try:
         with tf.device(device):
@@ -176,8 +182,24 @@ def load_version(name: str, version: int, path: Path, device: str, *,
     if PREDICT_SIGNATURE not in signatures:
         raise LoadError(f"no {PREDICT_SIGNATURE!r} signature (has {sorted(signatures)})")
     info = _read_info(path, signatures[PREDICT_SIGNATURE])
-    runner = session_runner(path, PREDICT_SIGNATURE, info.input.name, sorted(info.outputs),
-                            info.input.dtype, intra_op_threads)
+    runner: SessionRunner | OnnxRunner | None = session_runner(
+        path, PREDICT_SIGNATURE, info.input.name, sorted(info.outputs), info.input.dtype,
+        intra_op_threads)
+    if runtime == "onnxruntime" or (runtime == "auto" and "GPU" not in device.upper()):
+        signature = signatures[PREDICT_SIGNATURE]
+
+        def tensorflow(images: np.ndarray) -> dict[str, np.ndarray]:
+            if runner is not None:
+                return runner(images)
+            out = signature(**{info.input.name: tf.constant(images)})
+            return {k: v.numpy() for k, v in out.items()}
+
+        onnx = onnx_runner(path, sorted(info.outputs), info.input.dtype, intra_op_threads,
+                           tensorflow)
+        if onnx is not None:
+            if runner is not None:
+                runner.close()  # (the Session's memory back: ONNX Runtime serves)
+            runner = onnx
     return ServedVersion(name=name, version=version, path=path, module=module,
                          signatures=signatures, info=info, device=device, runner=runner,
                          load_seconds=time.perf_counter() - started)

@@ -1,0 +1,78 @@
+"""Predictions with ONNX Runtime: chosen for a version with a ``model.onnx`` that agrees
+with TensorFlow on its check pictures, the same answers as the Session's; TensorFlow when
+the setting says so, when the file is missing, broken or disagrees."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cnnlab.layout import ONNX_FILE
+from service.serving.onnx_runner import OnnxRunner
+from service.serving.runner import SessionRunner
+from service.serving.version import load_version
+from tests.helpers import dim_pictures, export_tiny
+from training import onnx_export
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trusted tiny version with its model.onnx."""
+    version = export_tiny(tmp_path_factory.mktemp("onnx") / "tiny", version=1, seed=3,
+                          trusted=True)
+    onnx_export.write(version, dim_pictures(32, 9))
+    return version
+
+
+def pictures() -> np.ndarray:
+    rng = np.random.default_rng(4)
+    return np.concatenate([dim_pictures(8, 4), rng.integers(0, 256, (8, 28, 28, 1),
+                                                            dtype=np.uint8)])
+
+
+def test_auto_on_the_cpu_serves_with_onnx_runtime_and_the_same_answers(
+        converted: Path) -> None:
+    by_onnx = load_version("tiny", 1, converted, "/CPU:0", runtime="auto")
+    by_tf = load_version("tiny", 1, converted, "/CPU:0", runtime="tensorflow")
+    try:
+        assert isinstance(by_onnx.runner, OnnxRunner) and by_onnx.runs_as == "with ONNX Runtime"
+        assert isinstance(by_tf.runner, SessionRunner)
+        x = pictures()
+        a, b = by_onnx.predict_sync(x), by_tf.predict_sync(x)
+        assert sorted(a) == sorted(b) == ["in_distribution", "ood_score", "probabilities"]
+        np.testing.assert_allclose(a["probabilities"], b["probabilities"], atol=1e-5)
+        np.testing.assert_array_equal(a["in_distribution"], b["in_distribution"])
+        assert b["in_distribution"].any() and not b["in_distribution"].all()  # both kinds
+    finally:
+        by_onnx.close()
+        by_tf.close()
+
+
+def test_a_gpu_keeps_tensorflow_unless_asked(converted: Path) -> None:
+    auto = load_version("tiny", 1, converted, "/GPU:0", runtime="auto")
+    forced = load_version("tiny", 1, converted, "/GPU:0", runtime="onnxruntime")
+    assert isinstance(auto.runner, SessionRunner) and isinstance(forced.runner, OnnxRunner)
+    auto.close()
+    forced.close()
+
+
+@pytest.mark.parametrize("damage", ["another model's", "not an ONNX file"])
+def test_a_file_that_cannot_serve_leaves_tensorflow(converted: Path, tmp_path: Path,
+                                                    damage: str,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    version = tmp_path / "1"
+    shutil.copytree(converted, version)
+    if damage == "not an ONNX file":
+        (version / ONNX_FILE).write_bytes(b"garbage")
+    else:
+        other = export_tiny(tmp_path / "other", version=1, seed=8, trusted=True)
+        (version / ONNX_FILE).write_bytes(onnx_export.convert(other).SerializeToString())
+    with caplog.at_level(logging.WARNING):
+        sv = load_version("tiny", 1, version, "/CPU:0", runtime="auto")
+    assert isinstance(sv.runner, SessionRunner)
+    assert "predictions run on TensorFlow" in caplog.text
+    sv.close()
