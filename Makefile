@@ -57,10 +57,19 @@ test: lint typecheck docs pytest
 
 test-fast: lint typecheck unit
 
-bench: $(STAMP)
+# Triton, the strongest peer, runs through PyTriton, whose Python backend needs a Python
+# whose libpython is a shared library (Debian's python3), in a venv of its own.
+TRITON_VENV := .venv-triton
+$(TRITON_VENV)/bin/python:
+	@dpkg -s python3-venv >/dev/null 2>&1 || ($(SUDO) apt-get update -qq && \
+	  $(SUDO) apt-get install -y -qq python3-venv)
+	/usr/bin/python3 -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/pip install -q nvidia-pytriton==0.7.0 onnxruntime==1.31.1
+
+bench: $(STAMP) $(TRITON_VENV)/bin/python
 	@command -v wrk >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk)
 	$(PY) -m $(PIP_INSTALL) -e ".[dev,bench]"
-	$(PY) bench/serving.py
+	$(PY) bench/serving.py --triton-python $(TRITON_VENV)/bin/python
 
 # The README's picture of the demo page: the first-screen test drives Chromium and keeps
 # its screenshot in test-artifacts/.
@@ -81,4 +90,4 @@ train-fashion: $(STAMP)
 	  $(DATA_FLAG) --models-dir models
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info site
+	rm -rf $(VENV) $(TRITON_VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info site

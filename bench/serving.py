@@ -42,8 +42,9 @@ import tensorflow as tf
 
 from bench.common import ROOT, WrkResult, first_digit, free_port, p50_ms, server, wrk
 from bench.plot import serving_figure
-from cnnlab.layout import list_versions
+from cnnlab.layout import ONNX_FILE, list_versions
 from service.runtime.settings import auto_workers
+from service.serving.onnx_runner import OnnxRunner
 from service.serving.runner import SessionRunner
 
 
@@ -59,6 +60,16 @@ def _session(model_dir: Path) -> SessionRunner:
     outputs = _load(model_dir).signatures["serving_default"].structured_outputs
     return SessionRunner(model_dir, "serving_default", "image", sorted(outputs), "uint8",
                          freeze=True)
+
+
+@functools.cache
+def _onnx(model_dir: Path) -> OnnxRunner | None:
+    """Every output of ``serving_default`` with ONNX Runtime (when the version has its
+    ``model.onnx``), as the service runs it on the CPU."""
+    if not (model_dir / ONNX_FILE).is_file():
+        return None
+    outputs = _load(model_dir).signatures["serving_default"].structured_outputs
+    return OnnxRunner(model_dir / ONNX_FILE, sorted(outputs), "uint8")
 
 
 def raw_limit(model_dir: Path, image: np.ndarray) -> dict[str, float]:
@@ -80,9 +91,18 @@ def raw_limit(model_dir: Path, image: np.ndarray) -> dict[str, float]:
     session(batch)
     b256_frozen = _rate(lambda: session(batch))
     b1_session_ms = p50_ms(lambda: session(image[None]), 500)
-    return {"b1_ms": b1_ms, "b1_img_s": 1000 / b1_ms, "b256_img_s": b256,
-            "frozen_b256_img_s": b256_frozen, "b1_after_3ms_idle_ms": b1_idle_ms,
-            "b1_session_ms": b1_session_ms}
+    limits = {"b1_ms": b1_ms, "b1_img_s": 1000 / b1_ms, "b256_img_s": b256,
+              "frozen_b256_img_s": b256_frozen, "b1_after_3ms_idle_ms": b1_idle_ms,
+              "b1_session_ms": b1_session_ms}
+    onnx = _onnx(model_dir)
+    if onnx is not None:
+        onnx(batch)
+        limits["onnx_b256_img_s"] = _rate(lambda: onnx(batch))
+        limits["onnx_b1_ms"] = p50_ms(lambda: onnx(image[None]), 500)
+    # the fastest runtime's limits: what the service could reach at best
+    limits["best_b256_img_s"] = max(b256_frozen, limits.get("onnx_b256_img_s", 0.0))
+    limits["best_b1_ms"] = min(b1_session_ms, limits.get("onnx_b1_ms", float("inf")))
+    return limits
 
 
 def _rate(call_256: Callable[[], object], seconds: float = 4.0) -> float:
@@ -135,6 +155,7 @@ def measure_ours(model: str, env: dict[str, str], digit: bytes, tfs_body: bytes,
             "tfs_c64": (f"{url}/v1/models/{model}:predict", tfs_body, "application/json", 64),
             "batched": (upload, multi, multi_type, 8),
             "v2_c1": (f"{url}/v2/models/{model}/infer", v2[0], "application/json", 1),
+            "v2_c64": (f"{url}/v2/models/{model}/infer", v2[0], "application/json", 64),
             "v2_batched": (f"{url}/v2/models/{model}/infer", v2[1], "application/json", 8),
         }
         for key, (target, body, ctype, connections) in plan.items():
@@ -164,6 +185,19 @@ def measure_capture(model: str, env: dict[str, str], digit: bytes, seconds: int
     return result, counters
 
 
+def measure_triton(python: Path, vdir: Path, model: str, v2: tuple[bytes, bytes],
+                   seconds: int) -> dict[str, WrkResult]:
+    """Triton (``bench/triton_app.py`` in its own venv's ``python``) on the V2 JSON bodies
+    this service gets: one picture at c=1 and c=64, 64 pictures a request at c=8."""
+    port, grpc_port = free_port(), free_port()
+    with server([str(python), "bench/triton_app.py", str(vdir), str(port), str(grpc_port)],
+                port, "/v2/health/ready") as (url, _):
+        target = f"{url}/v2/models/{model}/infer"
+        return {"v2_c1": wrk(target, v2[0], "application/json", 1, seconds, threads=1),
+                "v2_c64": wrk(target, v2[0], "application/json", 64, seconds, threads=2),
+                "v2_batched": wrk(target, v2[1], "application/json", 8, seconds, threads=2)}
+
+
 def mean_limit(limits: Limits, key: str) -> float:
     return (limits[0][key] + limits[1][key]) / 2
 
@@ -178,6 +212,9 @@ def main() -> None:
     ap.add_argument("--version", type=int,
                     help="the version every server loads (default: the newest)")
     ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--triton-python", type=Path, default=ROOT / ".venv-triton" / "bin" / "python",
+                    help="a Python with nvidia-pytriton and onnxruntime (make bench makes "
+                         "it); without it Triton is not measured")
     args = ap.parse_args()
     version = args.version or list_versions(args.models_dir / args.model)[-1]
     vdir = (args.models_dir / args.model / str(version)).resolve()
@@ -216,6 +253,20 @@ def main() -> None:
     print(f"3. LitServe (batch 64): c=64 {lit.requests_per_s:.0f} img/s, "
           f"p50 {lit.p50_ms:.1f} ms, errors {lit.errors}", flush=True)
 
+    v2 = (v2_body(pixels[None]), v2_body(np.repeat(pixels[None], 64, axis=0)))
+    triton: dict[str, WrkResult] = {}
+    if args.triton_python.is_file() and (vdir / ONNX_FILE).is_file():
+        triton = measure_triton(args.triton_python, vdir, args.model, v2, s)
+        results["triton"] = {k: vars(v) for k, v in triton.items()}
+        print(f"3b. Triton (PyTriton, ONNX Runtime, dynamic batching), V2 JSON: c=1 p50 "
+              f"{triton['v2_c1'].p50_ms:.2f} ms; c=64 {triton['v2_c64'].requests_per_s:.0f} "
+              f"req/s; 64 images/request at c=8 "
+              f"{64 * triton['v2_batched'].requests_per_s:.0f} img/s; errors "
+              f"{sum(r.errors for r in triton.values())}", flush=True)
+    else:
+        print(f"3b. Triton not measured: no {args.triton_python} (make bench makes it) or no "
+              f"{ONNX_FILE} in {vdir}", flush=True)
+
     env = {"CNNLAB_MODELS_DIR": str(args.models_dir.resolve()),
            "CNNLAB_POLL_INTERVAL_S": "0", "CNNLAB_LOG_LEVEL": "warning",
            "CNNLAB_MODEL_POLICIES": json.dumps({args.model: f"specific:{version}"})}
@@ -226,8 +277,7 @@ def main() -> None:
     default = f"make run's default, {auto_workers()} worker(s)"
     for name, settings in ((default, {}), ("one process", {"CNNLAB_WORKERS": "1"})):
         runs, around = measure_ours(
-            args.model, {**env, **settings}, digit, tfs_body, multi, ctype,
-            (v2_body(pixels[None]), v2_body(np.repeat(pixels[None], 64, axis=0))),
+            args.model, {**env, **settings}, digit, tfs_body, multi, ctype, v2,
             s, lambda: raw_limit(vdir, pixels), before)
         ours[name], limits[name] = runs, around
         before = around["v2_batched"][1]
@@ -259,7 +309,7 @@ def main() -> None:
     for name, runs in ours.items():
         around = limits[name]
         single, many = runs["c64"].requests_per_s, 64 * runs["batched"].requests_per_s
-        goals = (
+        goals: list[tuple[str, str, float, float]] = [
             ("c64 single / frozen b256", ">=", 0.5,
              single / mean_limit(around["c64"], "frozen_b256_img_s")),
             ("batched / frozen b256", ">=", 0.9,
@@ -279,7 +329,23 @@ def main() -> None:
              runs["tfs_c64"].requests_per_s / max(naive.requests_per_s, 1 / s)),
             ("same JSON body c64: ours / LitServe", ">", 1.0,
              runs["tfs_c64"].requests_per_s / max(lit.requests_per_s, 1 / s)),
-        )
+            # against the fastest runtime's in-process limits
+            ("V2 JSON batched / fastest runtime b256", ">=", 0.9,
+             64 * runs["v2_batched"].requests_per_s
+             / mean_limit(around["v2_batched"], "best_b256_img_s")),
+            ("V2 JSON c1 p50 / fastest runtime b1", "<=", 1.5,
+             runs["v2_c1"].p50_ms / mean_limit(around["v2_c1"], "best_b1_ms")),
+        ]
+        if triton:  # the same V2 JSON bodies
+            goals += [
+                ("V2 JSON c64 single: ours / Triton", ">=", 1.5,
+                 runs["v2_c64"].requests_per_s / max(triton["v2_c64"].requests_per_s, 1 / s)),
+                ("V2 JSON batched: ours / Triton", ">=", 1.2,
+                 runs["v2_batched"].requests_per_s
+                 / max(triton["v2_batched"].requests_per_s, 1 / s)),
+                ("V2 JSON c1 p50: ours / Triton", "<=", 0.5,
+                 runs["v2_c1"].p50_ms / triton["v2_c1"].p50_ms),
+            ]
         for what, op, goal, value in goals:
             key = f"[{name}] {what} (goal {op} {goal:g})"
             ratios[key] = value
