@@ -11,12 +11,9 @@ import gzip
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from training.folder import Stream
 
 DATASETS = ("mnist", "fashion_mnist")
 
@@ -43,6 +40,22 @@ _LABELS_MAGIC = 0x00000801  # unsigned byte, 1 dimension
 
 class DataError(Exception):
     """A dataset could not be read; the message names the file and what is wrong."""
+
+
+class Stream(Protocol):
+    """Training pictures read from disk as training uses them (``training.folder``)."""
+
+    @property
+    def height(self) -> int: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def channels(self) -> int: ...
+
+    def __len__(self) -> int: ...
+
+    def dataset(self, batch_size: int, classes: int, seed: int) -> Any:
+        """Shuffled ``(float pixels, one-hot labels)`` batches (a ``tf.data.Dataset``)."""
 
 
 @dataclass(frozen=True)

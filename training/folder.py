@@ -238,19 +238,19 @@ def extra(root: Path, ds: Dataset) -> tuple[Files, np.ndarray, np.ndarray]:
     """A folder of extra pictures for ``ds``'s classes (exported captures: ``train/`` and
     ``test/`` with a sub-folder per class, some may be empty): its training files, and
     its test split read into memory (``[N,H,W,C]``, labels)."""
-    if ds.stream is None:
+    s = ds.stream
+    if not isinstance(s, Stream):
         raise DataError("extra pictures in class folders go with a folder dataset")
     names = ds.class_names
     _, train = scan(root / "train", names, allow_empty=True)
     _, test = scan(root / "test", names, allow_empty=True)
-    s = ds.stream
     return train, read_all(test, s.height, s.width, s.channels), test.labels
 
 
 def with_extra(ds: Dataset, files: Files) -> Dataset:
     """``ds`` with ``files`` streamed beside its training files."""
-    assert ds.stream is not None
     s = ds.stream
+    assert isinstance(s, Stream)
     joined = Files(s.files.paths + files.paths, np.concatenate([s.files.labels, files.labels]))
     return replace(ds, stream=Stream(joined, s.height, s.width, s.channels))
 

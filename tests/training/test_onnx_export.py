@@ -3,6 +3,7 @@ with TensorFlow on the version's check pictures."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -39,3 +40,20 @@ def test_a_model_that_disagrees_is_not_written(tmp_path: Path) -> None:
         onnx_export.agree(ours, converted, np.full((4, 28, 28, 1), 120, np.uint8))
     shutil.rmtree(other)
     assert not (ours / ONNX_FILE).exists()
+
+
+def test_the_cli_adds_model_onnx_to_a_published_version(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    from tests.training.test_data import make_dataset_dir
+    from training import cli
+
+    models = tmp_path / "models"
+    version = export_tiny(models / "tiny", version=1, trusted=True)
+    data = make_dataset_dir(tmp_path / "data")
+    assert cli.main(["onnx", "tiny/1", "--data-dir", str(data), "--models-dir",
+                     str(models)]) == 0
+    assert "ONNX Runtime agrees with TensorFlow on 32 test pictures" in capsys.readouterr().out
+    meta = json.loads((version / "metadata.json").read_text())
+    assert meta["onnx"]["file"] == ONNX_FILE and meta["test_accuracy"] == 0.1  # kept
+    assert (version / ONNX_FILE).is_file()
