@@ -175,7 +175,6 @@ def compare(models_dir: Path, datasets: dict[str, data.Dataset]) -> None:
                 "elsewhere": as_uploads_of(pictures, model),
                 "other": as_uploads(datasets[other].x_test[:2000], model),
                 "symbols": as_uploads_of(symbols, model), "held": held}
-        picture = trust.reads_picture(model)
         designs: dict[str, dict[str, np.ndarray]] = {}
         for sent_copies in (True, False):
             fitted = trust.fit_for(keras_model, own, validation, sent_copies=sent_copies)
@@ -183,8 +182,12 @@ def compare(models_dir: Path, datasets: dict[str, data.Dataset]) -> None:
             name = ("feature ensemble, threshold with copies as sent" if sent_copies
                     else "feature ensemble, threshold on pictures as stored") + (
                         " (served)" if served else "")
-            designs[name] = {k: trust.combined(fitted.layers, trust.layer_features(
-                keras_model, x, picture)) for k, x in sets.items()}
+            designs[name] = {k: trust.ood_scores(fitted, keras_model, x)
+                             for k, x in sets.items()}
+            if served and fitted.energy is not None:
+                designs["feature ensemble without the energy term"] = {
+                    k: trust.combined(fitted.layers, trust.layer_features(
+                        keras_model, x, fitted.picture)) for k, x in sets.items()}
             if sent_copies:
                 last = fitted.layers[-1]
                 feats = {k: trust.features(keras_model, x) for k, x in sets.items()}

@@ -45,9 +45,9 @@ def dim_pictures(n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 40, (n, 28, 28, 1), dtype=np.uint8)
 
 
-def tiny_trust(model: Any, picture: bool = False) -> Any:
+def tiny_trust(model: Any, picture: bool = False, energy: bool = False) -> Any:
     """``training.trust.Trust`` of a tiny model fitted on ``dim_pictures`` (random labels);
-    ``picture``: the score reads the picture itself too."""
+    ``picture``: the score reads the picture itself too; ``energy``: with the energy term."""
     from training import trust
 
     rng = np.random.default_rng(1)
@@ -57,18 +57,19 @@ def tiny_trust(model: Any, picture: bool = False) -> Any:
                                                 rng.integers(0, 10, n))})
 
     return trust.fit(model, split(600, 1), split(200, 2), split(200, 3),
-                     held_name="held", check_name="check", picture=picture)
+                     held_name="held", check_name="check", picture=picture,
+                     with_energy=energy)
 
 
 def export_tiny(model_dir: Path, version: int | None = None, seed: int = 0,
-                trusted: bool = False, picture: bool = False) -> Path:
+                trusted: bool = False, picture: bool = False, energy: bool = False) -> Path:
     """Export a tiny model as a (next) version of ``model_dir``, atomically; ``trusted``:
     with a temperature and an OOD score (``tiny_trust``, reading the ``picture`` too)."""
     from training import export
 
     staged = export.staging_dir(model_dir)
     model = tiny_keras_model(seed)
-    fitted = tiny_trust(model, picture) if trusted else None
+    fitted = tiny_trust(model, picture, energy) if trusted else None
     export.write_saved_model(model, staged, fitted)
     (staged / "metadata.json").write_text(json.dumps({
         "dataset": "mnist", "class_names": [str(i) for i in range(10)],

@@ -67,7 +67,7 @@ def _signatures(model: keras.Model, trust: Trust | None
             return {"probabilities": model(tf.cast(image, tf.float32), training=False)}
         values = trust_.scored_values(scored, image, trust.picture)
         features = values[-1]
-        score = ood_score(values, trust)
+        score = ood_score(values, trust, tf.matmul(features, last.kernel) + last.bias)
         return {"probabilities": probabilities(features), "ood_score": score,
                 "in_distribution": score <= trust.threshold}
 
@@ -110,12 +110,17 @@ def _signatures(model: keras.Model, trust: Trust | None
     return table
 
 
-def ood_score(values: list[tf.Tensor], trust: Trust) -> tf.Tensor:
-    """The OOD score ``[N]`` of what it reads (``training.trust.scored_values``), in the
-    graph: the logarithms of each layer's distance over its scale, summed."""
+def ood_score(values: list[tf.Tensor], trust: Trust, logits: tf.Tensor) -> tf.Tensor:
+    """The OOD score ``[N]`` of what it reads (``training.trust.scored_values``) and of
+    the ``logits``, in the graph: the logarithms of each layer's distance over its scale,
+    summed, plus the energy term when the version has one (``training.trust.EnergyTerm``)."""
     parts = [tf.math.log(mahalanobis(trust_.summarise(out), layer.gaussians) / layer.scale
                          + trust_.LOG_FLOOR)
              for out, layer in zip(values, trust.layers, strict=True)]
+    if trust.energy is not None:
+        t = trust.temperature
+        energy = -t * tf.reduce_logsumexp(logits / t, axis=1)
+        parts.append((energy - trust.energy.median) / trust.energy.scale)
     return tf.add_n(parts)
 
 

@@ -44,19 +44,24 @@ def test_auroc_and_fpr_rank_the_scores() -> None:
     assert trust.fpr_at(inside, np.array([0.5, 10.0]), tpr=0.75) == 0.5
 
 
-@pytest.mark.parametrize("picture", [False, True], ids=["layers", "layers and picture"])
-def test_the_served_graph_gives_the_fitted_scores(tmp_path: Path, picture: bool) -> None:
+@pytest.mark.parametrize(("picture", "energy"), [(False, False), (True, False), (False, True)],
+                         ids=["layers", "layers and picture", "layers and energy"])
+def test_the_served_graph_gives_the_fitted_scores(tmp_path: Path, picture: bool,
+                                                  energy: bool) -> None:
     model = tiny_keras_model(seed=5)
-    fitted = tiny_trust(model, picture)
-    assert fitted.picture == picture
+    fitted = tiny_trust(model, picture, energy)
+    assert fitted.picture == picture and (fitted.energy is not None) == energy
     assert next(iter(fitted.report["ood"]["layers"])) == ("picture" if picture else "conv1")
-    version = export_tiny(tmp_path / "tiny", version=1, seed=5, trusted=True, picture=picture)
+    version = export_tiny(tmp_path / "tiny", version=1, seed=5, trusted=True, picture=picture,
+                          energy=energy)
     images = np.concatenate([dim_pictures(8, 9), np.full((2, 28, 28, 1), 255, np.uint8)])
     out = tf.saved_model.load(str(version)).signatures["serving_default"](
         image=tf.constant(images))
     feats = trust.layer_features(model, images, picture)
-    expected = trust.combined(fitted.layers, feats)
-    np.testing.assert_allclose(out["ood_score"].numpy(), expected, rtol=1e-3)
+    expected = trust.ood_scores(fitted, model, images)
+    layers_only = trust.combined(fitted.layers, feats)
+    assert np.allclose(expected, layers_only) != energy  # the energy term counts
+    np.testing.assert_allclose(out["ood_score"].numpy(), expected, rtol=1e-3, atol=1e-3)
     np.testing.assert_array_equal(out["in_distribution"].numpy(), expected <= fitted.threshold)
     calibrated = trust.softmax(trust.logits_of(model, feats[-1]), fitted.temperature)
     np.testing.assert_allclose(out["probabilities"].numpy(), calibrated, atol=1e-5)
@@ -75,6 +80,16 @@ def test_the_picture_layer_is_its_block_means() -> None:
 
 def test_only_clothing_models_read_the_picture() -> None:
     assert trust.reads_picture("fashion_mnist") and not trust.reads_picture("mnist")
+
+
+def test_the_energy_term_is_zero_at_the_held_out_median() -> None:
+    logits = np.random.default_rng(0).normal(size=(101, 10))
+    energies = trust.energy(logits, 1.5)
+    term = trust.EnergyTerm.fit(energies)
+    scored = term.score(logits, 1.5)
+    assert np.median(scored) == pytest.approx(0.0, abs=1e-6)
+    low, high = np.quantile(scored, [0.25, 0.75])
+    assert high - low == pytest.approx(1.0, rel=1e-5)  # in interquartile ranges
 
 
 def test_a_run_with_a_validation_split_fits_nothing_on_the_test_set(
