@@ -83,17 +83,20 @@ def test_inspection_names_the_missing_signature(external: Server, method: str, p
     assert summary.status_code == 200 and summary.json()["layers"] == []
 
 
-def test_a_colour_model_takes_tensors_and_refuses_pictures_clearly(external: Server) -> None:
+def test_a_colour_model_takes_tensors_and_pictures_in_colour(external: Server) -> None:
     red = np.zeros((8, 8, 3), np.uint8)
     red[..., 0] = 200
-    picture = base64.b64encode(png(np.full((8, 8), 200, np.uint8))).decode()
+    red_picture = png(red[..., ::-1].copy())  # (OpenCV writes BGR)
+    grey_picture = png(np.full((8, 8), 200, np.uint8))
     with external.client() as c:
         tensors = c.post("/v1/models/red:predict",
                          json={"instances": [red.tolist(), np.zeros_like(red).tolist()]})
-        pictures = [c.post("/v1/models/red:predict", json={"instances": instances})
-                    for instances in ([{"b64": picture}], [{"b64": picture}, red.tolist()])]
+        pictures = c.post("/v1/models/red:predict", json={"instances": [
+            {"b64": base64.b64encode(p).decode()} for p in (red_picture, grey_picture)]})
+        upload = c.post("/api/models/red/predict", content=red_picture,
+                        headers={"content-type": "image/png"})
     assert tensors.status_code == 200, tensors.text
     assert np.argmax(tensors.json()["predictions"], 1).tolist() == [1, 0]
-    for r in pictures:
-        assert r.status_code == 400, r.text
-        assert "1-channel" in r.json()["error"]
+    assert pictures.status_code == 200, pictures.text
+    assert np.argmax(pictures.json()["predictions"], 1).tolist() == [1, 0]
+    assert upload.json()["predictions"][0]["top_k"][0]["label"] == "1"

@@ -58,9 +58,19 @@ async def test_a_bad_picture_is_a_client_error() -> None:
         await plane().prepare(version(), Pictures([good, b"not an image"]))
 
 
-async def test_pictures_need_a_one_channel_model() -> None:
-    with pytest.raises(InvalidInput, match="1-channel"):
-        await plane().prepare(version(channels=3), Pictures([fixture_images("digits")[0][1]]))
+async def test_pictures_need_a_one_or_three_channel_model() -> None:
+    with pytest.raises(InvalidInput, match="1- or 3-channel"):
+        await plane().prepare(version(channels=4), Pictures([fixture_images("digits")[0][1]]))
+
+
+async def test_a_colour_model_gets_the_picture_in_colour() -> None:
+    """A 3-channel version without an ``upload`` entry (a SavedModel from elsewhere): RGB,
+    fitted into its input, no digit centering however the dataset is named."""
+    bgr = np.zeros((28, 28, 3), np.uint8)
+    bgr[..., 2] = 200  # red, as OpenCV stores it
+    [got] = await plane().prepare(version(channels=3, dataset="other"), Pictures([png(bgr)]))
+    assert got.pixels.shape == (28, 28, 3) and not got.centered
+    assert got.pixels[14, 14].tolist() == [200, 0, 0]
 
 
 async def test_the_pixel_budget_is_per_request_not_per_picture() -> None:
