@@ -3,13 +3,17 @@
   python bench/serving.py [--models-dir models] [--model mnist] [--version N] [--seconds 10]
 
 1. in-process limits: the loaded ``serving_default`` signature in a loop at batch 1 and
-   batch 256 ("raw"), and the best limit, the frozen graph in a Session at batch 256 (what
-   the service itself runs, service.serving.runner), measured at the start and again
+   batch 256 ("raw"), the frozen graph in a Session (TensorFlow's best, service.serving.
+   runner) and ONNX Runtime over the version's model.onnx (service.serving.onnx_runner),
+   at batch 1 and 256; the fastest runtime's figures are the limits the service is held
+   to. Measured at the start and again
    between every two measurements of this service; each ratio uses the mean of the two
    limits measured right before and right after its measurement (a shared machine's speed
    drifts within minutes)
 2. naive baseline: FastAPI + ``model.predict`` per request (bench/naive_app.py)
-3. peer: LitServe with its own batching over the same SavedModel (bench/litserve_app.py)
+3. peers: LitServe with its own batching over the same SavedModel (bench/litserve_app.py),
+   and Triton through PyTriton over the version's model.onnx (bench/triton_app.py, in
+   its own venv: --triton-python), on the Open Inference Protocol's JSON bodies
 4. this service: single-image uploads at concurrency 1 and 64, and 64-image requests,
    as ``make run`` starts it (CNNLAB_WORKERS=auto: one worker process per CPU, 2 on this
    machine) and 4b. as one process (CNNLAB_WORKERS=1)
@@ -237,7 +241,9 @@ def main() -> None:
           f" back to back, {raw['b1_after_3ms_idle_ms']:.2f} ms after 3 ms idle; batch 256 "
           f"{raw['b256_img_s']:.0f} img/s. Frozen graph in a Session (what the service runs): "
           f"batch 256 {raw['frozen_b256_img_s']:.0f} img/s, batch 1 "
-          f"{raw['b1_session_ms']:.2f} ms", flush=True)
+          f"{raw['b1_session_ms']:.2f} ms" + (
+              f". ONNX Runtime: batch 256 {raw['onnx_b256_img_s']:.0f} img/s, batch 1 "
+              f"{raw['onnx_b1_ms']:.2f} ms" if "onnx_b1_ms" in raw else ""), flush=True)
 
     port = free_port()
     with server([py, "bench/naive_app.py", str(vdir), str(port)], port, "/docs") as (url, _):
