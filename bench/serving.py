@@ -195,7 +195,7 @@ def measure_triton(python: Path, vdir: Path, model: str, v2: tuple[bytes, bytes]
     this service gets: one picture at c=1 and c=64, 64 pictures a request at c=8."""
     port, grpc_port = free_port(), free_port()
     with server([str(python), "bench/triton_app.py", str(vdir), str(port), str(grpc_port)],
-                port, "/v2/health/ready") as (url, _):
+                port, f"/v2/models/{model}/ready") as (url, _):  # (the model, not the server)
         target = f"{url}/v2/models/{model}/infer"
         return {"v2_c1": wrk(target, v2[0], "application/json", 1, seconds, threads=1),
                 "v2_c64": wrk(target, v2[0], "application/json", 64, seconds, threads=2),
