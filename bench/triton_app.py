@@ -28,6 +28,7 @@ def session() -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as ours
     return ort.InferenceSession(str(VERSION_DIR / "model.onnx"), options,
                                 providers=["CPUExecutionProvider"])
 

@@ -29,8 +29,8 @@ Runner = Callable[[np.ndarray], dict[str, np.ndarray]]
 
 class OnnxRunner:
     """``images -> outputs by name`` through an ONNX Runtime session. ``intra_op_threads``
-    as TensorFlow's (0 = ONNX Runtime's choice); one op at a time, on the calling thread's
-    session (the batcher already runs batches side by side)."""
+    as TensorFlow's (0 = ONNX Runtime's choice); one op at a time (the batcher already
+    runs batches side by side)."""
 
     frozen = True  # (what the logs say of the TensorFlow runner: constants folded)
 
@@ -42,6 +42,9 @@ class OnnxRunner:
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # Idle pool threads sleep instead of spinning: the cores are shared with the event
+        # loop, the decoding pool and the other workers (docs/performance.md)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # errors only
         self._session = ort.InferenceSession(str(path), options,
                                              providers=["CPUExecutionProvider"])
