@@ -14,26 +14,43 @@ import matplotlib.pyplot as plt
 
 def serving_figure(results: dict[str, Any], default: str, path: Path) -> None:
     """Images a second (left) and single-image latency (right) of ``bench/serving.py``'s
-    run: the frozen graph in a Session (the limit), this service (``default`` workers),
-    and the peers on the same JSON body."""
+    run: the in-process limits (the frozen graph in a Session, ONNX Runtime), this service
+    (``default`` workers), and the peers on the same bodies (Triton when measured)."""
     ours = results[f"ours, {default}"]
     raw = results["raw"]
+    triton = results.get("triton")
+    onnx_rate = ([("ONNX Runtime,\nbatch 256 (limit)", raw["onnx_b256_img_s"], "#2e7d32")]
+                 if "onnx_b256_img_s" in raw else [])
+    onnx_latency = ([("ONNX Runtime,\nbatch 1 (limit)", raw["onnx_b1_ms"], "#2e7d32")]
+                    if "onnx_b1_ms" in raw else [])
+    triton_rates = ([("Triton: V2 JSON 64\nimages, c=8",
+                      64 * triton["v2_batched"]["requests_per_s"], "#757575"),
+                     ("Triton: V2 JSON\none image, c=64", triton["v2_c64"]["requests_per_s"],
+                      "#757575")] if triton else [])
+    triton_latency = ([("Triton: V2 JSON one\nat a time, p50", triton["v2_c1"]["p50_ms"],
+                        "#757575")] if triton else [])
     rates = [
         ("frozen graph,\nbatch 256 (limit)", raw["frozen_b256_img_s"], "#2e7d32"),
+        *onnx_rate,
         ("ours: 64 images\na request, c=8", 64 * ours["batched"]["requests_per_s"], "#1565c0"),
         ("ours: V2 JSON 64\nimages, c=8", 64 * ours["v2_batched"]["requests_per_s"], "#1565c0"),
         ("ours: single\nupload, c=64", ours["c64"]["requests_per_s"], "#1565c0"),
+        *([("ours: V2 JSON\none image, c=64", ours["v2_c64"]["requests_per_s"], "#1565c0")]
+          if "v2_c64" in ours else []),
         ("ours: TF Serving\nJSON, c=64", ours["tfs_c64"]["requests_per_s"], "#1565c0"),
+        *triton_rates,
         ("LitServe: same\nJSON, c=64", results["litserve_c64"]["requests_per_s"], "#757575"),
         ("naive FastAPI +\nmodel.predict, c=64", results["naive_c64"]["requests_per_s"],
          "#757575"),
     ]
     latency = [
         ("frozen graph,\nbatch 1 (limit)", raw["b1_session_ms"], "#2e7d32"),
+        *onnx_latency,
         ("ours: one upload\nat a time, p50", ours["c1"]["p50_ms"], "#1565c0"),
         ("ours: V2 JSON one\nat a time, p50", ours["v2_c1"]["p50_ms"], "#1565c0"),
+        *triton_latency,
     ]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8),
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5.6),
                                       gridspec_kw={"width_ratios": [2.4, 1]})
     for axis, rows, unit in ((left, rates, "images a second"), (right, latency, "ms")):
         names = [r[0] for r in rows]
