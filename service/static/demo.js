@@ -44,9 +44,11 @@ function clearPad() {
   ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, pad.width, pad.height);
   uploaded = null; drawn = false;
 }
-// show a picture in the pad, fitted and centred (an upload, or the sample digit)
-async function showInPad(blob) {
+// show a picture in the pad, fitted and centred (an upload, or the sample digit), unless
+// a newer picture (or a stroke the user began meanwhile) took the pad: ticket ``t``
+async function showInPad(blob, t) {
   const bitmap = await createImageBitmap(blob);
+  if (!current("picture", t)) return;
   const scale = Math.min(pad.width / bitmap.width, pad.height / bitmap.height);
   const w = bitmap.width * scale, h = bitmap.height * scale;
   ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, pad.width, pad.height);
@@ -57,7 +59,7 @@ async function showInPad(blob) {
 async function usePicture(blob) {
   const t = ticket("picture");
   uploaded = blob; drawn = false;
-  await showInPad(blob);
+  await showInPad(blob, t);
   if (!current("picture", t)) return;  // a newer picture came meanwhile: it answers
   await predict();
   await runFilter();
