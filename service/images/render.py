@@ -83,37 +83,35 @@ def grid(tiles: np.ndarray, colormap: Colormap = "viridis", norm: Norm = "channe
         cell = max(4, min(24, 1200 // width))
         return colorize(cv2.resize(strip, (cell * width, cell * rows),
                                    interpolation=cv2.INTER_NEAREST), colormap)
-    h, w, n = tiles.shape
+    n = tiles.shape[2]
     scaled = (np.stack([scale(tiles[:, :, i], colormap) for i in range(n)], axis=-1)
               if norm == "channel" else scale(tiles, colormap))
-    cols = columns or min(n, 8)
-    rows = -(-n // cols)
-    zoom = max(1, tile_px // max(h, w))
-    th, tw = h * zoom, w * zoom
-    canvas = np.full((rows * (th + pad) + pad, cols * (tw + pad) + pad, 3), 255, np.uint8)
-    for i in range(n):
-        r, c = divmod(i, cols)
-        tile = cv2.resize(scaled[:, :, i], (tw, th), interpolation=cv2.INTER_NEAREST)
-        y, x = pad + r * (th + pad), pad + c * (tw + pad)
-        canvas[y:y + th, x:x + tw] = colorize(tile, colormap)
-    return canvas
+    return tiled([colorize(scaled[:, :, i], colormap) for i in range(n)], tile_px, pad,
+                 columns)
 
 
 def colour_grid(kernels: np.ndarray, tile_px: int = 48, pad: int = 2) -> np.ndarray:
     """Kernels that read a colour picture, ``[kh, kw, 3, N]`` scaled to 0..1, as one BGR
     image of N colour tiles (each kernel's weights on red, green and blue)."""
-    kh, kw, _, n = kernels.shape
-    cols = min(n, 8)
-    rows = -(-n // cols)
-    zoom = max(1, tile_px // max(kh, kw))
-    th, tw = kh * zoom, kw * zoom
+    return tiled([viewable((np.clip(kernels[:, :, :, i], 0, 1) * 255).astype(np.uint8))
+                  for i in range(kernels.shape[3])], tile_px, pad)
+
+
+def tiled(tiles: list[np.ndarray], tile_px: int, pad: int,
+          columns: int | None = None) -> np.ndarray:
+    """BGR tiles of one size (``[h, w, 3]``) on a white canvas, each blown up (nearest
+    neighbour) to about ``tile_px`` on its longer side, ``columns`` (at most 8) a row."""
+    h, w = tiles[0].shape[:2]
+    cols = columns or min(len(tiles), 8)
+    rows = -(-len(tiles) // cols)
+    zoom = max(1, tile_px // max(h, w))
+    th, tw = h * zoom, w * zoom
     canvas = np.full((rows * (th + pad) + pad, cols * (tw + pad) + pad, 3), 255, np.uint8)
-    for i in range(n):
+    for i, tile in enumerate(tiles):
         r, c = divmod(i, cols)
-        rgb = (np.clip(kernels[:, :, :, i], 0, 1) * 255).astype(np.uint8)
-        tile = cv2.resize(viewable(rgb), (tw, th), interpolation=cv2.INTER_NEAREST)
         y, x = pad + r * (th + pad), pad + c * (tw + pad)
-        canvas[y:y + th, x:x + tw] = tile
+        canvas[y:y + th, x:x + tw] = cv2.resize(tile, (tw, th),
+                                                interpolation=cv2.INTER_NEAREST)
     return canvas
 
 
