@@ -22,18 +22,24 @@ def queued_images(server_url: str) -> float:
 
 def test_sigterm_lets_requests_in_flight_finish(tiny_repo: Path, tmp_path: Path) -> None:
     # max_batch_size=1 turns each 1,000-image request into 1,000 signature calls, so the
-    # six requests stay in flight for seconds.
+    # six requests stay in flight for seconds. Their pixels travel as raw bytes (the V2
+    # binary tensor extension): the six arrive long before the first is answered.
     n, per_request = 6, 1000
-    body = json.dumps({"instances": np.zeros((per_request, 28, 28, 1), np.uint8).tolist()})
+    pixels = np.zeros((per_request, 28, 28, 1), np.uint8)
+    header = json.dumps({"inputs": [{"name": "image", "shape": list(pixels.shape),
+                                     "datatype": "UINT8",
+                                     "parameters": {"binary_data_size": pixels.nbytes}}]}
+                        ).encode()
     with run_server(tiny_repo, tmp_path, max_batch_size="1", max_instances="4096",
                     max_queue_images="100000") as server:
         results: list[int] = []
 
         def fire() -> None:
             with server.client() as c:
-                results.append(c.post("/v1/models/tiny:predict", content=body,
-                                      headers={"content-type": "application/json"}
-                                      ).status_code)
+                results.append(c.post(
+                    "/v2/models/tiny/infer", content=header + pixels.tobytes(),
+                    headers={"Inference-Header-Content-Length": str(len(header)),
+                             "content-type": "application/octet-stream"}).status_code)
 
         threads = [threading.Thread(target=fire) for _ in range(n)]
         for th in threads:
