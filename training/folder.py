@@ -14,7 +14,8 @@ decodes (PNG, JPEG, BMP, GIF, WebP), colour or grayscale.
   TensorFlow function, to uint8. Training streams the training files from disk through
   ``tf.data`` (a folder larger than memory trains); the validation and test splits and a
   sample of at most ``FIT_SAMPLE`` training pictures (the OOD statistics are fitted on
-  it) are read into memory.
+  it) are read into memory. A picture that cannot be decoded stops the load, named; one
+  first read by the stream (beyond the sample) is left out with a warning.
 """
 
 from __future__ import annotations
@@ -69,13 +70,16 @@ class Stream:
 
     def dataset(self, batch_size: int, classes: int, seed: int) -> tf.data.Dataset:
         """Shuffled ``(float pixels [B,H,W,C], one-hot labels)`` batches, every epoch
-        in a new order, decoded in parallel with the model's step."""
+        in a new order, decoded in parallel with the model's step. A file that cannot be
+        read or decoded is left out with a warning (training goes on): the files beyond
+        ``FIT_SAMPLE`` are first read here, possibly hours into a run."""
         ds = tf.data.Dataset.from_tensor_slices(
             (self.files.paths, tf.one_hot(self.files.labels, classes)))
         ds = ds.shuffle(len(self), seed=seed, reshuffle_each_iteration=True)
         read = reader(self.height, self.width, self.channels)
         return (ds.map(lambda p, y: (tf.cast(read(p), tf.float32), y),
                        num_parallel_calls=tf.data.AUTOTUNE)
+                .ignore_errors(log_warning=True)
                 .batch(batch_size))
 
 

@@ -78,6 +78,19 @@ def test_the_stream_reads_every_training_file_each_epoch(tmp_path: Path) -> None
     assert sorted(x.sum(axis=(1, 2, 3)).tolist()) == sorted(memory.sum(axis=(1, 2, 3)).tolist())
 
 
+def test_the_stream_leaves_out_a_file_it_cannot_decode(tmp_path: Path) -> None:
+    root = shapes_folder(tmp_path / "shapes", per_class=4, size=16)
+    stream = folder.load(root, "none", size=(16, 16), channels=3).dataset.stream
+    assert stream is not None
+    broken = root / "circle" / "broken.png"  # appears after the load, as on a shared disk
+    broken.write_bytes(b"\x89PNG not really")
+    files = folder.Files([*stream.files.paths, str(broken)],
+                         np.append(stream.files.labels, 0))
+    with_broken = folder.Stream(files, 16, 16, 3)
+    batches = list(with_broken.dataset(batch_size=5, classes=3, seed=0))
+    assert sum(len(b[0]) for b in batches) == len(stream)  # every good file, once
+
+
 @pytest.mark.parametrize(("layout", "needle"), [
     ({"only": 3}, "at least two"),
     ({"a": 2, "b": 0}, "no pictures"),
