@@ -8,7 +8,7 @@ The graph converted is the one the service's TensorFlow path runs: the SavedMode
 signature's names (``probabilities``, ``ood_score``, ``in_distribution``). The file is kept
 only when ONNX Runtime's answers on the version's check pictures (``onnx_check.npy``,
 written beside it; the service checks them again when it loads the version) agree with
-TensorFlow's: probabilities within ``ATOL``, the same OOD verdicts.
+TensorFlow's: probabilities within ``cnnlab.agreement.ATOL``, the same OOD verdicts.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from cnnlab import agreement
 from cnnlab.layout import ONNX_CHECK_FILE, ONNX_FILE
 
 log = logging.getLogger(__name__)
 
 OPSET = 17
-ATOL = 1e-5          # probabilities may differ this much (float rounding)
 CHECK_PICTURES = 32  # pictures of the version kept to check the runtimes agree
 tf1 = tf.compat.v1
 
@@ -84,7 +84,7 @@ def _rename(graph: Any, old: str, new: str) -> str:
 
 def agree(version_dir: Path, model_bytes: bytes, pictures: np.ndarray) -> dict[str, float]:
     """How far ONNX Runtime's answers are from TensorFlow's on ``pictures``; raises
-    ``OnnxError`` when probabilities differ by more than ``ATOL`` or a verdict differs."""
+    ``OnnxError`` when they disagree (``cnnlab.agreement``)."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
@@ -92,14 +92,11 @@ def agree(version_dir: Path, model_bytes: bytes, pictures: np.ndarray) -> dict[s
                    session.run(None, {"image": pictures}), strict=True))
     served = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
     want = {k: v.numpy() for k, v in served(image=tf.constant(pictures)).items()}
-    gap = float(np.abs(got["probabilities"] - want["probabilities"]).max())
-    if gap > ATOL:
-        raise OnnxError(f"ONNX Runtime's probabilities differ from TensorFlow's by {gap:.2g}")
-    verdicts = "in_distribution" in want
-    if verdicts and not np.array_equal(got["in_distribution"], want["in_distribution"]):
-        raise OnnxError("ONNX Runtime's OOD verdicts differ from TensorFlow's")
-    return {"max_probability_gap": gap, "pictures": len(pictures),
-            "verdicts_identical": verdicts}
+    why = agreement.disagreement(got, want)
+    if why is not None:
+        raise OnnxError(f"ONNX Runtime and TensorFlow disagree: {why}")
+    return {"max_probability_gap": agreement.probability_gap(got, want),
+            "pictures": len(pictures), "verdicts_identical": "in_distribution" in want}
 
 
 def write(version_dir: Path, pictures: np.ndarray) -> dict[str, Any]:

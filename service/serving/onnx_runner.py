@@ -6,8 +6,8 @@ TensorFlow Session's, and its CPU kernels are as fast or faster for these small 
 stay on TensorFlow.
 
 Before it serves, the runner answers the version's check pictures (``onnx_check.npy``)
-and its answers are compared with TensorFlow's: probabilities within ``ATOL``, the same
-OOD verdicts; a version whose runtimes disagree serves on TensorFlow.
+and its answers are compared with TensorFlow's (``cnnlab.agreement``: probabilities within
+1e-5, the same OOD verdicts); a version whose runtimes disagree serves on TensorFlow.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab import agreement
 from cnnlab.layout import ONNX_CHECK_FILE, ONNX_FILE
 from service.errors import first_line
 
 log = logging.getLogger(__name__)
 
-ATOL = 1e-5  # probabilities may differ this much between the runtimes (float rounding)
 Runner = Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
@@ -67,14 +67,7 @@ class OnnxRunner:
 
 def disagreement(onnx: Runner, tensorflow: Runner, pictures: np.ndarray) -> str | None:
     """Why the two runtimes' answers on ``pictures`` differ, or None when they agree."""
-    got, want = onnx(pictures), tensorflow(pictures)
-    gap = float(np.abs(got["probabilities"] - want["probabilities"]).max())
-    if gap > ATOL:
-        return f"probabilities differ by {gap:.2g}"
-    if "in_distribution" in want and not np.array_equal(got["in_distribution"],
-                                                        want["in_distribution"]):
-        return "OOD verdicts differ"
-    return None
+    return agreement.disagreement(onnx(pictures), tensorflow(pictures))
 
 
 def onnx_runner(path: Path, output_names: list[str], dtype: str, intra_op_threads: int,

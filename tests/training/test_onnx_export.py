@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cnnlab import agreement
 from cnnlab.layout import ONNX_CHECK_FILE, ONNX_FILE
 from tests.helpers import dim_pictures, export_tiny
 from training import onnx_export
@@ -20,7 +21,7 @@ def test_a_trusted_version_gets_a_checked_model_onnx(tmp_path: Path) -> None:
     pictures = np.concatenate([dim_pictures(20, 5), np.full((20, 28, 28, 1), 200, np.uint8)])
     entry = onnx_export.write(version, pictures)["onnx"]
     assert entry["file"] == ONNX_FILE and entry["pictures"] == onnx_export.CHECK_PICTURES
-    assert entry["verdicts_identical"] and entry["max_probability_gap"] <= onnx_export.ATOL
+    assert entry["verdicts_identical"] and entry["max_probability_gap"] <= agreement.ATOL
     np.testing.assert_array_equal(np.load(version / ONNX_CHECK_FILE), pictures[:32])
     import onnxruntime as ort
 
