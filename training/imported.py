@@ -25,7 +25,7 @@ from cnnlab.layout import METADATA_FILE
 from training import architectures, export, folder, onnx_export, trust
 from training.data import DataError, Dataset
 from training.evaluate import evaluate_saved_model
-from training.train import TrainResult, environment, layer_table, upload, write_reports
+from training.train import TrainResult, environment, model_card, write_reports
 
 ARCH = "imported"
 _SOFTMAX_LAYERS = (keras.layers.Softmax, keras.layers.Activation)
@@ -127,17 +127,8 @@ def describe(name: str, path: Path, data_dir: Path, ds: Dataset, model: keras.Mo
              loaded: folder.Loaded) -> dict[str, Any]:
     """What the service reads to serve the version, and where it came from."""
     return {
-        "name": name,
-        "dataset": folder.FOLDER,
-        "class_names": ds.class_names,
-        "input_shape": [int(d) for d in model.input_shape[1:]],
-        "input_dtype": "uint8",
-        "arch": ARCH,
-        "arch_description": f"a Keras model imported from {path.name}",
-        "total_params": int(model.count_params()),
-        "layers": layer_table(model),
-        "signatures": export.signature_names(model),
-        **upload(ds),
+        **model_card(name, folder.FOLDER, ARCH, f"a Keras model imported from {path.name}",
+                     ds, model),
         "imported_from": str(path),
         "hyperparameters": {"data_dir": str(data_dir), "validation": loaded.validation},
         "history": {},

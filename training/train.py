@@ -340,15 +340,23 @@ def learned_from(cfg: TrainConfig, version_dir: Path, ds: Dataset) -> dict[str, 
 
 
 def describe_model(cfg: TrainConfig, ds: Dataset, model: keras.Model) -> dict[str, Any]:
-    """What the service reads to serve the version: data, classes, input, architecture."""
+    """What the service reads to serve the version (``model_card``) of a trained model."""
+    return model_card(cfg.model_name, cfg.dataset, cfg.arch,
+                      architectures.DESCRIPTIONS[cfg.arch], ds, model)
+
+
+def model_card(name: str, dataset: str, arch: str, arch_description: str, ds: Dataset,
+               model: keras.Model) -> dict[str, Any]:
+    """What the service reads to serve a version of ``model``: data, classes, input,
+    architecture, signatures and how uploads are prepared."""
     return {
-        "name": cfg.model_name,
-        "dataset": cfg.dataset,
+        "name": name,
+        "dataset": dataset,
         "class_names": ds.class_names,
-        "input_shape": [int(d) for d in ds.x_train.shape[1:]],
+        "input_shape": [int(d) for d in model.input_shape[1:]],
         "input_dtype": "uint8",
-        "arch": cfg.arch,
-        "arch_description": architectures.DESCRIPTIONS[cfg.arch],
+        "arch": arch,
+        "arch_description": arch_description,
         "total_params": int(model.count_params()),
         "layers": layer_table(model),
         "signatures": export.signature_names(model),
