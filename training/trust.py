@@ -373,6 +373,12 @@ class Pictures:
         """``"5000 as stored, 5000 as uploaded, ..."``."""
         return ", ".join(f"{rows} {name}" for name, rows in self.parts.items())
 
+    def calibrated(self) -> np.ndarray:
+        """The rows of the ``CALIBRATED`` parts (of pooled halves too: ``1:stored``)."""
+        return np.concatenate([np.arange(part.start, part.stop)
+                               for name, part in self.slices().items()
+                               if name.split(":")[-1] in CALIBRATED])
+
 
 def as_users_see(x: np.ndarray, y: np.ndarray, dataset: str, rng: np.random.Generator,
                  sent_copies: bool = True) -> Pictures:
@@ -442,7 +448,7 @@ class Scored:
 
     def calibrated(self) -> np.ndarray:
         """The rows of the ``CALIBRATED`` parts."""
-        return np.concatenate([r for name, r in self.rows().items() if name in CALIBRATED])
+        return self.pictures.calibrated()
 
     def describe(self) -> str:
         counts: dict[str, int] = {}
@@ -453,12 +459,9 @@ class Scored:
 
 def calibrated_rows(*pictures: Pictures) -> np.ndarray:
     """The rows of the ``CALIBRATED`` parts of ``pictures`` taken one after another."""
-    rows, start = [], 0
-    for p in pictures:
-        rows += [np.arange(start + part.start, start + part.stop)
-                 for name, part in p.slices().items() if name in CALIBRATED]
-        start += len(p)
-    return np.concatenate(rows)
+    starts = np.cumsum([0, *(len(p) for p in pictures)])
+    return np.concatenate([p.calibrated() + start
+                           for p, start in zip(pictures, starts, strict=False)])
 
 
 def cross_fitted(a: Scored, b: Scored) -> dict[str, float]:

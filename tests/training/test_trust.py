@@ -116,3 +116,17 @@ def test_a_run_with_a_validation_split_fits_nothing_on_the_test_set(
     assert test_rows <= {x.tobytes() for x in seen["check"]}  # measured there...
     assert not test_rows & {x.tobytes() for x in seen["train"]}  # ...and fitted nowhere
     assert not test_rows & {x.tobytes() for x in seen["held"]}
+
+
+def test_the_calibrated_rows_are_the_stored_and_uploaded_parts_wherever_they_sit() -> None:
+    def pictures(stored: int, uploaded: int, sent: int) -> trust.Pictures:
+        parts = {trust.STORED: stored, trust.UPLOADED: uploaded, trust.SENT: sent}
+        return trust.Pictures.of({name: (np.zeros((n, 2, 2, 1), np.uint8), np.zeros(n))
+                                  for name, n in parts.items()})
+
+    a, b = pictures(3, 2, 4), pictures(1, 0, 2)
+    assert a.calibrated().tolist() == [0, 1, 2, 3, 4]
+    assert trust.calibrated_rows(a, b).tolist() == [0, 1, 2, 3, 4, 9]
+    pooled = (trust.Scored(a, np.zeros((9, 2)), np.zeros(9))
+              + trust.Scored(b, np.zeros((3, 2)), np.zeros(3)))
+    assert sorted(pooled.calibrated().tolist()) == [0, 1, 2, 3, 4, 9]
