@@ -179,15 +179,20 @@ def test_integrated_gradients_count_their_path(served: tuple[Server, int]) -> No
                     413, f"the limit is {MAX_OUTPUT_VALUES}")
 
 
+def json_body(body: object) -> dict[str, Any]:
+    """A JSON body encoded once: the client sends as fast as the service answers."""
+    return {"content": json.dumps(body).encode(), "headers": {"content-type": "application/json"}}
+
+
 HEAVIEST: dict[str, tuple[str, dict[str, Any]]] = {
     "upload at the pixel budget": ("/api/models/tiny/predict",
                                    {"content": BLACK_4096, "headers": {"content-type":
                                                                        "image/png"}}),
-    "TF Serving b64 at the pixel budget": ("/v1/models/tiny:predict", {"json": {
-        "instances": [{"b64": base64.b64encode(BLACK_4096).decode()}]}}),
-    "V2 JSON at the batch limit": ("/v2/models/tiny/infer", {"json": {"inputs": [{
+    "TF Serving b64 at the pixel budget": ("/v1/models/tiny:predict", json_body({
+        "instances": [{"b64": base64.b64encode(BLACK_4096).decode()}]})),
+    "V2 JSON at the batch limit": ("/v2/models/tiny/infer", json_body({"inputs": [{
         "name": "image", "shape": [1024, 28, 28, 1], "datatype": "UINT8",
-        "data": [0] * (1024 * 784)}]}}),
+        "data": [0] * (1024 * 784)}]})),
     "pipeline just under the cost budget": ("/api/pipeline", {
         "params": {"ops": json.dumps([{"op": "resize", "width": 4096, "height": 4096},
                                       {"op": "filter", "kernel": "sobel_magnitude"}]),
@@ -208,9 +213,6 @@ def test_the_event_loop_stays_free_while_the_heaviest_accepted_request_runs(
     requests cost (decoding, parsing and the model run on other threads)."""
     server, _ = served
     path, kwargs = HEAVIEST[kind]
-    if "json" in kwargs:  # encoded once: the client sends as fast as the server answers
-        kwargs = {"content": json.dumps(kwargs["json"]).encode(),
-                  "headers": {"content-type": "application/json"}}
     answers: list[int] = []
 
     def heavy() -> None:
