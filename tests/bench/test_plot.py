@@ -19,7 +19,8 @@ def test_the_figure_draws_every_bar_with_the_peers_measured(tmp_path: Path) -> N
             "v2_c64": run(1700, 35)}
     results = {"model": "mnist/10", "raw": {"frozen_b256_img_s": 3600, "b1_session_ms": 1.8,
                                             "onnx_b256_img_s": 3300, "onnx_b1_ms": 0.7,
-                                            "onnx_one_thread_b1_ms": 0.5},
+                                            "onnx_one_thread_b1_ms": 0.5,
+                                            "best_b1_ms": 0.5},
                "naive_c64": run(10, 900), "litserve_c64": run(800, 80),
                "triton": {"v2_c1": run(200, 5.0), "v2_c64": run(1200, 50),
                           "v2_batched": run(45, 170)},
