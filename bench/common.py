@@ -63,6 +63,15 @@ def p50_ms(fn: Callable[[], object], repeat: int, pause_s: float = 0.0) -> float
     return 1000 * statistics.median(times)
 
 
+def batch_rate(call_256: Callable[[], object], seconds: float = 4.0) -> float:
+    """Images a second of ``call_256`` (256 images a call) in a loop."""
+    started, n = time.perf_counter(), 0
+    while time.perf_counter() - started < seconds:
+        call_256()
+        n += 1
+    return 256 * n / (time.perf_counter() - started)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

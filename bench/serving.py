@@ -44,7 +44,16 @@ import httpx
 import numpy as np
 import tensorflow as tf
 
-from bench.common import ROOT, WrkResult, first_digit, free_port, p50_ms, server, wrk
+from bench.common import (
+    ROOT,
+    WrkResult,
+    batch_rate,
+    first_digit,
+    free_port,
+    p50_ms,
+    server,
+    wrk,
+)
 from bench.plot import serving_figure
 from cnnlab.layout import ONNX_FILE, list_versions
 from service.runtime.settings import auto_workers
@@ -90,11 +99,11 @@ def raw_limit(model_dir: Path, image: np.ndarray) -> dict[str, float]:
     b1_ms = p50_ms(call_one, 500)
     # a served request never finds TF hot: its threads sleep between calls
     b1_idle_ms = p50_ms(call_one, 300, pause_s=0.003)
-    b256 = _rate(lambda: fn(image=many)["probabilities"].numpy())
+    b256 = batch_rate(lambda: fn(image=many)["probabilities"].numpy())
     session = _session(model_dir)
     batch = np.repeat(image[None], 256, axis=0)
     session(batch)
-    b256_frozen = _rate(lambda: session(batch))
+    b256_frozen = batch_rate(lambda: session(batch))
     b1_session_ms = p50_ms(lambda: session(image[None]), 500)
     limits = {"b1_ms": b1_ms, "b1_img_s": 1000 / b1_ms, "b256_img_s": b256,
               "frozen_b256_img_s": b256_frozen, "b1_after_3ms_idle_ms": b1_idle_ms,
@@ -102,7 +111,7 @@ def raw_limit(model_dir: Path, image: np.ndarray) -> dict[str, float]:
     onnx, onnx_one = _onnx(model_dir), _onnx(model_dir, 1)
     if onnx is not None and onnx_one is not None:
         onnx(batch)
-        limits["onnx_b256_img_s"] = _rate(lambda: onnx(batch))
+        limits["onnx_b256_img_s"] = batch_rate(lambda: onnx(batch))
         limits["onnx_b1_ms"] = p50_ms(lambda: onnx(image[None]), 500)
         onnx_one(image[None])
         limits["onnx_one_thread_b1_ms"] = p50_ms(lambda: onnx_one(image[None]), 500)
@@ -111,15 +120,6 @@ def raw_limit(model_dir: Path, image: np.ndarray) -> dict[str, float]:
     limits["best_b1_ms"] = min(b1_session_ms, limits.get("onnx_b1_ms", float("inf")),
                                limits.get("onnx_one_thread_b1_ms", float("inf")))
     return limits
-
-
-def _rate(call_256: Callable[[], object], seconds: float = 4.0) -> float:
-    """Images a second of ``call_256`` (256 images a call) in a loop."""
-    started, n = time.perf_counter(), 0
-    while time.perf_counter() - started < seconds:
-        call_256()
-        n += 1
-    return 256 * n / (time.perf_counter() - started)
 
 
 def multipart(files: list[bytes]) -> tuple[bytes, str]:
