@@ -52,14 +52,16 @@ def timings(model: Path, outputs: list[str], threads: int,
     return b1, batch_rate(lambda: run(batch))
 
 
-def time_by_operator(model: Path, pictures: np.ndarray, calls: int = 20) -> dict[str, float]:
-    """Each kind of operator's share of the kernels' time, one thread, batch 256."""
+def time_by_operator(model: Path, pictures: np.ndarray, workdir: Path,
+                     calls: int = 20) -> dict[str, float]:
+    """Each kind of operator's share of the kernels' time, one thread, batch 256 (the
+    profiler's file is written in ``workdir``)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.enable_profiling = True
-    options.profile_file_prefix = str(Path(tempfile.mkdtemp()) / "ort")
+    options.profile_file_prefix = str(workdir / "ort")
     session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
     batch = np.resize(pictures, (256, *pictures.shape[1:]))
     for _ in range(calls):
@@ -102,7 +104,7 @@ def main() -> None:
                 print(f"| {label} | {name} | {b1:.3f} ms | {b256:,.0f} img/s |")
             print(f"| {label} | served / probabilities only | {served[0] / bare[0]:.2f}x | "
                   f"{served[1] / bare[1]:.2f}x |")
-    shares = time_by_operator(vdir / ONNX_FILE, pictures)
+        shares = time_by_operator(vdir / ONNX_FILE, pictures, Path(tmp))
     results["operators"] = shares
     print("\nthe served graph's kernel time by operator (1 thread, batch 256):")
     for op, share in list(shares.items())[:8]:

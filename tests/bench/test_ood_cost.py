@@ -29,5 +29,5 @@ def test_the_cut_graph_gives_the_served_probabilities_from_fewer_nodes(
     alone = OnnxRunner(cut, [PROBABILITIES], "uint8", 1)(x)
     np.testing.assert_array_equal(alone[PROBABILITIES], served[PROBABILITIES])
 
-    shares = time_by_operator(version / ONNX_FILE, x, calls=2)
+    shares = time_by_operator(version / ONNX_FILE, x, tmp_path, calls=2)
     assert "Conv" in shares and abs(sum(shares.values()) - 1) < 1e-6
