@@ -152,21 +152,22 @@ def _ms(text: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
-def wrk(url: str, body: bytes, content_type: str, connections: int, seconds: int,
+def wrk(url: str, body: bytes | None, content_type: str, connections: int, seconds: int,
         threads: int = 1, header: str = "", warmup_s: int = 2) -> WrkResult:
-    """POST ``body`` at ``url`` with ``connections`` concurrent connections for a while,
-    after ``warmup_s`` seconds of the same load that are not counted (every server under
-    test gets the same warm-up: connections open, thread pools and caches hot)."""
+    """POST ``body`` (None: GET) at ``url`` with ``connections`` concurrent connections for
+    a while, after ``warmup_s`` seconds of the same load that are not counted (every server
+    under test gets the same warm-up: connections open, thread pools and caches hot)."""
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
     with tempfile.NamedTemporaryFile(suffix=".body") as f:
-        f.write(body)
+        f.write(body or b"")
         f.flush()
+        script = [] if body is None else ["-s", str(LUA)]
 
         def run(duration: int) -> str:
             return subprocess.run(
                 ["wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{duration}s",
-                 "--timeout", "30s", "--latency", "-s", str(LUA), url],
+                 "--timeout", "30s", "--latency", *script, url],
                 env={**os.environ, "WRK_BODY": f.name, "WRK_CTYPE": content_type,
                      "WRK_HEADER": header},
                 capture_output=True, text=True, check=True).stdout

@@ -148,9 +148,10 @@ def measure_ours(model: str, env: dict[str, str], digit: bytes, tfs_body: bytes,
                  raw: Callable[[], dict[str, float]], before: dict[str, float]
                  ) -> tuple[dict[str, WrkResult], dict[str, Limits]]:
     """This service (started with ``env``): single uploads at c=1 and c=64, the peers'
-    JSON body at c=64, 64-image multipart requests at c=8, and the V2 JSON face (one
-    picture as numbers at c=1, 64 pictures a request at c=8); each measurement with the
-    raw limit measured right before and right after it (``before``: the first one)."""
+    JSON body at c=64, 64-image multipart requests at c=8, the V2 JSON face (one
+    picture as numbers at c=1, 64 pictures a request at c=8), and an empty request
+    (``/health/live``) at c=1, the HTTP stack's own time; each measurement with the raw
+    limit measured right before and right after it (``before``: the first one)."""
     port = free_port()
     runs: dict[str, WrkResult] = {}
     around: dict[str, Limits] = {}
@@ -165,7 +166,10 @@ def measure_ours(model: str, env: dict[str, str], digit: bytes, tfs_body: bytes,
             "v2_c1": (f"{url}/v2/models/{model}/infer", v2[0], "application/json", 1),
             "v2_c64": (f"{url}/v2/models/{model}/infer", v2[0], "application/json", 64),
             "v2_batched": (f"{url}/v2/models/{model}/infer", v2[1], "application/json", 8),
+            "empty_c1": (f"{url}/health/live", None, "", 1),
         }
+        target: str
+        body: bytes | None
         for key, (target, body, ctype, connections) in plan.items():
             runs[key] = wrk(target, body, ctype, connections, seconds,
                             threads=1 if connections == 1 else 2)
@@ -204,6 +208,21 @@ def measure_triton(python: Path, vdir: Path, model: str, v2: tuple[bytes, bytes]
         return {"v2_c1": wrk(target, v2[0], "application/json", 1, seconds, threads=1),
                 "v2_c64": wrk(target, v2[0], "application/json", 64, seconds, threads=2),
                 "v2_batched": wrk(target, v2[1], "application/json", 8, seconds, threads=2)}
+
+
+def lone_request_budget(runs: dict[str, WrkResult], around: Limits, one_thread: bool
+                        ) -> dict[str, float]:
+    """How the V2 c=1 goal (p50 <= 1.5x the fastest runtime's batch 1) divides: the HTTP
+    stack's own time (an empty request's p50), the model's time as a worker runs it (on
+    one thread when workers split the CPUs), and what is left for the request's own work,
+    beside what this service took for it."""
+    model_key = "onnx_one_thread_b1_ms" if one_thread else "onnx_b1_ms"
+    if model_key not in around[0]:
+        model_key = "best_b1_ms"
+    goal = 1.5 * mean_limit(around, "best_b1_ms")
+    http, model = runs["empty_c1"].p50_ms, mean_limit(around, model_key)
+    return {"goal_ms": goal, "http_ms": http, "model_ms": model,
+            "left_ms": goal - http - model, "taken_ms": runs["v2_c1"].p50_ms - http - model}
 
 
 def mean_limit(limits: Limits, key: str) -> float:
@@ -306,6 +325,15 @@ def main() -> None:
               f"img/s; errors "
               f"{sum(r.errors for r in runs.values())}\n   frozen graph batch 256 around these "
               f"runs: {b256} img/s", flush=True)
+        budget = lone_request_budget(runs, around["v2_c1"], one_thread=name == default
+                                     and auto_workers() > 1)
+        results[f"lone request budget, {name}"] = budget
+        print(f"   a lone V2 request: 1.5x the fastest runtime's batch 1 is "
+              f"{budget['goal_ms']:.2f} ms; the HTTP stack alone (an empty request) takes "
+              f"{budget['http_ms']:.2f} ms and the model as a worker runs it "
+              f"{budget['model_ms']:.2f} ms, leaving {budget['left_ms']:.2f} ms for reading, "
+              f"checking, batching and answering; this service took "
+              f"{budget['taken_ms']:.2f} ms for them", flush=True)
 
     captured, counters = measure_capture(args.model, env, digit, s)
     results["capture_c64"] = {**vars(captured), **counters}

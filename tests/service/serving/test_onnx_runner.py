@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 from cnnlab.layout import ONNX_FILE
+from service.app import create_api
+from service.runtime.settings import Settings
 from service.serving.onnx_runner import OnnxRunner
 from service.serving.runner import SessionRunner
 from service.serving.version import load_version
@@ -76,3 +78,20 @@ def test_a_file_that_cannot_serve_leaves_tensorflow(converted: Path, tmp_path: P
     assert isinstance(sv.runner, SessionRunner)
     assert "predictions run on TensorFlow" in caplog.text
     sv.close()
+
+
+@pytest.mark.parametrize(("runtime", "batch_threads", "at_once"), [
+    ("auto", 0, 1), ("tensorflow", 0, 2), ("auto", 3, 3), ("tensorflow", 1, 1)])
+@pytest.mark.anyio
+async def test_batches_at_once_follow_the_runtime_unless_set(
+        converted: Path, tmp_path: Path, runtime: str, batch_threads: int,
+        at_once: int) -> None:
+    shutil.copytree(converted, tmp_path / "tiny" / "1")
+    api = create_api(Settings(models_dir=tmp_path, poll_interval_s=0, runtime=runtime,
+                              batch_threads=batch_threads))
+    async with api.router.lifespan_context(api):
+        served = api.state.plane.repo.resolve("tiny", 1)
+        assert served.batcher is not None
+        assert served.batcher.max_concurrent_batches == at_once
+        # the inference pool has a thread for every batch that may run at once
+        assert api.state.plane.repo.executor._max_workers >= at_once
