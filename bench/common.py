@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +71,23 @@ def batch_rate(call_256: Callable[[], object], seconds: float = 4.0) -> float:
         call_256()
         n += 1
     return 256 * n / (time.perf_counter() - started)
+
+
+def side_by_side_rate(calls_256: list[Callable[[], object]], seconds: float = 4.0) -> float:
+    """Images a second of ``calls_256`` (256 images a call) each in a loop of its own
+    thread, all at once: as workers run their model sessions side by side."""
+    started = time.perf_counter()
+
+    def loop(call: Callable[[], object]) -> int:
+        n = 0
+        while time.perf_counter() - started < seconds:
+            call()
+            n += 1
+        return n
+
+    with ThreadPoolExecutor(len(calls_256)) as pool:
+        done = sum(pool.map(loop, calls_256))
+    return 256 * done / (time.perf_counter() - started)
 
 
 def free_port() -> int:

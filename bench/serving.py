@@ -52,6 +52,7 @@ from bench.common import (
     free_port,
     p50_ms,
     server,
+    side_by_side_rate,
     wrk,
 )
 from bench.plot import serving_figure
@@ -115,8 +116,13 @@ def raw_limit(model_dir: Path, image: np.ndarray) -> dict[str, float]:
         limits["onnx_b1_ms"] = p50_ms(lambda: onnx(image[None]), 500)
         onnx_one(image[None])
         limits["onnx_one_thread_b1_ms"] = p50_ms(lambda: onnx_one(image[None]), 500)
+        # as make run's workers run it: a one-thread session each, side by side
+        sessions = [onnx_one, *(_onnx(model_dir, 1) for _ in range(auto_workers() - 1))]
+        limits["onnx_side_by_side_b256_img_s"] = side_by_side_rate(
+            [functools.partial(s, batch) for s in sessions if s is not None])
     # the fastest runtime's limits, in its fastest setting: what the service could reach
-    limits["best_b256_img_s"] = max(b256_frozen, limits.get("onnx_b256_img_s", 0.0))
+    limits["best_b256_img_s"] = max(b256_frozen, limits.get("onnx_b256_img_s", 0.0),
+                                    limits.get("onnx_side_by_side_b256_img_s", 0.0))
     limits["best_b1_ms"] = min(b1_session_ms, limits.get("onnx_b1_ms", float("inf")),
                                limits.get("onnx_one_thread_b1_ms", float("inf")))
     return limits
@@ -267,7 +273,9 @@ def main() -> None:
           f"{raw['b1_session_ms']:.2f} ms" + (
               f". ONNX Runtime: batch 256 {raw['onnx_b256_img_s']:.0f} img/s, batch 1 "
               f"{raw['onnx_b1_ms']:.2f} ms ({raw['onnx_one_thread_b1_ms']:.2f} ms on one "
-              f"thread)" if "onnx_b1_ms" in raw else ""), flush=True)
+              f"thread); {auto_workers()} one-thread sessions side by side, batch 256 "
+              f"{raw['onnx_side_by_side_b256_img_s']:.0f} img/s"
+              if "onnx_b1_ms" in raw else ""), flush=True)
 
     port = free_port()
     with server([py, "bench/naive_app.py", str(vdir), str(port)], port, "/docs") as (url, _):
@@ -304,6 +312,7 @@ def main() -> None:
     ours: dict[str, dict[str, WrkResult]] = {}
     limits: dict[str, dict[str, Limits]] = {}
     before = raw_limit(vdir, pixels)
+    around_triton = (raw, before)  # (Triton ran between the two)
     default = f"make run's default, {auto_workers()} worker(s)"
     for name, settings in ((default, {}), ("one process", {"CNNLAB_WORKERS": "1"})):
         runs, around = measure_ours(
@@ -325,6 +334,18 @@ def main() -> None:
               f"img/s; errors "
               f"{sum(r.errors for r in runs.values())}\n   frozen graph batch 256 around these "
               f"runs: {b256} img/s", flush=True)
+        if triton and "onnx_side_by_side_b256_img_s" in before:
+            # the 64-image rates against the runtime's own, as both run it (a one-thread
+            # session per worker or model instance, side by side)
+            key = "onnx_side_by_side_b256_img_s"
+            share = {"ours": 64 * runs["v2_batched"].requests_per_s
+                     / mean_limit(around["v2_batched"], key),
+                     "triton": 64 * triton["v2_batched"].requests_per_s
+                     / mean_limit(around_triton, key)}
+            results[f"64 images against sessions side by side, {name}"] = share
+            print(f"   64 images a request, against ONNX Runtime's one-thread sessions side "
+                  f"by side at batch 256: this service {share['ours']:.2f}, Triton "
+                  f"{share['triton']:.2f}", flush=True)
         budget = lone_request_budget(runs, around["v2_c1"], one_thread=name == default
                                      and auto_workers() > 1)
         results[f"lone request budget, {name}"] = budget
