@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,13 @@ def raw_limit(model_dir: Path, image: np.ndarray) -> dict[str, float]:
         limits["onnx_b1_ms"] = p50_ms(lambda: onnx(image[None]), 500)
         onnx_one(image[None])
         limits["onnx_one_thread_b1_ms"] = p50_ms(lambda: onnx_one(image[None]), 500)
+        # a lone request's model call follows an idle gap (the client's round trip), and
+        # the service makes it on an inference thread, not the thread that waits for it
+        limits["onnx_one_thread_b1_after_idle_ms"] = p50_ms(
+            lambda: onnx_one(image[None]), 300, pause_s=0.003)
+        with ThreadPoolExecutor(1) as pool:
+            limits["onnx_one_thread_b1_handed_off_after_idle_ms"] = p50_ms(
+                lambda: pool.submit(onnx_one, image[None]).result(), 300, pause_s=0.003)
         # as make run's workers run it: a one-thread session each, side by side
         sessions = [onnx_one, *(_onnx(model_dir, 1) for _ in range(auto_workers() - 1))]
         limits["onnx_side_by_side_b256_img_s"] = side_by_side_rate(
@@ -217,17 +225,19 @@ def measure_triton(python: Path, vdir: Path, model: str, v2: tuple[bytes, bytes]
 
 
 def lone_request_budget(runs: dict[str, WrkResult], around: Limits, one_thread: bool
-                        ) -> dict[str, float]:
-    """How the V2 c=1 goal (p50 <= 1.5x the fastest runtime's batch 1) divides: the HTTP
-    stack's own time (an empty request's p50), the model's time as a worker runs it (on
-    one thread when workers split the CPUs), and what is left for the request's own work,
-    beside what this service took for it."""
-    model_key = "onnx_one_thread_b1_ms" if one_thread else "onnx_b1_ms"
-    if model_key not in around[0]:
-        model_key = "best_b1_ms"
+                        ) -> dict[str, Any]:
+    """How a lone V2 request's time divides against its goal (p50 <= 1.5x the fastest
+    runtime's batch 1, called back to back): the HTTP stack's own time (an empty request's
+    p50); the model's as the service calls it (on one thread when workers split the CPUs;
+    after an idle gap, as between a client's requests; handed to another thread, when
+    measured); and what the service took beyond both."""
+    threads = "onnx_one_thread" if one_thread else "onnx"
+    model_key = next((k for k in (f"{threads}_b1_handed_off_after_idle_ms",
+                                  f"{threads}_b1_after_idle_ms", f"{threads}_b1_ms")
+                      if k in around[0]), "best_b1_ms")
     goal = 1.5 * mean_limit(around, "best_b1_ms")
     http, model = runs["empty_c1"].p50_ms, mean_limit(around, model_key)
-    return {"goal_ms": goal, "http_ms": http, "model_ms": model,
+    return {"goal_ms": goal, "http_ms": http, "model_ms": model, "model_key": model_key,
             "left_ms": goal - http - model, "taken_ms": runs["v2_c1"].p50_ms - http - model}
 
 
@@ -349,12 +359,12 @@ def main() -> None:
         budget = lone_request_budget(runs, around["v2_c1"], one_thread=name == default
                                      and auto_workers() > 1)
         results[f"lone request budget, {name}"] = budget
-        print(f"   a lone V2 request: 1.5x the fastest runtime's batch 1 is "
+        print(f"   a lone V2 request: its goal, 1.5x the fastest runtime's batch 1, is "
               f"{budget['goal_ms']:.2f} ms; the HTTP stack alone (an empty request) takes "
-              f"{budget['http_ms']:.2f} ms and the model as a worker runs it "
-              f"{budget['model_ms']:.2f} ms, leaving {budget['left_ms']:.2f} ms for reading, "
-              f"checking, batching and answering; this service took "
-              f"{budget['taken_ms']:.2f} ms for them", flush=True)
+              f"{budget['http_ms']:.2f} ms and the model as the service calls it "
+              f"({budget['model_key']}) {budget['model_ms']:.2f} ms, leaving "
+              f"{budget['left_ms']:.2f} ms for reading, checking, batching and answering; "
+              f"this service took {budget['taken_ms']:.2f} ms for them", flush=True)
 
     captured, counters = measure_capture(args.model, env, digit, s)
     results["capture_c64"] = {**vars(captured), **counters}

@@ -34,3 +34,14 @@ def test_without_onnx_runtime_the_model_time_is_the_fastest_runtimes() -> None:
     budget = lone_request_budget({"empty_c1": p50(0.2), "v2_c1": p50(2.0)}, limits,
                                  one_thread=True)
     assert budget["model_ms"] == pytest.approx(1.1)
+
+
+def test_the_model_is_timed_as_the_service_calls_it_when_measured() -> None:
+    limits = tuple({**limit, "onnx_one_thread_b1_after_idle_ms": 2 * limit["best_b1_ms"],
+                    "onnx_one_thread_b1_handed_off_after_idle_ms": 3 * limit["best_b1_ms"]}
+                   for limit in LIMITS)
+    budget = lone_request_budget({"empty_c1": p50(0.2), "v2_c1": p50(2.5)},
+                                 (limits[0], limits[1]), one_thread=True)
+    assert budget["model_key"] == "onnx_one_thread_b1_handed_off_after_idle_ms"
+    assert budget["model_ms"] == pytest.approx(1.8)  # 3 x the mean of 0.5 and 0.7
+    assert budget["taken_ms"] == pytest.approx(2.5 - 0.2 - 1.8)
