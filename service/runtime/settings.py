@@ -110,9 +110,8 @@ class Settings(BaseSettings):
     max_queue_images: int = Field(default=4096, ge=1)
     request_timeout_s: float = Field(default=30.0, gt=0)
     batch_threads: int = Field(
-        default=0, ge=0, description="batches of one model version that run at once "
-        "(TF Serving's num_batch_threads); 0 = by runtime: 1 on ONNX Runtime, 2 on "
-        "TensorFlow")
+        default=2, ge=1, description="batches of one model version that run at once "
+        "(TF Serving's num_batch_threads)")
     runtime: Literal["auto", "tensorflow", "onnxruntime"] = Field(
         default="auto", description="what runs predictions: auto = ONNX Runtime on the CPU "
         "for versions with a model.onnx that agrees with TensorFlow on their check pictures, "

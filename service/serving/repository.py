@@ -26,13 +26,7 @@ from service.runtime.settings import Settings
 from service.serving.admin_state import WATCH_INTERVAL_S, AdminState, ModelState, StateFile
 from service.serving.batcher import DynamicBatcher
 from service.serving.policy import VersionPolicy, parse_policy
-from service.serving.version import (
-    TENSORFLOW_BATCHES,
-    LoadError,
-    ServedVersion,
-    load_version,
-    warm_up,
-)
+from service.serving.version import LoadError, ServedVersion, load_version, warm_up
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +85,7 @@ class ModelRepository:
         self.policies = {name: parse_policy(text) for name, text in settings.model_policies.items()}
         self.root = settings.models_dir.resolve()
         self.models: dict[str, ModelEntry] = {}
-        self.executor = ThreadPoolExecutor(max(settings.batch_threads, TENSORFLOW_BATCHES),
+        self.executor = ThreadPoolExecutor(settings.batch_threads,
                                            thread_name_prefix="inference")
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
@@ -372,7 +366,7 @@ class ModelRepository:
             max_batch_size=self.settings.max_batch_size,
             max_wait_s=self.settings.max_wait_ms / 1000,
             max_queue_images=self.settings.max_queue_images,
-            max_concurrent_batches=self.settings.batch_threads or sv.batches_at_once,
+            max_concurrent_batches=self.settings.batch_threads,
             observe=observe,
             on_depth=self.metrics.queue_depth.labels(*labels).set,
             on_shed=self.metrics.shed.labels(*labels).inc,

@@ -23,7 +23,6 @@ from service.serving.runner import SessionRunner, session_runner
 log = logging.getLogger(__name__)
 
 PREDICT_SIGNATURE = "serving_default"
-TENSORFLOW_BATCHES = 2  # batches of a version on TensorFlow that run at once by default
 
 
 class LoadError(Exception):
@@ -144,14 +143,6 @@ class ServedVersion:
 
     async def drained(self) -> None:
         await self._idle.wait()
-
-    @property
-    def batches_at_once(self) -> int:
-        """How many of its batches run at once unless set (``batch_threads``): one on ONNX
-        Runtime, whose per-call cost is small, so a second batch would only share the
-        cores; two on TensorFlow, whose per-call work overlaps the other batch's kernels
-        (docs/performance.md)."""
-        return 1 if isinstance(self.runner, OnnxRunner) else TENSORFLOW_BATCHES
 
     @property
     def runs_as(self) -> str:
