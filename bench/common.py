@@ -66,10 +66,8 @@ def p50_ms(fn: Callable[[], object], repeat: int, pause_s: float = 0.0) -> float
 
 def batch_rate(call_256: Callable[[], object], seconds: float = 4.0) -> float:
     """Images a second of ``call_256`` (256 images a call) in a loop."""
-    started, n = time.perf_counter(), 0
-    while time.perf_counter() - started < seconds:
-        call_256()
-        n += 1
+    started = time.perf_counter()
+    n = _calls_until(call_256, started + seconds)
     return 256 * n / (time.perf_counter() - started)
 
 
@@ -77,17 +75,18 @@ def side_by_side_rate(calls_256: list[Callable[[], object]], seconds: float = 4.
     """Images a second of ``calls_256`` (256 images a call) each in a loop of its own
     thread, all at once: as workers run their model sessions side by side."""
     started = time.perf_counter()
-
-    def loop(call: Callable[[], object]) -> int:
-        n = 0
-        while time.perf_counter() - started < seconds:
-            call()
-            n += 1
-        return n
-
     with ThreadPoolExecutor(len(calls_256)) as pool:
-        done = sum(pool.map(loop, calls_256))
+        done = sum(pool.map(lambda call: _calls_until(call, started + seconds), calls_256))
     return 256 * done / (time.perf_counter() - started)
+
+
+def _calls_until(call: Callable[[], object], end: float) -> int:
+    """Call ``call`` until ``end`` (``time.perf_counter``); how many calls were made."""
+    n = 0
+    while time.perf_counter() < end:
+        call()
+        n += 1
+    return n
 
 
 def free_port() -> int:
