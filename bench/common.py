@@ -6,6 +6,7 @@ takes far less CPU from the server under test than a Python client would.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import re
@@ -87,6 +88,26 @@ def _calls_until(call: Callable[[], object], end: float) -> int:
         call()
         n += 1
     return n
+
+
+def onnx_version_arguments(ap: argparse.ArgumentParser) -> None:
+    """``--models-dir``, ``--model`` and ``--version``: the version whose ``model.onnx`` a
+    script measures."""
+    ap.add_argument("--models-dir", type=Path, default=ROOT / "models")
+    ap.add_argument("--model", default="mnist")
+    ap.add_argument("--version", type=int, help="default: the newest")
+
+
+def onnx_version(args: argparse.Namespace) -> tuple[str, Path]:
+    """The version those arguments name (``"model/version"``, its directory); exits when it
+    has no ``model.onnx``."""
+    from cnnlab.layout import ONNX_FILE, list_versions
+
+    version = args.version or list_versions(args.models_dir / args.model)[-1]
+    vdir = args.models_dir / args.model / str(version)
+    if not (vdir / ONNX_FILE).is_file():
+        sys.exit(f"{vdir} has no {ONNX_FILE} (python -m training reexport writes it)")
+    return f"{args.model}/{version}", vdir
 
 
 def free_port() -> int:

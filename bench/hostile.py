@@ -8,6 +8,9 @@ Goals (default settings, the service as ``make run`` starts it): no 5xx, peak RS
 worker within steady + 1 GiB, digit p99 under 5x the idle run's.
 
     python bench/hostile.py [--seconds 60] [--clients 4]
+
+With ``--each``: one worker, each heavy HTTP request sent alone (twice), and the
+worker's peak RSS over its RSS before it: what each request holds at its heaviest.
 """
 
 from __future__ import annotations
@@ -213,12 +216,37 @@ def timed(seconds: float, work: Callable[[threading.Event], None]) -> None:
     thread.join()
 
 
+def reset_peak(pid: int) -> None:
+    """Start ``pid``'s VmHWM again from its RSS now (Linux's clear_refs)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def each_alone(routes: dict[str, tuple[str, dict[str, Any]]]) -> None:
+    """Each request alone to a one-worker service: its peak RSS over the RSS before."""
+    port = free_port()
+    with server([sys.executable, "-m", "service"], port, "/health/ready",
+                env=service_env(port, CNNLAB_WORKERS="1")) as (url, pid), \
+            httpx.Client(base_url=url, timeout=120) as client:
+        print("one worker, each request alone (twice): peak RSS over the RSS before it")
+        for name, (path, kwargs) in routes.items():
+            reset_peak(pid)
+            before = memory(pid, "VmRSS")
+            codes = {client.post(path, **kwargs).status_code for _ in range(2)}
+            grew = (memory(pid, "VmHWM") - before) / 2**20
+            print(f"  {name:<40} {'/'.join(map(str, sorted(codes)))} +{grew:,.0f} MiB")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--clients", type=int, default=4, help="hostile clients")
+    ap.add_argument("--each", action="store_true",
+                    help="each heavy request alone, with its peak memory")
     args = ap.parse_args()
     digit = first_digit()
+    if args.each:
+        each_alone(heaviest(digit))
+        return
     routes, calls = heaviest(digit), heaviest_grpc()
     port, grpc_port = free_port(), free_port()
     with server([sys.executable, "-m", "service"], port, "/health/ready",

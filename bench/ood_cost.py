@@ -24,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, batch_rate, p50_ms
-from cnnlab.layout import ONNX_CHECK_FILE, ONNX_FILE, list_versions
+from bench.common import ROOT, batch_rate, onnx_version, onnx_version_arguments, p50_ms
+from cnnlab.layout import ONNX_CHECK_FILE, ONNX_FILE
 from service.serving.onnx_runner import OnnxRunner
 
 PROBABILITIES = "probabilities"
@@ -77,19 +77,14 @@ def time_by_operator(model: Path, pictures: np.ndarray, workdir: Path,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--models-dir", type=Path, default=ROOT / "models")
-    ap.add_argument("--model", default="mnist")
-    ap.add_argument("--version", type=int, help="default: the newest")
+    onnx_version_arguments(ap)
     args = ap.parse_args()
-    version = args.version or list_versions(args.models_dir / args.model)[-1]
-    vdir = args.models_dir / args.model / str(version)
-    if not (vdir / ONNX_FILE).is_file():
-        sys.exit(f"{vdir} has no {ONNX_FILE} (python -m training reexport writes it)")
+    name, vdir = onnx_version(args)
     pictures = np.load(vdir / ONNX_CHECK_FILE)  # the version's own check pictures
-    results: dict[str, object] = {"model": f"{args.model}/{version}", "cpus": os.cpu_count()}
+    results: dict[str, object] = {"model": name, "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
         cut = probabilities_only(vdir / ONNX_FILE, Path(tmp) / "probabilities.onnx")
-        print(f"{args.model}/{version}, ONNX Runtime, {os.cpu_count()} CPUs")
+        print(f"{name}, ONNX Runtime, {os.cpu_count()} CPUs")
         print("| threads | graph | batch 1 p50 | batch 256 |")
         print("| --- | --- | --- | --- |")
         for threads in (1, 0):

@@ -143,19 +143,33 @@ def sobel_magnitude(img: np.ndarray, border: Border) -> np.ndarray:
     return cv2.magnitude(gx, gy, gx)  # type: ignore[no-any-return]
 
 
+# Float values to_uint8 works on at once: its temporary is a strip of rows this size, not
+# a second copy of the picture (a 4096 x 4096 colour picture's floats are 192 MiB)
+STRIP_VALUES = 1 << 20
+
+
 def to_uint8(values: np.ndarray, output: Output) -> np.ndarray:
     """Floats -> displayable bytes: clip to 0..255 (the tutorial's rule), abs, or min-max.
-    ``values`` is left as it is; one float temporary is made."""
-    if output == "abs":
-        work = np.abs(values)
-    elif output == "normalize":
-        lo, hi = float(values.min()), float(values.max())
-        work = (values - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(values)
-    else:
-        work = values.copy()
-    np.clip(work, 0, 255, out=work)
-    np.rint(work, out=work)
-    return work.astype(np.uint8)
+    ``values`` is left as it is; the work is done a strip of rows at a time."""
+    shift, scale = 0.0, 1.0
+    if output == "normalize":
+        lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+        shift, scale = lo, (255.0 / (hi - lo) if hi > lo else 0.0)
+    out = np.empty(values.shape, np.uint8)
+    rows = max(1, STRIP_VALUES // max(1, values[:1].size))
+    for top in range(0, len(values), rows):
+        strip = values[top:top + rows]
+        if output == "abs":
+            work = np.abs(strip)
+        elif output == "normalize":
+            work = strip - shift
+            work *= scale
+        else:
+            work = strip.copy()  # (values stays as it is)
+        np.clip(work, 0, 255, out=work)
+        np.rint(work, out=work)
+        out[top:top + rows] = work
+    return out
 
 
 def pool(img: np.ndarray, op: PoolOp = "max", size: int = 2, stride: int | None = None

@@ -26,16 +26,22 @@ log = logging.getLogger(__name__)
 
 Runner = Callable[[np.ndarray], dict[str, np.ndarray]]
 
+# Images per ONNX Runtime call: a bigger batch runs as calls of this many, one after the
+# other. Past it a call is no faster per image, and the session's memory arena, which keeps
+# its largest call's intermediate tensors for good, grows with it (docs/performance.md).
+CALL_IMAGES = 64
+
 
 class OnnxRunner:
     """``images -> outputs by name`` through an ONNX Runtime session. ``intra_op_threads``
     as TensorFlow's (0 = ONNX Runtime's choice); one op at a time (the batcher already
-    runs batches side by side)."""
+    runs batches side by side); batches of more than ``call_images`` images run as
+    several calls."""
 
     frozen = True  # (what the logs say of the TensorFlow runner: constants folded)
 
     def __init__(self, path: Path, output_names: list[str], dtype: str,
-                 intra_op_threads: int = 0) -> None:
+                 intra_op_threads: int = 0, call_images: int = CALL_IMAGES) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -55,8 +61,16 @@ class OnnxRunner:
         self._names = list(output_names)
         self._input = self._session.get_inputs()[0].name
         self._dtype = np.dtype(dtype)
+        self._call_images = call_images
 
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        step = self._call_images
+        if len(images) <= step:
+            return self._run(images)
+        parts = [self._run(images[i:i + step]) for i in range(0, len(images), step)]
+        return {name: np.concatenate([part[name] for part in parts]) for name in self._names}
+
+    def _run(self, images: np.ndarray) -> dict[str, np.ndarray]:
         arrays = self._session.run(self._names,
                                    {self._input: images.astype(self._dtype, copy=False)})
         return dict(zip(self._names, arrays, strict=True))

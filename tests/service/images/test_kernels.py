@@ -3,6 +3,8 @@ tutorial's explicit loop over pixels."""
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -81,6 +83,26 @@ def test_output_rules() -> None:
     assert kernels.to_uint8(v, "clip").tolist() == [0, 100, 255]
     assert kernels.to_uint8(v, "abs").tolist() == [20, 100, 255]
     assert kernels.to_uint8(v, "normalize").tolist() == [0, 96, 255]  # 120.4/320*255
+
+
+@pytest.mark.parametrize("output", ["clip", "abs", "normalize"])
+def test_output_rules_work_a_strip_at_a_time(output: kernels.Output) -> None:
+    """A big picture's bytes are the same as the rule applied to the whole at once, and
+    what is allocated meanwhile is the answer and one strip, not a second float picture."""
+    rng = np.random.default_rng(5)
+    values = rng.uniform(-300, 600, (2048, 1024, 3)).astype(np.float32)  # 24 MiB
+    lo, hi = float(values.min()), float(values.max())
+    whole = {"clip": values, "abs": np.abs(values), "normalize": (values - lo) * (255 / (hi - lo))}
+    want = np.rint(np.clip(whole[output], 0, 255)).astype(np.uint8)
+    tracemalloc.start()
+    try:
+        got = kernels.to_uint8(values, output)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(got, want)
+    strip = kernels.STRIP_VALUES * values.itemsize  # (two are alive as one is replaced)
+    assert peak < got.nbytes + 2 * strip + 2**20
 
 
 @pytest.mark.parametrize("matrix", [[[1, 2], [3, 4]], [[1, 2, 3]] * 2, [[float("nan")]],

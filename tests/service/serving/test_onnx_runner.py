@@ -98,3 +98,36 @@ async def test_two_batches_run_at_once_on_either_runtime_unless_set(
         assert served.batcher.max_concurrent_batches == at_once
         # the inference pool has a thread for every batch that may run at once
         assert api.state.plane.repo.executor._max_workers >= at_once
+
+
+def test_a_big_batch_runs_as_calls_of_at_most_call_images_with_the_same_answers(
+        converted: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnxruntime as ort
+
+    calls: list[int] = []
+    run = ort.InferenceSession.run
+
+    def counted(self: ort.InferenceSession, names: object, feed: dict[str, np.ndarray],
+                *args: object) -> object:
+        calls.append(len(next(iter(feed.values()))))
+        return run(self, names, feed, *args)
+
+    names = ["probabilities", "ood_score", "in_distribution"]
+    sliced = OnnxRunner(converted / ONNX_FILE, names, "uint8", call_images=5)
+    whole = OnnxRunner(converted / ONNX_FILE, names, "uint8")
+    try:
+        monkeypatch.setattr(ort.InferenceSession, "run", counted)
+        x = pictures()  # 16 images
+        got = sliced(x)
+        assert calls == [5, 5, 5, 1]
+        calls.clear()
+        want = whole(x)
+        assert calls == [16]
+        for name in names:  # in order, row for row
+            assert got[name].shape == want[name].shape
+            np.testing.assert_allclose(got[name], want[name], rtol=1e-6, atol=1e-6)
+        calls.clear()
+        assert sliced(x[:5])["probabilities"].shape[0] == 5 and calls == [5]
+    finally:
+        sliced.close()
+        whole.close()
