@@ -1,13 +1,16 @@
 """How many images one ONNX Runtime call should hold: a version's served graph run as the
-service runs it (``OnnxRunner``), 256 images at a time in calls of 16 to 256 images, with
+service runs it (``OnnxRunner``), 256 images at a time in calls of 1 to 256 images, with
 one thread (as each of several workers has) and with every CPU. For each: images a second,
 and the memory the session keeps after two such calls ran at once (as the service's two
 batch threads run them): ONNX Runtime's arena keeps its largest calls' intermediate
 tensors for good.
 
     python bench/onnx_calls.py [--model mnist] [--version N]
+    python bench/onnx_calls.py --synthetic 224
 
-Each measurement runs in a process of its own, so one's memory is not in another's.
+``--synthetic SIDE``: instead of a bundled version, a colour CNN of SIDE x SIDE pictures
+(three conv layers, random weights), exported as training exports a version. Each
+measurement runs in a process of its own, so one's memory is not in another's.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -28,8 +32,7 @@ from bench.common import ROOT, batch_rate, onnx_version, onnx_version_arguments
 from cnnlab.layout import ONNX_CHECK_FILE, ONNX_FILE
 from service.serving.onnx_runner import OnnxRunner
 
-SERVED = ["in_distribution", "ood_score", "probabilities"]
-CALL_SIZES = (16, 32, 64, 128, 256)
+CALL_SIZES = (1, 4, 16, 64, 256)
 
 
 def resident_bytes() -> int:
@@ -40,7 +43,10 @@ def measure(model: Path, threads: int, call_images: int, pictures: np.ndarray,
             seconds: float = 4.0) -> tuple[float, int]:
     """(images a second, bytes the session kept) of ``model`` run ``call_images`` images a
     call over 256 pictures."""
-    run = OnnxRunner(model, SERVED, "uint8", threads, call_images=call_images)
+    import onnx
+
+    outputs = [o.name for o in onnx.load(model).graph.output]
+    run = OnnxRunner(model, outputs, "uint8", threads, call_images=call_images)
     batch = np.resize(pictures, (256, *pictures.shape[1:]))
     before = resident_bytes()
     with ThreadPoolExecutor(2) as pool:  # two batches at once, as the batch threads
@@ -49,12 +55,44 @@ def measure(model: Path, threads: int, call_images: int, pictures: np.ndarray,
     return batch_rate(lambda: run(batch), seconds), kept
 
 
+def synthetic(side: int, target: Path) -> Path:
+    """A colour CNN of ``side`` x ``side`` pictures with random weights, written to
+    ``target`` with its ``model.onnx`` as training writes a version."""
+    import keras
+
+    from training import export, onnx_export
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((side, side, 3)), keras.layers.Rescaling(1 / 255),
+        keras.layers.Conv2D(32, 3, activation="relu"), keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(64, 3, activation="relu"), keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(64, 3, activation="relu"), keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(10, activation="softmax")])
+    export.write_saved_model(model, target)
+    pictures = np.random.default_rng(0).integers(0, 256, (8, side, side, 3), dtype=np.uint8)
+    onnx_export.write(target, pictures)
+    return target
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     onnx_version_arguments(ap)
     ap.add_argument("--seconds", type=float, default=4.0, help="of each rate")
+    ap.add_argument("--synthetic", type=int, metavar="SIDE",
+                    help="a colour CNN of SIDE x SIDE pictures instead of a bundled version")
     args = ap.parse_args()
-    name, vdir = onnx_version(args)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.synthetic:
+            name = f"a {args.synthetic} x {args.synthetic} colour CNN"
+            vdir = synthetic(args.synthetic, Path(tmp) / "version")
+        else:
+            name, vdir = onnx_version(args)
+        measure_all(name, vdir, args.seconds)
+
+
+def measure_all(name: str, vdir: Path, seconds: float) -> None:
+    """Every (threads, images a call) pair of the version in ``vdir``, printed and saved."""
     pictures = np.load(vdir / ONNX_CHECK_FILE)  # the version's own check pictures
     print(f"{name}, ONNX Runtime, {os.cpu_count()} CPUs, 256 images a "
           "batch run as calls of N images")
@@ -66,7 +104,7 @@ def main() -> None:
         for size in CALL_SIZES:
             with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as one:
                 rate, kept = one.submit(measure, vdir / ONNX_FILE, threads, size, pictures,
-                                        args.seconds).result()
+                                        seconds).result()
             results[f"threads_{threads or 'all'}_call_{size}"] = {
                 "img_s": rate, "kept_mib": kept / 2**20}
             print(f"| {label} | {size} | {rate:,.0f} | {kept / 2**20:,.0f} MiB |", flush=True)

@@ -13,7 +13,8 @@ and its answers are compared with TensorFlow's (``cnnlab.agreement``: probabilit
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,22 +27,31 @@ log = logging.getLogger(__name__)
 
 Runner = Callable[[np.ndarray], dict[str, np.ndarray]]
 
-# Images per ONNX Runtime call: a bigger batch runs as calls of this many, one after the
-# other. Past it a call is no faster per image, and the session's memory arena, which keeps
-# its largest call's intermediate tensors for good, grows with it (docs/performance.md).
-CALL_IMAGES = 64
+# Input values per ONNX Runtime call (what 64 MNIST digits hold): a bigger batch runs as
+# calls of as many images as fit, at least one, one after the other. A call this big
+# takes milliseconds for any CNN, so ONNX Runtime's per-call cost is spread thin; past it a
+# call is no faster per image, and the session's memory arena, which keeps its largest
+# call's intermediate tensors for good, grows with it (docs/performance.md).
+CALL_VALUES = 64 * 28 * 28
+
+
+def images_per_call(image_shape: Sequence[object]) -> int:
+    """How many images of ``image_shape`` (H, W, C) one call takes; an unknown size (not
+    served: the service needs H, W and C) counts as 1."""
+    values = math.prod(d if isinstance(d, int) and d > 0 else 1 for d in image_shape)
+    return max(1, CALL_VALUES // values)
 
 
 class OnnxRunner:
     """``images -> outputs by name`` through an ONNX Runtime session. ``intra_op_threads``
     as TensorFlow's (0 = ONNX Runtime's choice); one op at a time (the batcher already
-    runs batches side by side); batches of more than ``call_images`` images run as
-    several calls."""
+    runs batches side by side); a batch of more than ``call_images`` images (by default
+    ``images_per_call`` of the model's input) runs as several calls."""
 
     frozen = True  # (what the logs say of the TensorFlow runner: constants folded)
 
     def __init__(self, path: Path, output_names: list[str], dtype: str,
-                 intra_op_threads: int = 0, call_images: int = CALL_IMAGES) -> None:
+                 intra_op_threads: int = 0, call_images: int | None = None) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -61,7 +71,8 @@ class OnnxRunner:
         self._names = list(output_names)
         self._input = self._session.get_inputs()[0].name
         self._dtype = np.dtype(dtype)
-        self._call_images = call_images
+        self._call_images = call_images or images_per_call(
+            self._session.get_inputs()[0].shape[1:])
 
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
         step = self._call_images
