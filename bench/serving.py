@@ -187,10 +187,10 @@ def measure_ours(model: str, env: dict[str, str], digit: bytes, tfs_body: bytes,
         target: str
         body: bytes | None
         for key, (target, body, ctype, connections) in plan.items():
-            start = served_time(url, model)
+            start = served_time(url, model) if key == "v2_c1" else None
             runs[key] = wrk(target, body, ctype, connections, seconds,
                             threads=1 if connections == 1 else 2)
-            if key == "v2_c1":
+            if start is not None:
                 inside = served_time(url, model, since=start)
             after = raw()
             around[key] = (before, after)
