@@ -103,9 +103,9 @@ class Settings(BaseSettings):
 
     # --- dynamic batching
     max_batch_size: int = Field(
-        default=256, ge=1, description="images in one batch; ONNX Runtime runs it as "
-        "calls of at most 50,176 input values each (64 MNIST digits; at least one picture "
-        "a call): no faster per image beyond, and its memory arena keeps its largest "
+        default=256, ge=1, description="images in one batch; on the CPU it runs as calls "
+        "of at most 50,176 input values each (64 MNIST digits; at least one picture a "
+        "call): no faster per image beyond, and the runtime keeps memory for its largest "
         "call's tensors")
     max_wait_ms: float = Field(
         default=0.0, ge=0,

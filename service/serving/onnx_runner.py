@@ -13,8 +13,7 @@ and its answers are compared with TensorFlow's (``cnnlab.agreement``: probabilit
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,31 +21,19 @@ import numpy as np
 from cnnlab import agreement
 from cnnlab.layout import ONNX_CHECK_FILE, ONNX_FILE
 from service.errors import first_line
+from service.serving.calls import images_per_call, in_calls
 
 log = logging.getLogger(__name__)
 
 Runner = Callable[[np.ndarray], dict[str, np.ndarray]]
-
-# Input values per ONNX Runtime call (what 64 MNIST digits hold): a bigger batch runs as
-# calls of as many images as fit, at least one, one after the other. A call this big
-# takes milliseconds for any CNN, so ONNX Runtime's per-call cost is spread thin; past it a
-# call is no faster per image, and the session's memory arena, which keeps its largest
-# call's intermediate tensors for good, grows with it (docs/performance.md).
-CALL_VALUES = 64 * 28 * 28
-
-
-def images_per_call(image_shape: Sequence[object]) -> int:
-    """How many images of ``image_shape`` (H, W, C) one call takes; an unknown size (not
-    served: the service needs H, W and C) counts as 1."""
-    values = math.prod(d if isinstance(d, int) and d > 0 else 1 for d in image_shape)
-    return max(1, CALL_VALUES // values)
 
 
 class OnnxRunner:
     """``images -> outputs by name`` through an ONNX Runtime session. ``intra_op_threads``
     as TensorFlow's (0 = ONNX Runtime's choice); one op at a time (the batcher already
     runs batches side by side); a batch of more than ``call_images`` images (by default
-    ``images_per_call`` of the model's input) runs as several calls."""
+    ``images_per_call`` of the model's input) runs as several calls
+    (``service.serving.calls``)."""
 
     frozen = True  # (what the logs say of the TensorFlow runner: constants folded)
 
@@ -71,15 +58,11 @@ class OnnxRunner:
         self._names = list(output_names)
         self._input = self._session.get_inputs()[0].name
         self._dtype = np.dtype(dtype)
-        self._call_images = call_images or images_per_call(
+        self.call_images = call_images or images_per_call(
             self._session.get_inputs()[0].shape[1:])
 
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        step = self._call_images
-        if len(images) <= step:
-            return self._run(images)
-        parts = [self._run(images[i:i + step]) for i in range(0, len(images), step)]
-        return {name: np.concatenate([part[name] for part in parts]) for name in self._names}
+        return in_calls(self._run, images, self.call_images)
 
     def _run(self, images: np.ndarray) -> dict[str, np.ndarray]:
         arrays = self._session.run(self._names,

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from service.errors import first_line
+from service.serving.calls import in_calls
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,13 @@ class SessionRunner:
     ``intra_op_threads``: threads inside one op (0 = TensorFlow's choice). The pool is the
     process's, so every runner in a process shares one size. ``freeze``: run the graph
     with its variables turned into constants (see the module's docstring); ``frozen``
-    tells whether that worked (if not, a warning is logged and the graph runs as it is)."""
+    tells whether that worked (if not, a warning is logged and the graph runs as it is).
+    ``call_images``: a bigger batch runs as calls of that many images
+    (``service.serving.calls``; None: one call)."""
 
     def __init__(self, path: Path, signature: str, input_name: str,
                  output_names: Sequence[str], dtype: str, intra_op_threads: int = 0,
-                 freeze: bool = True) -> None:
+                 freeze: bool = True, call_images: int | None = None) -> None:
         config = tf1.ConfigProto(inter_op_parallelism_threads=-1,  # ops on the caller
                                  intra_op_parallelism_threads=intra_op_threads,
                                  allow_soft_placement=True)
@@ -89,6 +92,7 @@ class SessionRunner:
             raise
         self._names = tuple(output_names)
         self._dtype = np.dtype(dtype)
+        self.call_images = call_images
 
     def _freeze(self, path: Path, fetches: list[str], config: Any) -> None:
         """Swap the Session for one over a frozen copy of its graph (only what ``fetches``
@@ -115,6 +119,9 @@ class SessionRunner:
         return self._session.graph
 
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        return in_calls(self._run, images, self.call_images)
+
+    def _run(self, images: np.ndarray) -> dict[str, np.ndarray]:
         arrays = self._call(images.astype(self._dtype, copy=False))
         return dict(zip(self._names, arrays, strict=True))
 
@@ -123,12 +130,13 @@ class SessionRunner:
 
 
 def session_runner(path: Path, signature: str, input_name: str, output_names: Sequence[str],
-                   dtype: str, intra_op_threads: int) -> SessionRunner | None:
+                   dtype: str, intra_op_threads: int,
+                   call_images: int | None = None) -> SessionRunner | None:
     """A ``SessionRunner``, or None (with a warning) when the SavedModel cannot be run that
     way — e.g. it has no ``serve`` tag; the caller then uses the eager signature."""
     try:
         return SessionRunner(path, signature, input_name, output_names, dtype,
-                             intra_op_threads)
+                             intra_op_threads, call_images=call_images)
     except Exception as exc:  # TF raises many types; the eager signature still works
         log.warning("%s: cannot run %s in a Session (%s); calling the loaded signature "
                     "instead", path, signature, first_line(exc, 200))

@@ -17,6 +17,7 @@ import tensorflow as tf
 from cnnlab.layout import METADATA_FILE
 from service.errors import first_line
 from service.serving.batcher import DynamicBatcher
+from service.serving.calls import images_per_call
 from service.serving.onnx_runner import OnnxRunner, onnx_runner
 from service.serving.runner import SessionRunner, session_runner
 
@@ -182,10 +183,12 @@ def load_version(name: str, version: int, path: Path, device: str, *,
     if PREDICT_SIGNATURE not in signatures:
         raise LoadError(f"no {PREDICT_SIGNATURE!r} signature (has {sorted(signatures)})")
     info = _read_info(path, signatures[PREDICT_SIGNATURE])
+    on_gpu = "GPU" in device.upper()
+    # on the CPU a big batch runs as calls of a few milliseconds' work; a GPU takes it whole
     runner: SessionRunner | OnnxRunner | None = session_runner(
         path, PREDICT_SIGNATURE, info.input.name, sorted(info.outputs), info.input.dtype,
-        intra_op_threads)
-    if runtime == "onnxruntime" or (runtime == "auto" and "GPU" not in device.upper()):
+        intra_op_threads, call_images=None if on_gpu else images_per_call(info.input.shape[1:]))
+    if runtime == "onnxruntime" or (runtime == "auto" and not on_gpu):
         signature = signatures[PREDICT_SIGNATURE]
 
         def tensorflow(images: np.ndarray) -> dict[str, np.ndarray]:

@@ -16,7 +16,7 @@ import pytest
 from cnnlab.layout import ONNX_FILE
 from service.app import create_api
 from service.runtime.settings import Settings
-from service.serving.onnx_runner import CALL_VALUES, OnnxRunner, images_per_call
+from service.serving.onnx_runner import OnnxRunner
 from service.serving.runner import SessionRunner
 from service.serving.version import load_version
 from tests.helpers import dim_pictures, export_tiny
@@ -136,16 +136,9 @@ def test_a_big_batch_runs_as_calls_of_at_most_call_images_with_the_same_answers(
         calls.clear()
         assert sliced(x[:5])["probabilities"].shape[0] == 5 and calls == [5]
         calls.clear()
-        whole(np.resize(x, (130, *x.shape[1:])))  # by default as many as fit CALL_VALUES
+        whole(np.resize(x, (130, *x.shape[1:])))  # by default as many as fit calls.CALL_VALUES
         assert calls == [64, 64, 2]
     finally:
         sliced.close()
         whole.close()
 
-
-@pytest.mark.parametrize(("shape", "images"), [
-    ((28, 28, 1), 64), ((32, 32, 3), 16), ((96, 96, 3), 1), ((224, 224, 3), 1),
-    (("height", "width", 1), CALL_VALUES)])
-def test_a_call_holds_as_many_images_as_fit_its_input_values(shape: tuple[object, ...],
-                                                             images: int) -> None:
-    assert images_per_call(shape) == images

@@ -146,3 +146,32 @@ def test_a_version_predicts_in_a_frozen_session_and_frees_it(tiny: Path) -> None
         runner(images)
     # ... and the loaded SavedModel let go (tests/service/serving/test_unload.py)
     assert version.module is None and version.signatures == {}
+
+
+def test_a_session_runs_a_big_batch_as_calls_of_call_images(trusted: Path) -> None:
+    names = ["in_distribution", "ood_score", "probabilities"]
+    sliced = SessionRunner(trusted, PREDICT_SIGNATURE, "image", names, "uint8", call_images=5)
+    whole = SessionRunner(trusted, PREDICT_SIGNATURE, "image", names, "uint8")
+    sizes: list[int] = []
+    run = sliced._run  # (counted, to see the calls)
+    sliced._run = lambda images: sizes.append(len(images)) or run(images)  # type: ignore[method-assign]
+    try:
+        images = _images(16, 8)
+        got, want = sliced(images), whole(images)
+        assert sizes == [5, 5, 5, 1]
+        for name in names:  # in order, row for row
+            np.testing.assert_allclose(got[name], want[name], rtol=1e-6, atol=1e-6)
+    finally:
+        sliced.close()
+        whole.close()
+
+
+@pytest.mark.parametrize(("device", "call_images"), [("/CPU:0", 64), ("/GPU:0", None)])
+def test_on_the_cpu_a_call_holds_what_fits_call_values_and_a_gpu_takes_the_batch_whole(
+        tiny: Path, device: str, call_images: int | None) -> None:
+    version = load_version("tiny", 1, tiny, device, runtime="tensorflow")
+    try:
+        assert isinstance(version.runner, SessionRunner)
+        assert version.runner.call_images == call_images  # 28 x 28 x 1: 64 a call
+    finally:
+        version.close()
