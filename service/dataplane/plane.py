@@ -57,7 +57,8 @@ from service.runtime import deadline
 from service.runtime.metrics import LAST_INFERENCE, version_totals
 from service.runtime.settings import Settings
 from service.serving import inspection
-from service.serving.batcher import BatcherClosed, Outputs, QueueFull
+from service.serving.batcher import BatcherClosed, QueueFull
+from service.serving.calls import Outputs
 from service.serving.repository import ModelRepository, VersionStatus
 from service.serving.version import ServedVersion, TensorInfo, signature_io
 

@@ -25,6 +25,7 @@ import numpy as np
 from opentelemetry.trace import SpanContext
 
 from service.runtime import tracing
+from service.serving.calls import Outputs, joined
 
 
 class QueueFull(Exception):
@@ -49,7 +50,6 @@ class _Item:
         return len(self.images)
 
 
-Outputs = dict[str, np.ndarray]  # a model call's outputs by name, one row per image
 RunFn = Callable[[np.ndarray], Outputs]
 # after each batch: its images, its model call's seconds, each request's wait for it
 ObserveFn = Callable[[int, float, list[float]], None]
@@ -119,8 +119,7 @@ class DynamicBatcher:
             async with asyncio.timeout(timeout_s):
                 if len(items) == 1:
                     return await items[0].future
-                parts = await asyncio.gather(*(i.future for i in items))
-                return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+                return joined(await asyncio.gather(*(i.future for i in items)))
         except (TimeoutError, asyncio.CancelledError):
             for item in items:
                 item.future.cancel()  # the collector skips cancelled items

@@ -17,7 +17,7 @@ import numpy as np
 # any CNN, so a runtime's per-call cost is spread thin
 CALL_VALUES = 64 * 28 * 28
 
-Outputs = dict[str, np.ndarray]
+Outputs = dict[str, np.ndarray]  # a model call's outputs by name, one row per image
 
 
 def images_per_call(image_shape: Sequence[object]) -> int:
@@ -33,5 +33,9 @@ def in_calls(run: Callable[[np.ndarray], Outputs], images: np.ndarray,
     outputs put back together in order."""
     if step is None or len(images) <= step:
         return run(images)
-    parts = [run(images[i:i + step]) for i in range(0, len(images), step)]
+    return joined([run(images[i:i + step]) for i in range(0, len(images), step)])
+
+
+def joined(parts: Sequence[Outputs]) -> Outputs:
+    """The outputs of consecutive parts of a batch as the whole batch's, rows in order."""
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}

@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from service.serving.batcher import BatcherClosed, DynamicBatcher, Outputs, QueueFull
+from service.serving.batcher import BatcherClosed, DynamicBatcher, QueueFull
+from service.serving.calls import Outputs
 
 pytestmark = pytest.mark.anyio
 
