@@ -90,12 +90,15 @@ def _calls_until(call: Callable[[], object], end: float) -> int:
     return n
 
 
-def onnx_version_arguments(ap: argparse.ArgumentParser) -> None:
+def onnx_version_arguments(ap: argparse.ArgumentParser, synthetic: bool = False) -> None:
     """``--models-dir``, ``--model`` and ``--version``: the version whose ``model.onnx`` a
-    script measures."""
+    script measures; with ``synthetic``, ``--synthetic SIDE`` instead of them."""
     ap.add_argument("--models-dir", type=Path, default=ROOT / "models")
     ap.add_argument("--model", default="mnist")
     ap.add_argument("--version", type=int, help="default: the newest")
+    if synthetic:
+        ap.add_argument("--synthetic", type=int, metavar="SIDE",
+                        help="a colour CNN of SIDE x SIDE pictures instead of a bundled version")
 
 
 def onnx_version(args: argparse.Namespace) -> tuple[str, Path]:
@@ -108,6 +111,39 @@ def onnx_version(args: argparse.Namespace) -> tuple[str, Path]:
     if not (vdir / ONNX_FILE).is_file():
         sys.exit(f"{vdir} has no {ONNX_FILE} (python -m training reexport writes it)")
     return f"{args.model}/{version}", vdir
+
+
+@contextlib.contextmanager
+def measured_version(args: argparse.Namespace) -> Iterator[tuple[str, Path]]:
+    """The version ``onnx_version_arguments(ap, synthetic=True)`` named: a bundled one, or
+    a synthetic colour CNN made in a temporary directory for as long as this lasts."""
+    if not getattr(args, "synthetic", None):
+        yield onnx_version(args)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        yield (f"a {args.synthetic} x {args.synthetic} colour CNN",
+               synthetic(args.synthetic, Path(tmp) / "version"))
+
+
+def synthetic(side: int, target: Path) -> Path:
+    """A colour CNN of ``side`` x ``side`` pictures with random weights (three conv
+    layers), written to ``target`` with its ``model.onnx`` as training writes a version."""
+    import keras
+    import numpy as np
+
+    from training import export, onnx_export
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((side, side, 3)), keras.layers.Rescaling(1 / 255),
+        keras.layers.Conv2D(32, 3, activation="relu"), keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(64, 3, activation="relu"), keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(64, 3, activation="relu"), keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(10, activation="softmax")])
+    export.write_saved_model(model, target)
+    pictures = np.random.default_rng(0).integers(0, 256, (8, side, side, 3), dtype=np.uint8)
+    onnx_export.write(target, pictures)
+    return target
 
 
 def free_port() -> int:

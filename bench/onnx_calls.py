@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, batch_rate, onnx_version, onnx_version_arguments
+from bench.common import ROOT, batch_rate, measured_version, onnx_version_arguments
 from cnnlab.layout import ONNX_CHECK_FILE, ONNX_FILE
 from service.serving.onnx_runner import OnnxRunner
 
@@ -55,39 +54,12 @@ def measure(model: Path, threads: int, call_images: int, pictures: np.ndarray,
     return batch_rate(lambda: run(batch), seconds), kept
 
 
-def synthetic(side: int, target: Path) -> Path:
-    """A colour CNN of ``side`` x ``side`` pictures with random weights, written to
-    ``target`` with its ``model.onnx`` as training writes a version."""
-    import keras
-
-    from training import export, onnx_export
-
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((side, side, 3)), keras.layers.Rescaling(1 / 255),
-        keras.layers.Conv2D(32, 3, activation="relu"), keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(64, 3, activation="relu"), keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(64, 3, activation="relu"), keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(10, activation="softmax")])
-    export.write_saved_model(model, target)
-    pictures = np.random.default_rng(0).integers(0, 256, (8, side, side, 3), dtype=np.uint8)
-    onnx_export.write(target, pictures)
-    return target
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    onnx_version_arguments(ap)
+    onnx_version_arguments(ap, synthetic=True)
     ap.add_argument("--seconds", type=float, default=4.0, help="of each rate")
-    ap.add_argument("--synthetic", type=int, metavar="SIDE",
-                    help="a colour CNN of SIDE x SIDE pictures instead of a bundled version")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        if args.synthetic:
-            name = f"a {args.synthetic} x {args.synthetic} colour CNN"
-            vdir = synthetic(args.synthetic, Path(tmp) / "version")
-        else:
-            name, vdir = onnx_version(args)
+    with measured_version(args) as (name, vdir):
         measure_all(name, vdir, args.seconds)
 
 

@@ -48,7 +48,9 @@ ColormapQ = Annotated[render.Colormap, Query(description="gray, viridis, inferno
 @router.get("/models/{name}/summary", responses=ERRORS)
 async def summary(plane: Plane, name: str, version: VersionQ = None,
                   label: LabelQ = None) -> dict[str, Any]:
-    """The layer table, parameters, dataset, classes, test results and training history."""
+    """The layer table, parameters, dataset, classes, test results and training history;
+    and what runs the predictions (``runtime``) with, when ``auto`` chose it on this CPU,
+    both runtimes' times at load (``runtime_timings_ms``: one picture, one full call)."""
     sv = plane.resolve(ModelRef(name, version, label))
     meta = sv.info.metadata
     keys = ("arch", "arch_description", "total_params", "test_accuracy", "test_ece",
@@ -57,6 +59,10 @@ async def summary(plane: Plane, name: str, version: VersionQ = None,
     return {"model": sv.name, "version": sv.version, "dataset": sv.info.dataset,
             "class_names": sv.info.class_names, "input_shape": sv.info.input.shape[1:],
             "signatures": sorted(sv.signatures), "device": sv.device,
+            "runtime": sv.runtime,
+            "runtime_timings_ms": {runtime: {"one_picture": t.one_ms, "call": t.call_ms,
+                                             "call_images": t.call_images}
+                                   for runtime, t in sv.timings.items()},
             "layers": inspection.layer_table(sv), **{k: meta.get(k) for k in keys}}
 
 

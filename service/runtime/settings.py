@@ -119,8 +119,9 @@ class Settings(BaseSettings):
     runtime: Literal["auto", "tensorflow", "onnxruntime"] = Field(
         default="auto", description="what runs predictions: auto = ONNX Runtime on the CPU "
         "for versions with a model.onnx that agrees with TensorFlow on their check pictures, "
-        "TensorFlow on a GPU or without the file; the inspection routes always run on "
-        "TensorFlow")
+        "unless TensorFlow is timed clearly faster at load (for a lone picture and a full "
+        "call alike); TensorFlow on a GPU or without the file; the inspection routes always "
+        "run on TensorFlow")
     tf_intra_op_threads: int = Field(
         default=0, ge=0, description="threads inside one TensorFlow op; 0 = TensorFlow's "
         "choice, or with several workers the CPUs divided among them")

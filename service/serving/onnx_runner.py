@@ -79,15 +79,15 @@ def disagreement(onnx: Runner, tensorflow: Runner, pictures: np.ndarray) -> str 
 
 
 def onnx_runner(path: Path, output_names: list[str], dtype: str, intra_op_threads: int,
-                tensorflow: Runner) -> OnnxRunner | None:
-    """An ``OnnxRunner`` for the version at ``path`` when it has ``model.onnx`` and the
-    runner agrees with ``tensorflow`` on the version's check pictures; else None (with a
-    warning when a file is there but cannot serve)."""
+                tensorflow: Runner, call_images: int | None = None) -> OnnxRunner | None:
+    """An ``OnnxRunner`` (``call_images`` a call) for the version at ``path`` when it has
+    ``model.onnx`` and the runner agrees with ``tensorflow`` on the version's check
+    pictures; else None (with a warning when a file is there but cannot serve)."""
     model = path / ONNX_FILE
     if not model.is_file():
         return None
     try:
-        runner = OnnxRunner(model, output_names, dtype, intra_op_threads)
+        runner = OnnxRunner(model, output_names, dtype, intra_op_threads, call_images)
         pictures = np.load(path / ONNX_CHECK_FILE, allow_pickle=False)
         why = disagreement(runner, tensorflow, pictures)
     except Exception as exc:  # a missing/corrupt file or an ONNX Runtime error

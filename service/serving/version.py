@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from cnnlab.layout import METADATA_FILE
+from cnnlab.layout import METADATA_FILE, ONNX_CHECK_FILE
 from service.errors import first_line
+from service.serving import choice
 from service.serving.batcher import DynamicBatcher
 from service.serving.calls import images_per_call
 from service.serving.onnx_runner import OnnxRunner, onnx_runner
@@ -113,6 +114,8 @@ class ServedVersion:
     executor: Executor | None = None  # the repository's inference thread(s)
     # serving_default in a Session (service.serving.runner) or ONNX Runtime (onnx_runner)
     runner: SessionRunner | OnnxRunner | None = None
+    # each runtime's times at load, when ``auto`` chose between them (service.serving.choice)
+    timings: dict[str, choice.Timing] = field(default_factory=dict)
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
@@ -146,13 +149,27 @@ class ServedVersion:
         await self._idle.wait()
 
     @property
+    def runtime(self) -> str:
+        """What runs predictions: ``onnxruntime``, ``tensorflow`` (a Session) or
+        ``tensorflow-signature`` (the loaded signature, when no Session can run it)."""
+        if self.runner is None:
+            return "tensorflow-signature"
+        return "onnxruntime" if isinstance(self.runner, OnnxRunner) else "tensorflow"
+
+    @property
     def runs_as(self) -> str:
         """How predictions run, for the logs."""
         if self.runner is None:
-            return "through the loaded signature"
-        if isinstance(self.runner, OnnxRunner):
-            return "with ONNX Runtime"
-        return "in a Session, graph frozen" if self.runner.frozen else "in a Session"
+            how = "through the loaded signature"
+        elif isinstance(self.runner, OnnxRunner):
+            how = "with ONNX Runtime"
+        else:
+            how = "in a Session, graph frozen" if self.runner.frozen else "in a Session"
+        if not self.timings:
+            return how
+        times = " against ".join(f"{name} {timing.describe()}"
+                                 for name, timing in self.timings.items())
+        return f"{how}, the faster at load: {times}"
 
     def close(self) -> None:
         """Free what the version holds: its Session, and its references to the loaded
@@ -169,10 +186,11 @@ class ServedVersion:
 def load_version(name: str, version: int, path: Path, device: str, *,
                  intra_op_threads: int = 0, runtime: str = "auto") -> ServedVersion:
     """Load a SavedModel directory (blocking; call in a worker thread). Predictions run
-    with ONNX Runtime when ``runtime`` allows it (``auto``: on the CPU) and the version
-    has a ``model.onnx`` that agrees with TensorFlow (``service.serving.onnx_runner``);
-    else in a Session over a frozen copy of its graph (``service.serving.runner``) when
-    one can be built, else through the loaded signature."""
+    with ONNX Runtime when ``runtime`` allows it and the version has a ``model.onnx`` that
+    agrees with TensorFlow (``service.serving.onnx_runner``) — under ``auto`` only on the
+    CPU and unless TensorFlow is the faster there (``service.serving.choice``); else in a
+    Session over a frozen copy of its graph (``service.serving.runner``) when one can be
+    built, else through the loaded signature."""
     started = time.perf_counter()
     try:
         with tf.device(device):
@@ -185,27 +203,50 @@ def load_version(name: str, version: int, path: Path, device: str, *,
     info = _read_info(path, signatures[PREDICT_SIGNATURE])
     on_gpu = "GPU" in device.upper()
     # on the CPU a big batch runs as calls of a few milliseconds' work; a GPU takes it whole
-    runner: SessionRunner | OnnxRunner | None = session_runner(
-        path, PREDICT_SIGNATURE, info.input.name, sorted(info.outputs), info.input.dtype,
-        intra_op_threads, call_images=None if on_gpu else images_per_call(info.input.shape[1:]))
+    # (ONNX Runtime runs on the CPU only)
+    call_images = images_per_call(info.input.shape[1:])
+    session = session_runner(path, PREDICT_SIGNATURE, info.input.name, sorted(info.outputs),
+                             info.input.dtype, intra_op_threads,
+                             call_images=None if on_gpu else call_images)
+    runner: SessionRunner | OnnxRunner | None = session
+    timings: dict[str, choice.Timing] = {}
     if runtime == "onnxruntime" or (runtime == "auto" and not on_gpu):
-        signature = signatures[PREDICT_SIGNATURE]
-
-        def tensorflow(images: np.ndarray) -> dict[str, np.ndarray]:
-            if runner is not None:
-                return runner(images)
-            out = signature(**{info.input.name: tf.constant(images)})
-            return {k: v.numpy() for k, v in out.items()}
-
-        onnx = onnx_runner(path, sorted(info.outputs), info.input.dtype, intra_op_threads,
-                           tensorflow)
-        if onnx is not None:
-            if runner is not None:
-                runner.close()  # (the Session's memory back: ONNX Runtime serves)
-            runner = onnx
+        runner, timings = _with_onnx(path, info, signatures[PREDICT_SIGNATURE], session,
+                                     intra_op_threads, call_images, choose=runtime == "auto")
     return ServedVersion(name=name, version=version, path=path, module=module,
                          signatures=signatures, info=info, device=device, runner=runner,
-                         load_seconds=time.perf_counter() - started)
+                         timings=timings, load_seconds=time.perf_counter() - started)
+
+
+def _with_onnx(path: Path, info: ModelInfo, signature: Any, session: SessionRunner | None,
+               intra_op_threads: int, call_images: int, *, choose: bool
+               ) -> tuple[SessionRunner | OnnxRunner | None, dict[str, choice.Timing]]:
+    """ONNX Runtime's runner when the version's ``model.onnx`` agrees with TensorFlow and
+    (``choose``) TensorFlow's Session is not clearly the faster on this CPU
+    (``service.serving.choice``); else ``session``. And the runtimes' times when timed.
+    The runner not returned is closed."""
+
+    def tensorflow(images: np.ndarray) -> dict[str, np.ndarray]:
+        if session is not None:
+            return session(images)
+        out = signature(**{info.input.name: tf.constant(images)})
+        return {k: v.numpy() for k, v in out.items()}
+
+    onnx = onnx_runner(path, sorted(info.outputs), info.input.dtype, intra_op_threads,
+                       tensorflow, call_images)
+    if onnx is None:
+        return session, {}
+    timings: dict[str, choice.Timing] = {}
+    if choose and session is not None:
+        timings = choice.timed({"onnxruntime": onnx, "tensorflow": session},
+                               np.load(path / ONNX_CHECK_FILE, allow_pickle=False),
+                               call_images)
+        if choice.tensorflow_is_faster(timings["onnxruntime"], timings["tensorflow"]):
+            onnx.close()
+            return session, timings
+    if session is not None:
+        session.close()  # (the Session's memory back: ONNX Runtime serves)
+    return onnx, timings
 
 
 def warm_up(sv: ServedVersion, max_batch: int) -> float:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.onnx_calls import measure, synthetic
+from bench.common import synthetic
+from bench.onnx_calls import measure
 from cnnlab.layout import ONNX_CHECK_FILE, ONNX_FILE
 from tests.helpers import dim_pictures, export_tiny
 from training import onnx_export

@@ -34,6 +34,20 @@ def test_summary_has_the_layer_table(bundled_server: Server) -> None:
     assert len(body["history"]["loss"]) == body["epochs_run"]
 
 
+def test_summary_says_which_runtime_serves_and_why(bundled_server: Server) -> None:
+    """``auto`` on the CPU: both runtimes timed at load; TensorFlow only if clearly the
+    faster at both ends (service.serving.choice)."""
+    with bundled_server.client() as c:
+        body = c.get("/api/models/mnist/summary").json()
+    times = body["runtime_timings_ms"]
+    assert sorted(times) == ["onnxruntime", "tensorflow"]
+    assert all(t["call_images"] == 64 and 0 < t["one_picture"] < t["call"]
+               for t in times.values())
+    onnx, tensorflow = times["onnxruntime"], times["tensorflow"]
+    faster = all(tensorflow[k] <= 0.9 * onnx[k] for k in ("one_picture", "call"))
+    assert body["runtime"] == ("tensorflow" if faster else "onnxruntime")
+
+
 def test_activations_json_npy_png(bundled_server: Server) -> None:
     with bundled_server.client() as c:
         all_layers = c.post("/api/models/mnist/activations", content=DIGIT, headers=PNG)

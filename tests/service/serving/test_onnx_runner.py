@@ -1,6 +1,7 @@
 """Predictions with ONNX Runtime: chosen for a version with a ``model.onnx`` that agrees
-with TensorFlow on its check pictures, the same answers as the Session's; TensorFlow when
-the setting says so, when the file is missing, broken or disagrees."""
+with TensorFlow on its check pictures (under ``auto``, unless TensorFlow is timed the
+faster), the same answers as the Session's; TensorFlow when the setting says so, when the
+file is missing, broken or disagrees."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import pytest
 from cnnlab.layout import ONNX_FILE
 from service.app import create_api
 from service.runtime.settings import Settings
+from service.serving import choice
+from service.serving.choice import Timing
 from service.serving.onnx_runner import OnnxRunner
 from service.serving.runner import SessionRunner
 from service.serving.version import load_version
@@ -38,13 +41,13 @@ def pictures() -> np.ndarray:
                                                             dtype=np.uint8)])
 
 
-def test_auto_on_the_cpu_serves_with_onnx_runtime_and_the_same_answers(
-        converted: Path) -> None:
-    by_onnx = load_version("tiny", 1, converted, "/CPU:0", runtime="auto")
+def test_both_runtimes_give_the_same_answers(converted: Path) -> None:
+    by_onnx = load_version("tiny", 1, converted, "/CPU:0", runtime="onnxruntime")
     by_tf = load_version("tiny", 1, converted, "/CPU:0", runtime="tensorflow")
     try:
         assert isinstance(by_onnx.runner, OnnxRunner) and by_onnx.runs_as == "with ONNX Runtime"
         assert isinstance(by_tf.runner, SessionRunner)
+        assert by_onnx.timings == by_tf.timings == {}  # (asked for: not timed)
         x = pictures()
         a, b = by_onnx.predict_sync(x), by_tf.predict_sync(x)
         assert sorted(a) == sorted(b) == ["in_distribution", "ood_score", "probabilities"]
@@ -54,6 +57,39 @@ def test_auto_on_the_cpu_serves_with_onnx_runtime_and_the_same_answers(
     finally:
         by_onnx.close()
         by_tf.close()
+
+
+@pytest.mark.parametrize(("tensorflow_ms", "serves"), [
+    ((0.5, 20.0), SessionRunner), ((2.0, 20.0), OnnxRunner), ((0.95, 38.0), OnnxRunner)])
+def test_auto_on_the_cpu_serves_with_the_runtime_timed_faster(
+        converted: Path, monkeypatch: pytest.MonkeyPatch, tensorflow_ms: tuple[float, float],
+        serves: type) -> None:
+    """ONNX Runtime a picture 1 ms, a full call 40 ms; TensorFlow as given."""
+    asked: list[tuple[list[str], tuple[int, ...], int]] = []
+
+    def timed(runs: dict[str, choice.Run], pictures: np.ndarray,
+              call_images: int) -> dict[str, Timing]:
+        asked.append((sorted(runs), pictures.shape, call_images))
+        for run in runs.values():  # both can answer
+            assert run(pictures[:2])["probabilities"].shape == (2, 10)
+        return {"onnxruntime": Timing(1.0, 40.0, call_images),
+                "tensorflow": Timing(*tensorflow_ms, call_images)}
+
+    monkeypatch.setattr(choice, "timed", timed)
+    sv = load_version("tiny", 1, converted, "/CPU:0", runtime="auto")
+    try:
+        # timed on the version's check pictures, a full call as the runner makes them
+        assert asked == [(["onnxruntime", "tensorflow"], (32, 28, 28, 1), 64)]
+        assert isinstance(sv.runner, serves)
+        assert sv.runtime == ("tensorflow" if serves is SessionRunner else "onnxruntime")
+        assert sv.runs_as.endswith("the faster at load: onnxruntime a picture 1.00 ms, "
+                                   "64 pictures 40.0 ms against tensorflow a picture "
+                                   f"{tensorflow_ms[0]:.2f} ms, 64 pictures "
+                                   f"{tensorflow_ms[1]:.1f} ms")
+        assert sv.runner.call_images == 64
+        assert sv.predict_sync(pictures())["probabilities"].shape == (16, 10)
+    finally:
+        sv.close()
 
 
 def test_a_gpu_keeps_tensorflow_unless_asked(converted: Path) -> None:
