@@ -22,7 +22,7 @@ from service.serving.calls import Outputs
 
 Run = Callable[[np.ndarray], Outputs]
 
-ROUNDS = 3      # each runtime's best of this many calls of each size, the two interleaved
+ROUNDS = 3      # each runtime's best of this many calls of each size, taking turns
 MARGIN = 0.9    # TensorFlow serves when its times are at most this fraction of ONNX Runtime's
 
 
@@ -51,13 +51,10 @@ def timed(runs: dict[str, Run], pictures: np.ndarray, call_images: int,
     """Each of ``runs``' best time for one picture and for ``call_images`` pictures (one
     call): the lone pictures first, then the full calls, the runtimes taking turns so
     that a change in the machine's speed (another worker loading beside this one) falls
-    on both."""
+    on both. The best of ``rounds`` leaves out each size's first, slower call."""
     one, full = batch_of(pictures, 1), batch_of(pictures, call_images)
     sizes = [one] if call_images == 1 else [one, full]
     best: dict[str, list[float]] = {name: [float("inf")] * len(sizes) for name in runs}
-    for run in runs.values():  # a first call of each size, not counted
-        for x in sizes:
-            run(x)
     for i, x in enumerate(sizes):  # one size at a time: a big call leaves the caches cold
         for _ in range(rounds):
             for name, run in runs.items():
