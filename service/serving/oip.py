@@ -59,6 +59,11 @@ def tensor_shape(shape: object, what: str) -> tuple[int, ...]:
     return tuple(shape)
 
 
+# the protocol's platform names (Triton's) of what runs a version's predictions
+PLATFORMS = {"onnxruntime": "onnxruntime_onnx", "tensorflow": "tensorflow_savedmodel",
+             "tensorflow-signature": "tensorflow_savedmodel"}
+
+
 def server_metadata() -> dict[str, Any]:
     return {"name": "cnn-lab-server", "version": __version__, "extensions": EXTENSIONS}
 
@@ -69,7 +74,7 @@ def model_metadata(repo: ModelRepository, sv: ServedVersion) -> dict[str, Any]:
     return {
         "name": sv.name,
         "versions": [str(v) for v in sorted(repo.entry(sv.name).served)],
-        "platform": "tensorflow_savedmodel",
+        "platform": PLATFORMS.get(sv.runtime, "tensorflow_savedmodel"),
         "inputs": [{"name": inp.name, "datatype": datatype(inp.dtype), "shape": inp.shape}],
         "outputs": [{"name": out.name, "datatype": datatype(out.dtype), "shape": out.shape}
                     for out in outputs],

@@ -79,10 +79,12 @@ def disagreement(onnx: Runner, tensorflow: Runner, pictures: np.ndarray) -> str 
 
 
 def onnx_runner(path: Path, output_names: list[str], dtype: str, intra_op_threads: int,
-                tensorflow: Runner, call_images: int | None = None) -> OnnxRunner | None:
+                tensorflow: Runner, call_images: int | None = None
+                ) -> tuple[OnnxRunner, np.ndarray] | None:
     """An ``OnnxRunner`` (``call_images`` a call) for the version at ``path`` when it has
     ``model.onnx`` and the runner agrees with ``tensorflow`` on the version's check
-    pictures; else None (with a warning when a file is there but cannot serve)."""
+    pictures, with those pictures; else None (with a warning when a file is there but
+    cannot serve)."""
     model = path / ONNX_FILE
     if not model.is_file():
         return None
@@ -99,4 +101,4 @@ def onnx_runner(path: Path, output_names: list[str], dtype: str, intra_op_thread
                     "predictions run on TensorFlow", path, ONNX_FILE, why)
         runner.close()
         return None
-    return runner
+    return runner, pictures

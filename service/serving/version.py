@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from cnnlab.layout import METADATA_FILE, ONNX_CHECK_FILE
+from cnnlab.layout import METADATA_FILE
 from service.errors import first_line
 from service.serving import choice
 from service.serving.batcher import DynamicBatcher
@@ -232,14 +232,14 @@ def _with_onnx(path: Path, info: ModelInfo, signature: Any, session: SessionRunn
         out = signature(**{info.input.name: tf.constant(images)})
         return {k: v.numpy() for k, v in out.items()}
 
-    onnx = onnx_runner(path, sorted(info.outputs), info.input.dtype, intra_op_threads,
-                       tensorflow, call_images)
-    if onnx is None:
+    checked = onnx_runner(path, sorted(info.outputs), info.input.dtype, intra_op_threads,
+                          tensorflow, call_images)
+    if checked is None:
         return session, {}
+    onnx, pictures = checked
     timings: dict[str, choice.Timing] = {}
     if choose and session is not None:
-        timings = choice.timed({"onnxruntime": onnx, "tensorflow": session},
-                               np.load(path / ONNX_CHECK_FILE, allow_pickle=False),
+        timings = choice.timed({"onnxruntime": onnx, "tensorflow": session}, pictures,
                                call_images)
         if choice.tensorflow_is_faster(timings["onnxruntime"], timings["tensorflow"]):
             onnx.close()

@@ -57,3 +57,12 @@ def test_the_onnx_server_says_so_and_still_inspects(servers: dict[str, Server]) 
         cam = c.post("/api/models/mnist/gradcam", content=seven,
                      headers={"content-type": "image/png"})
     assert cam.status_code == 200 and cam.json()["label"] == "7"
+
+
+def test_v2_metadata_names_the_runtime(servers: dict[str, Server]) -> None:
+    platforms = {}
+    for name, server in servers.items():
+        with server.client() as c:
+            platforms[name] = c.get("/v2/models/mnist").json()["platform"]
+    assert platforms == {"tensorflow": "tensorflow_savedmodel",
+                         "onnxruntime": "onnxruntime_onnx"}
