@@ -10,7 +10,8 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import dim_pictures, export_tiny, tiny_keras_model, tiny_trust
-from training import data, trust
+from training import data, sent, trust
+from training.trust import fitting
 
 
 def test_the_fitted_temperature_undoes_a_known_one() -> None:
@@ -107,9 +108,9 @@ def test_a_run_with_a_validation_split_fits_nothing_on_the_test_set(
                check: trust.Pictures, **kwargs: object) -> None:
         seen.update(train=train.x, held=held.x, check=check.x)
 
-    monkeypatch.setattr(trust, "fit", record)
+    monkeypatch.setattr(fitting, "fit", record)
     # copies as sent that are their pictures unchanged, so any copy of a test picture shows
-    monkeypatch.setattr(trust.sent, "as_sent", lambda x, dataset, rng: x.copy())
+    monkeypatch.setattr(sent, "as_sent", lambda x, dataset, rng: x.copy())
     trust.fit_for(tiny_keras_model(), ds, "0.25")
     test_rows = {x.tobytes() for x in trust.as_users_see(
         ds.x_test, ds.y_test, ds.name, np.random.default_rng(0), sent_copies=False).x}
