@@ -78,10 +78,11 @@ def _session(model_dir: Path) -> SessionRunner:
 
 
 @functools.cache
-def _onnx(model_dir: Path, threads: int = 0) -> OnnxRunner | None:
+def _onnx(model_dir: Path, threads: int = 0, instance: int = 0) -> OnnxRunner | None:
     """Every output of ``serving_default`` with ONNX Runtime (when the version has its
     ``model.onnx``), as the service runs it on the CPU: ``threads`` inside an op (0 =
-    ONNX Runtime's choice, as one worker has; each of two workers on two CPUs has one)."""
+    ONNX Runtime's choice, as one worker has; each of two workers on two CPUs has one).
+    Each ``instance`` is a session of its own (one per worker)."""
     if not (model_dir / ONNX_FILE).is_file():
         return None
     outputs = _load(model_dir).signatures["serving_default"].structured_outputs
@@ -125,7 +126,7 @@ def raw_limit(model_dir: Path, image: np.ndarray) -> dict[str, float]:
             limits["onnx_one_thread_b1_handed_off_after_idle_ms"] = p50_ms(
                 lambda: pool.submit(onnx_one, image[None]).result(), 300, pause_s=0.003)
         # as make run's workers run it: a one-thread session each, side by side
-        sessions = [onnx_one, *(_onnx(model_dir, 1) for _ in range(auto_workers() - 1))]
+        sessions = [onnx_one, *(_onnx(model_dir, 1, i) for i in range(1, auto_workers()))]
         limits["onnx_side_by_side_b256_img_s"] = side_by_side_rate(
             [functools.partial(s, batch) for s in sessions if s is not None])
     # the fastest runtime's limits, in its fastest setting: what the service could reach

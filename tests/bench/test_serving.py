@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from bench.common import WrkResult
-from bench.serving import lone_request_budget, served_time, v2_body
-from tests.helpers import Server
+from bench.serving import _onnx, lone_request_budget, served_time, v2_body
+from cnnlab.layout import list_versions
+from tests.helpers import BUNDLED_MODELS, Server
 
 
 def p50(ms: float) -> WrkResult:
@@ -46,3 +47,13 @@ def test_served_time_is_the_services_own_account_of_the_requests(
     assert inside["model_ms"] == pytest.approx(
         1000 * (now["compute_s"] - start["compute_s"]) / 5)
     assert inside["model_ms"] > 0 and inside["queue_ms"] >= 0
+
+
+def test_each_worker_has_a_session_of_its_own_side_by_side() -> None:
+    """The side-by-side limit runs one ONNX Runtime session per worker, as the workers
+    do, not one session from several threads."""
+    vdir = BUNDLED_MODELS / "mnist" / str(list_versions(BUNDLED_MODELS / "mnist")[-1])
+    first, second = _onnx(vdir, 1), _onnx(vdir, 1, 1)
+    assert first is not None and second is not None
+    assert first is not second and first._session is not second._session
+    assert _onnx(vdir, 1) is first  # (kept for every measurement of the run)
