@@ -14,8 +14,8 @@ from service.api.deps import PREDICTION_ID, plane_of, settings_of, tag_request
 from service.api.routing import hot_post
 from service.api.schemas import ERRORS, UPLOAD_BODY, ImageQuery, PredictResponse
 from service.api.uploads import read_uploads
-from service.dataplane.plane import Classified
 from service.dataplane.requests import ModelRef, Pictures
+from service.dataplane.results import Classified
 from service.images import render
 from service.runtime import tracing
 

@@ -20,13 +20,7 @@ from service.api.deps import PREDICTION_ID, Plane, plane_of, tag_request
 from service.api.routing import NoQuery, hot_post
 from service.dataplane.classes import ranked
 from service.dataplane.examples import Feature
-from service.dataplane.plane import (
-    EXPLAIN_METHODS,
-    GRAD_CAM,
-    IG_STEPS,
-    DataPlane,
-    Explanation,
-)
+from service.dataplane.plane import DataPlane
 from service.dataplane.requests import (
     PREDICT_SIGNATURE,
     InferRequest,
@@ -35,6 +29,7 @@ from service.dataplane.requests import (
     Pictures,
     Tensor,
 )
+from service.dataplane.results import EXPLAIN_METHODS, GRAD_CAM, IG_STEPS, Explanation
 from service.errors import InvalidInput, Unprocessable
 from service.images import render
 from service.serving import inspection

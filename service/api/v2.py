@@ -18,8 +18,9 @@ from fastapi.responses import JSONResponse
 from service.api.deps import PREDICTION_ID, Plane, Repo, plane_of, require_admin, tag_request
 from service.api.routing import NoQuery, hot_post
 from service.api.schemas import ModelReady
-from service.dataplane.plane import DataPlane, VersionStats
+from service.dataplane.plane import DataPlane
 from service.dataplane.requests import InferRequest, ModelRef, Tensor
+from service.dataplane.results import VersionStats
 from service.errors import InvalidInput, parse_json
 from service.serving import oip
 

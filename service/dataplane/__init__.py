@@ -9,5 +9,6 @@
     memory    bytes of request bodies and gRPC messages a worker holds: one budget
     work      bounded pools for CPU-heavy steps, off the event loop, within the deadline
     access    the API key, the same on every face
+    results   what the DataPlane hands back: outputs, classified pictures, explanations
     plane     the DataPlane: infer, classify, inspect, image operations, metadata
 """
