@@ -67,7 +67,8 @@ from service.runtime.settings import Settings
 from service.serving import inspection
 from service.serving.batcher import BatcherClosed, QueueFull
 from service.serving.calls import Outputs
-from service.serving.repository import ModelRepository, VersionStatus
+from service.serving.entry import VersionStatus
+from service.serving.repository import ModelRepository
 from service.serving.version import ServedVersion, TensorInfo, signature_io
 
 T = TypeVar("T")

@@ -15,7 +15,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnnlab.layout import is_complete_version, list_models, list_versions
@@ -25,6 +24,7 @@ from service.runtime.metrics import Metrics, applied_generation
 from service.runtime.settings import Settings
 from service.serving.admin_state import WATCH_INTERVAL_S, AdminState, ModelState, StateFile
 from service.serving.batcher import DynamicBatcher
+from service.serving.entry import ModelEntry, VersionStatus, fingerprint
 from service.serving.policy import VersionPolicy, parse_policy
 from service.serving.version import LoadError, ServedVersion, load_version, warm_up
 
@@ -32,43 +32,6 @@ log = logging.getLogger(__name__)
 
 # how long an admin action waits for the other workers (one may be loading a model)
 CONFIRM_TIMEOUT_S = 120.0
-
-
-@dataclass
-class VersionStatus:
-    version: int
-    state: str            # LOADING | AVAILABLE | UNLOADING | END
-    error: str = ""
-
-
-@dataclass
-class ModelEntry:
-    name: str
-    policy: VersionPolicy
-    served: dict[int, ServedVersion] = field(default_factory=dict)
-    loading: set[int] = field(default_factory=set)
-    # version -> (its files when it failed, error); retried when any of them changes
-    failed: dict[int, tuple[Fingerprint, str]] = field(default_factory=dict)
-    ended: dict[int, str] = field(default_factory=dict)   # unloaded versions -> reason
-    unloading: set[int] = field(default_factory=set)
-
-    def latest(self) -> ServedVersion | None:
-        return self.served[max(self.served)] if self.served else None
-
-
-Fingerprint = frozenset[tuple[str, int, int]]
-
-
-def fingerprint(path: Path) -> Fingerprint:
-    """Every file of a version directory: (path inside it, size, mtime). A version that
-    failed to load is tried again once this changes: a copy that wrote saved_model.pb
-    before variables/ (``cp -r``, ``kubectl cp``, rsync) loads when the rest arrives."""
-    files = set()
-    for file in path.rglob("*"):
-        with contextlib.suppress(OSError):  # (a file removed meanwhile)
-            stat = file.stat()
-            files.add((str(file.relative_to(path)), stat.st_size, stat.st_mtime_ns))
-    return frozenset(files)
 
 
 class ModelRepository:
@@ -222,19 +185,7 @@ class ModelRepository:
             sv.release()
 
     def status(self, name: str) -> list[VersionStatus]:
-        entry = self.entry(name)
-        rows: dict[int, VersionStatus] = {}
-        for v in entry.ended:
-            rows[v] = VersionStatus(v, "END")
-        for v, (_, err) in entry.failed.items():
-            rows[v] = VersionStatus(v, "END", err)
-        for v in entry.unloading:
-            rows[v] = VersionStatus(v, "UNLOADING")
-        for v in entry.loading:
-            rows[v] = VersionStatus(v, "LOADING")
-        for v in entry.served:
-            rows[v] = VersionStatus(v, "AVAILABLE")
-        return [rows[v] for v in sorted(rows, reverse=True)]
+        return self.entry(name).status()
 
     # ------------------------------------------------------------------ admin
     async def administer(self, change: Callable[[AdminState], None]) -> None:

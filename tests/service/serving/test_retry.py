@@ -39,10 +39,3 @@ async def test_a_reload_retries_a_version_that_failed(tmp_path: Path,
         assert attempts.count(2) == 1
         await repo.administer(AdminState.rescan)  # /admin/reload
         assert repo.resolve("tiny").version == 2 and attempts.count(2) == 2
-
-
-def test_the_fingerprint_sees_every_file(tmp_path: Path) -> None:
-    version = export_tiny(tmp_path / "tiny", 1)
-    before = repository.fingerprint(version)
-    (version / "variables" / "extra").write_bytes(b"x")
-    assert repository.fingerprint(version) != before
