@@ -35,11 +35,15 @@ def compare(vdir: Path, threads: int, rounds: int) -> dict[str, choice.Timing]:
     """Both runtimes' best times for the version in ``vdir`` with ``threads`` (0 = all)."""
     import onnx
 
-    outputs = sorted(o.name for o in onnx.load(vdir / ONNX_FILE).graph.output)
+    graph = onnx.load(vdir / ONNX_FILE).graph
+    outputs = sorted(o.name for o in graph.output)
+    # (the export keeps serving_default's input name and type)
+    image, dtype = graph.input[0].name, onnx.helper.tensor_dtype_to_np_dtype(
+        graph.input[0].type.tensor_type.elem_type).name
     pictures = np.load(vdir / ONNX_CHECK_FILE)
     call_images = images_per_call(pictures.shape[1:])
-    onnx_runner = OnnxRunner(vdir / ONNX_FILE, outputs, "uint8", threads, call_images)
-    session = SessionRunner(vdir, "serving_default", "image", outputs, "uint8", threads,
+    onnx_runner = OnnxRunner(vdir / ONNX_FILE, outputs, dtype, threads, call_images)
+    session = SessionRunner(vdir, "serving_default", image, outputs, dtype, threads,
                             call_images=call_images)
     try:
         return choice.timed({"onnxruntime": onnx_runner, "tensorflow": session}, pictures,
