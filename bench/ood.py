@@ -190,7 +190,7 @@ def compare(models_dir: Path, datasets: dict[str, data.Dataset]) -> None:
                         keras_model, x, fitted.picture)) for k, x in sets.items()}
             if sent_copies:
                 last = fitted.layers[-1]
-                feats = {k: trust.features(keras_model, x) for k, x in sets.items()}
+                feats = {k: trust.penultimate_features(keras_model, x) for k, x in sets.items()}
                 designs["Mahalanobis, penultimate layer alone"] = {
                     k: last.score(f) for k, f in feats.items()}
                 logits = {k: trust.logits_of(keras_model, f) for k, f in feats.items()}

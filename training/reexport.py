@@ -45,7 +45,7 @@ def rebuild(version_dir: Path) -> keras.Model:
     x = np.random.default_rng(0).integers(0, 256, (16, *meta["input_shape"])).astype(np.uint8)
     old = loaded.signatures["serving_default"](image=tf.constant(x))["probabilities"].numpy()
     temperature = meta.get("calibration", {}).get("temperature", 1.0)  # served logits / T
-    new = trust.softmax(trust.logits_of(model, trust.features(model, x)), temperature)
+    new = trust.softmax(trust.logits_of(model, trust.penultimate_features(model, x)), temperature)
     if not np.allclose(old, new, atol=1e-5):
         raise ReexportError(f"{version_dir}: rebuilt model disagrees with the SavedModel")
     return model

@@ -33,9 +33,9 @@ with ``scores``' arithmetic, over ``pictures``; and exported into the served gra
 
 from training.trust.features import (
     feature_outputs,
-    features,
     layer_features,
     logits_of,
+    penultimate_features,
     picture_blocks,
     reads_picture,
     scored_values,
@@ -66,8 +66,7 @@ from training.trust.scores import (
 )
 
 __all__ = ["ACCEPT", "LOG_FLOOR", "SENT", "STORED", "UPLOADED", "EnergyTerm", "Gaussians",
-           "Pictures", "Scored", "Trust", "as_users_see", "auroc", "calibrated_rows",
-           "combined", "energy", "feature_outputs", "features", "fit", "fit_for",
-           "fit_gaussians", "fit_temperature", "fpr_at", "layer_features", "logits_of",
-           "ood_scores", "picture_blocks", "reads_picture", "scored_values", "softmax",
-           "summarise"]
+           "Pictures", "Scored", "Trust", "as_users_see", "auroc", "calibrated_rows", "combined",
+           "energy", "feature_outputs", "fit", "fit_for", "fit_gaussians", "fit_temperature",
+           "fpr_at", "layer_features", "logits_of", "ood_scores", "penultimate_features",
+           "picture_blocks", "reads_picture", "scored_values", "softmax", "summarise"]

@@ -116,7 +116,8 @@ def head(model: keras.Model) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(last.kernel), np.asarray(last.bias)
 
 
-def features(model: keras.Model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+def penultimate_features(model: keras.Model, images: np.ndarray,
+                         batch_size: int = 1000) -> np.ndarray:
     """Penultimate features ``[N, D]`` of uint8 ``images``, in inference mode."""
     body = penultimate(model)
     return np.concatenate([
