@@ -74,7 +74,7 @@ def model_metadata(repo: ModelRepository, sv: ServedVersion) -> dict[str, Any]:
     return {
         "name": sv.name,
         "versions": [str(v) for v in sorted(repo.entry(sv.name).served)],
-        "platform": PLATFORMS.get(sv.runtime, "tensorflow_savedmodel"),
+        "platform": PLATFORMS[sv.runtime],
         "inputs": [{"name": inp.name, "datatype": datatype(inp.dtype), "shape": inp.shape}],
         "outputs": [{"name": out.name, "datatype": datatype(out.dtype), "shape": out.shape}
                     for out in outputs],
